@@ -1,0 +1,77 @@
+"""What every workload of the stack shares: the Pod Security Standards "restricted"
+profile, spreading across nodes, and a disruption budget once there is more than one pod.
+"""
+
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from .labels import TierLabels
+
+
+def pod_security_context(user_id: int) -> dict:
+    # fsGroup makes mounted volumes (PVCs, Secrets) readable by the unprivileged user;
+    # OnRootMismatch skips the recursive chown of a large volume on every start.
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user_id,
+        "runAsGroup": user_id,
+        "fsGroup": user_id,
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> dict:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_spec_defaults(user_id: int) -> dict:
+    """Fields every pod spec of the stack sets."""
+    return {
+        "securityContext": pod_security_context(user_id),
+        # None of the tiers talks to the Kubernetes API: no token to steal.
+        "automountServiceAccountToken": False,
+        # A Service named "redis" would otherwise inject REDIS_PORT=tcp://10.x.y.z:6379
+        # into every pod of the namespace, clobbering the variable of the same name.
+        "enableServiceLinks": False,
+    }
+
+
+def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[dict]:
+    constraint = {
+        "maxSkew": 1,
+        "topologyKey": "kubernetes.io/hostname",
+        # A small cluster (or a single-node dev cluster) must still schedule the pods.
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": labels.selector},
+    }
+    if rollout_aware:
+        # During a rollout the old and the new ReplicaSet's pods would be counted
+        # together; pod-template-hash makes the skew count the new pods only.
+        constraint["matchLabelKeys"] = ["pod-template-hash"]
+    return [constraint]
+
+
+def disruption_budget(
+    name: str,
+    labels: TierLabels,
+    namespace: pulumi.Input[str],
+    replicas: int,
+    opts: pulumi.ResourceOptions,
+) -> Optional[k8s.policy.v1.PodDisruptionBudget]:
+    """One pod at a time may be evicted (node drains, upgrades); none for a single pod,
+    where a budget would only block every drain."""
+    if replicas < 2:
+        return None
+    return k8s.policy.v1.PodDisruptionBudget(
+        f"{name}-pdb",
+        metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels},
+        spec={"maxUnavailable": 1, "selector": {"matchLabels": labels.selector}},
+        opts=opts,
+    )

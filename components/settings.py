@@ -1,0 +1,339 @@
+"""Stack configuration -> frozen, validated settings.
+
+Every key is read and checked here, once, before any resource is registered: a bad value
+stops the program with one error that lists every problem by its config key, and nothing
+is half-created. Defaults live in Pulumi.yaml (the engine applies them); this module
+holds no second copy of them.
+"""
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import Enum
+from typing import Callable, Optional, Protocol, TypeVar
+
+import pulumi
+
+CONFIG_NAMESPACE = "journal"
+
+T = TypeVar("T")
+
+
+class SettingsError(pulumi.RunError):
+    """Raised with every invalid config value, each named by its key.
+
+    A RunError makes the engine print the message alone, without a Python traceback.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            "invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
+
+
+class ConfigSource(Protocol):
+    def get(self, key: str) -> Optional[str]: ...
+
+
+# --- value types -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Image:
+    """A container image pinned by an exact version tag, a digest, or both."""
+
+    reference: str
+    tag: Optional[str]
+    digest: Optional[str]
+
+    @property
+    def version(self) -> str:
+        """A label-safe name of the running version (labels may not contain ':')."""
+        if self.tag and len(self.tag) <= 63:
+            return self.tag
+        return "sha256-" + (self.digest or "")[len("sha256:") :][:12]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Container requests and limits, as Kubernetes quantities."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+    def to_kubernetes(self) -> dict:
+        return {
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+        }
+
+
+class TlsIssuer(str, Enum):
+    NONE = "none"
+    LETSENCRYPT_STAGING = "letsencrypt-staging"
+    LETSENCRYPT_PRODUCTION = "letsencrypt-production"
+
+    @property
+    def acme_server(self) -> str:
+        return {
+            TlsIssuer.LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
+            TlsIssuer.LETSENCRYPT_PRODUCTION: "https://acme-v02.api.letsencrypt.org/directory",
+        }[self]
+
+
+# --- settings of each tier -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrontendSettings:
+    image: Image
+    replicas: int
+    resources: Resources
+    journal_entries: int
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    image: Image
+    replicas: int
+    resources: Resources
+    storage_size: str
+    storage_class: Optional[str]
+    password_length: int
+
+
+@dataclass(frozen=True)
+class FileServerSettings:
+    image: Image
+    replicas: int
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    issuer: TlsIssuer
+    email: str
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    ingress_class: str
+    host: Optional[str]
+    tls: Optional[TlsSettings]
+    ingress_controller_namespace: str
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    instance: str
+    """Unique name of this deployment of the service, used in labels and cluster-wide names."""
+    namespace: str
+    frontend: FrontendSettings
+    redis: RedisSettings
+    fileserver: FileServerSettings
+    edge: EdgeSettings
+
+
+# --- parsing ---------------------------------------------------------------------------
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+# Only binary suffixes: "1G" is a valid quantity but means 10^9 bytes, and it is almost
+# always a typo for "1Gi".
+_BINARY_QUANTITY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti|Pi)$")
+_BINARY_FACTORS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+# An exact release: v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f. Floating tags such as
+# "latest", "7" or "alpine" move under a running Deployment and are refused.
+_EXACT_VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+_.][A-Za-z0-9_.-]+)?$")
+_IMAGE = re.compile(
+    r"^(?P<name>[a-z0-9]+([._/-][a-z0-9]+|:[0-9]+/[a-z0-9]+)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+_EMAIL = re.compile(r"^[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+MAX_REPLICAS = 50
+MIN_PASSWORD_LENGTH = 32
+
+
+class _Reader:
+    """Reads keys from the config, collecting problems instead of stopping at the first."""
+
+    def __init__(self, source: ConfigSource):
+        self._source = source
+        self.problems: list[str] = []
+
+    def _raw(self, key: str) -> Optional[str]:
+        return self._source.get(key)
+
+    def _fail(self, key: str, expectation: str, value: Optional[str]) -> None:
+        shown = "nothing" if value is None else repr(value)
+        self.problems.append(f"{CONFIG_NAMESPACE}:{key} {expectation}, got {shown}")
+
+    def _parse(self, key: str, parse: Callable[[str], Optional[T]], expectation: str) -> Optional[T]:
+        raw = self._raw(key)
+        parsed = parse(raw) if raw is not None else None
+        if parsed is None:
+            self._fail(key, expectation, raw)
+        return parsed
+
+    def count(self, key: str, minimum: int, maximum: int) -> int:
+        def parse(raw: str) -> Optional[int]:
+            if not re.fullmatch(r"[0-9]+", raw.strip()):
+                return None
+            number = int(raw)
+            return number if minimum <= number <= maximum else None
+
+        return self._parse(key, parse, f"must be a whole number from {minimum} to {maximum}") or minimum
+
+    def string(self, key: str, pattern: re.Pattern, expectation: str, optional: bool = False) -> Optional[str]:
+        raw = self._raw(key)
+        if optional and raw in (None, ""):
+            return None
+        if raw is None or not pattern.match(raw):
+            self._fail(key, expectation, raw)
+            return None
+        return raw
+
+    def image(self, key: str) -> Image:
+        raw = self._raw(key)
+        match = _IMAGE.match(raw) if raw is not None else None
+        if match is None:
+            self._fail(key, "must be an image reference such as 'registry/app:v1.0.1-bfeda01f'", raw)
+            return Image(reference="", tag=None, digest=None)
+        tag, digest = match["tag"], match["digest"]
+        if digest is None and (tag is None or not _EXACT_VERSION_TAG.match(tag)):
+            self._fail(
+                key,
+                "must be pinned: an exact version tag (v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f) "
+                "or an @sha256: digest, never 'latest' or a floating tag",
+                raw,
+            )
+        return Image(reference=raw, tag=tag, digest=digest)
+
+    def cpu(self, key: str) -> Optional[Decimal]:
+        def parse(raw: str) -> Optional[Decimal]:
+            if not _CPU.match(raw):
+                return None
+            value = Decimal(raw[:-1]) / 1000 if raw.endswith("m") else Decimal(raw)
+            return value if value > 0 else None
+
+        return self._parse(key, parse, "must be a positive CPU quantity such as '250m' or '1.5'")
+
+    def binary_quantity(self, key: str) -> Optional[int]:
+        def parse(raw: str) -> Optional[int]:
+            match = _BINARY_QUANTITY.match(raw)
+            if not match or int(match[1]) == 0:
+                return None
+            return int(match[1]) * _BINARY_FACTORS[match[2]]
+
+        return self._parse(key, parse, "must be a positive quantity with a binary suffix such as '256Mi' or '50Gi'")
+
+    def choice(self, key: str, enum: type[Enum]) -> Optional[Enum]:
+        raw = self._raw(key)
+        try:
+            return enum(raw)
+        except ValueError:
+            names = ", ".join(repr(member.value) for member in enum)
+            self._fail(key, f"must be one of {names}", raw)
+            return None
+
+    def resources(self, tier: str) -> Resources:
+        keys = {part: f"{tier}{part}" for part in ("CpuRequest", "CpuLimit", "MemoryRequest", "MemoryLimit")}
+        cpu_request, cpu_limit = self.cpu(keys["CpuRequest"]), self.cpu(keys["CpuLimit"])
+        memory_request, memory_limit = (
+            self.binary_quantity(keys["MemoryRequest"]),
+            self.binary_quantity(keys["MemoryLimit"]),
+        )
+        for kind, request, limit in (("Cpu", cpu_request, cpu_limit), ("Memory", memory_request, memory_limit)):
+            if request is not None and limit is not None and request > limit:
+                self.problems.append(
+                    f"{CONFIG_NAMESPACE}:{tier}{kind}Request ({self._raw(tier + kind + 'Request')!r}) "
+                    f"must not exceed {CONFIG_NAMESPACE}:{tier}{kind}Limit ({self._raw(tier + kind + 'Limit')!r})"
+                )
+        return Resources(*(self._raw(key) or "" for key in keys.values()))
+
+
+def load_settings(source: ConfigSource, stack: str) -> StackSettings:
+    """Builds the settings of one stack, or raises SettingsError naming every bad key."""
+    read = _Reader(source)
+    # The instance names cluster-wide objects and is the default namespace, so the stack
+    # name must make a valid DNS label.
+    instance = f"{CONFIG_NAMESPACE}-{stack}"
+    if not _DNS_LABEL.match(instance):
+        read.problems.append(
+            f"stack name {stack!r} must be lowercase letters, digits and '-': it names Kubernetes objects"
+        )
+
+    namespace = read.string("namespace", _DNS_LABEL, "must be a DNS label (lowercase letters, digits, '-')", optional=True)
+    namespace = namespace or instance
+    if namespace == "default" or namespace.startswith("kube-"):
+        read.problems.append(
+            f"{CONFIG_NAMESPACE}:namespace must be a namespace of this stack's own, got {namespace!r}"
+        )
+
+    frontend = FrontendSettings(
+        image=read.image("frontendImage"),
+        replicas=read.count("frontendReplicas", 1, MAX_REPLICAS),
+        resources=read.resources("frontend"),
+        journal_entries=read.count("frontendJournalEntries", 1, 10_000),
+    )
+
+    storage_size = read.binary_quantity("redisStorageSize")
+    redis = RedisSettings(
+        image=read.image("redisImage"),
+        replicas=read.count("redisReplicas", 1, 9),
+        resources=read.resources("redis"),
+        storage_size=source.get("redisStorageSize") if storage_size else "",
+        storage_class=read.string(
+            "redisStorageClass", _DNS_SUBDOMAIN, "must be a StorageClass name, or empty for the cluster default",
+            optional=True,
+        ),
+        password_length=read.count("redisPasswordLength", MIN_PASSWORD_LENGTH, 512),
+    )
+
+    fileserver = FileServerSettings(
+        image=read.image("fileserverImage"),
+        replicas=read.count("fileserverReplicas", 1, MAX_REPLICAS),
+        resources=read.resources("fileserver"),
+    )
+
+    host = read.string("host", _DNS_SUBDOMAIN, "must be a lowercase DNS name such as 'journal.example.com'", optional=True)
+    issuer = read.choice("tlsIssuer", TlsIssuer)
+    tls = None
+    if issuer not in (None, TlsIssuer.NONE):
+        email = read.string("tlsEmail", _EMAIL, f"must be an email address for the ACME account when tlsIssuer is {issuer.value!r}")
+        if host is None and source.get("host") in (None, ""):
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:host must be set when {CONFIG_NAMESPACE}:tlsIssuer is {issuer.value!r}: "
+                "a certificate names a host"
+            )
+        tls = TlsSettings(issuer=issuer, email=email or "")
+    edge = EdgeSettings(
+        ingress_class=read.string("ingressClassName", _DNS_SUBDOMAIN, "must be an IngressClass name such as 'nginx'") or "",
+        host=host,
+        tls=tls,
+        ingress_controller_namespace=read.string(
+            "ingressControllerNamespace", _DNS_LABEL, "must be the namespace name of the ingress controller"
+        )
+        or "",
+    )
+
+    if read.problems:
+        raise SettingsError(read.problems)
+    return StackSettings(
+        instance=instance,
+        namespace=namespace,
+        frontend=frontend,
+        redis=redis,
+        fileserver=fileserver,
+        edge=edge,
+    )
+
+
+def load_stack_settings() -> StackSettings:
+    """Settings of the running stack, from its Pulumi configuration."""
+    return load_settings(pulumi.Config(CONFIG_NAMESPACE), pulumi.get_stack())

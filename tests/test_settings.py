@@ -1,0 +1,143 @@
+"""Stack configuration is validated once, up front, with errors that name the key."""
+
+import pytest
+
+from components.settings import Image, SettingsError, TlsIssuer, load_settings
+from conftest import Registered, run_program, stack_config
+
+
+def settings_for(stack: str, **overrides: object):
+    config = stack_config(stack, **overrides)
+    return load_settings({key.split(":", 1)[1]: value for key, value in config.items()}, stack)
+
+
+def test_dev_stack_is_small_and_uses_staging_certificates():
+    settings = settings_for("dev")
+    assert settings.namespace == "journal-dev"
+    assert settings.frontend.replicas == 1
+    assert settings.redis.replicas == 1
+    assert settings.edge.tls.issuer is TlsIssuer.LETSENCRYPT_STAGING
+
+
+def test_prod_stack_is_replicated_persistent_and_trusted():
+    settings = settings_for("prod")
+    assert settings.namespace == "journal-prod"
+    assert settings.frontend.replicas >= 2
+    assert settings.fileserver.replicas >= 2
+    assert settings.redis.replicas == 3
+    assert settings.redis.storage_size == "50Gi"
+    assert settings.edge.host == "journal.example.com"
+    assert settings.edge.tls.issuer is TlsIssuer.LETSENCRYPT_PRODUCTION
+
+
+def test_namespace_can_be_chosen_explicitly():
+    assert settings_for("dev", namespace="team-journal").namespace == "team-journal"
+
+
+def test_tls_can_be_turned_off_without_a_host():
+    settings = settings_for("dev", tlsIssuer="none", host="", tlsEmail="")
+    assert settings.edge.tls is None
+    assert settings.edge.host is None
+
+
+@pytest.mark.parametrize(
+    "reference, tag, digest",
+    [
+        ("docker.io/library/redis:7.0.15-bookworm", "7.0.15-bookworm", None),
+        ("registry.example.com:5000/journal/api:v1.0.1-bfeda01f", "v1.0.1-bfeda01f", None),
+        ("redis@sha256:" + "a" * 64, None, "sha256:" + "a" * 64),
+        ("redis:7.0.15@sha256:" + "b" * 64, "7.0.15", "sha256:" + "b" * 64),
+    ],
+)
+def test_pinned_images_are_accepted(reference, tag, digest):
+    image = settings_for("dev", redisImage=reference).redis.image
+    assert image == Image(reference=reference, tag=tag, digest=digest)
+
+
+def test_a_digest_only_image_gets_a_label_safe_version():
+    image = settings_for("dev", redisImage="redis@sha256:" + "c" * 64).redis.image
+    assert image.version == "sha256-cccccccccccc"
+
+
+# Each row: config key, bad value, words the error must contain.
+INVALID = [
+    ("frontendReplicas", "0", "from 1 to"),
+    ("frontendReplicas", "-2", "whole number"),
+    ("redisReplicas", "three", "whole number"),
+    ("fileserverReplicas", "1000", "from 1 to"),
+    ("frontendCpuRequest", "lots", "CPU quantity"),
+    ("frontendCpuLimit", "0m", "positive CPU"),
+    ("frontendMemoryLimit", "1G", "binary suffix"),
+    ("redisMemoryRequest", "-128Mi", "binary suffix"),
+    ("redisStorageSize", "50GB", "binary suffix"),
+    ("redisStorageClass", "Fast_SSD", "StorageClass"),
+    ("redisPasswordLength", "16", "from 32"),
+    ("frontendImage", "registry.example.com/journal/api:latest", "pinned"),
+    ("frontendImage", "registry.example.com/journal/api", "pinned"),
+    ("redisImage", "redis:7", "pinned"),
+    ("fileserverImage", "nginx:alpine", "pinned"),
+    ("frontendImage", "Registry/API:v1.0.0", "image reference"),
+    ("host", "Journal.Example.com", "DNS name"),
+    ("host", "journal..example.com", "DNS name"),
+    ("tlsIssuer", "letsencrypt", "one of"),
+    ("tlsEmail", "not-an-email", "email"),
+    ("namespace", "default", "own"),
+    ("namespace", "kube-system", "own"),
+    ("namespace", "Journal", "DNS label"),
+    ("ingressClassName", "", "IngressClass"),
+    ("frontendJournalEntries", "0", "from 1"),
+]
+
+
+@pytest.mark.parametrize("key, value, expected", INVALID, ids=[f"{k}={v!r}" for k, v, _ in INVALID])
+def test_invalid_value_is_refused_naming_key_and_value(key, value, expected):
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", **{key: value})
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"journal:{key}")
+    assert repr(value) in problem
+    assert expected in problem
+
+
+def test_tls_without_a_host_is_refused():
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", host="")
+    assert refused.value.problems == [
+        "journal:host must be set when journal:tlsIssuer is 'letsencrypt-staging': a certificate names a host"
+    ]
+
+
+def test_tls_without_an_email_is_refused():
+    with pytest.raises(SettingsError) as refused:
+        settings_for("prod", tlsEmail="")
+    (problem,) = refused.value.problems
+    assert problem.startswith("journal:tlsEmail must be an email address")
+
+
+def test_a_request_above_its_limit_is_refused():
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", redisMemoryRequest="512Mi", redisMemoryLimit="256Mi")
+    assert refused.value.problems == [
+        "journal:redisMemoryRequest ('512Mi') must not exceed journal:redisMemoryLimit ('256Mi')"
+    ]
+
+
+def test_a_stack_name_that_cannot_name_objects_is_refused():
+    config = {key.split(":", 1)[1]: value for key, value in stack_config("dev").items()}
+    with pytest.raises(SettingsError, match="stack name 'Dev_1'"):
+        load_settings(config, "Dev_1")
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", frontendReplicas="0", redisImage="redis:latest", host="UPPER")
+    keys = [problem.split(" ", 1)[0] for problem in refused.value.problems]
+    assert keys == ["journal:frontendReplicas", "journal:redisImage", "journal:host"]
+
+
+@pytest.mark.parametrize("key, value", [(k, v) for k, v, _ in INVALID[::4]])
+def test_an_invalid_stack_registers_no_resource(key, value):
+    registered: list[Registered] = []
+    with pytest.raises(SettingsError):
+        run_program("dev", registered=registered, **{key: value})
+    assert registered == []
