@@ -11,15 +11,6 @@ PART_OF = "journal"
 MANAGED_BY = "pulumi"
 
 
-def instance_labels(instance: str) -> dict[str, str]:
-    """Labels of objects that belong to the whole instance rather than to one tier."""
-    return {
-        "app.kubernetes.io/instance": instance,
-        "app.kubernetes.io/part-of": PART_OF,
-        "app.kubernetes.io/managed-by": MANAGED_BY,
-    }
-
-
 @dataclass(frozen=True)
 class TierLabels:
     """Labels of one tier of one deployed instance of the journal service."""
@@ -41,7 +32,11 @@ class TierLabels:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {**instance_labels(self.instance), **self.selector}
+        return {
+            **self.selector,
+            "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+        }
 
     def labels_with_version(self, version: str) -> dict[str, str]:
         """Labels for a workload and its pods: the running version is worth a query."""
@@ -50,19 +45,23 @@ class TierLabels:
 
 @dataclass(frozen=True)
 class JournalTiers:
-    """The labels of every tier of one instance, known before any resource exists, so a
-    tier can name the pods allowed to reach it without depending on their component."""
+    """The labels of every part of one instance, known before any resource exists, so a
+    policy can name the pods of a tier without depending on the tier's component."""
 
+    namespace: TierLabels
     frontend: TierLabels
     redis: TierLabels
     fileserver: TierLabels
     edge: TierLabels
+    traffic: TierLabels
 
     @classmethod
     def of(cls, instance: str) -> "JournalTiers":
         return cls(
+            namespace=TierLabels(name="journal", component="namespace", instance=instance),
             frontend=TierLabels(name="journal-api", component="frontend", instance=instance),
             redis=TierLabels(name="redis", component="redis", instance=instance),
             fileserver=TierLabels(name="nginx", component="fileserver", instance=instance),
             edge=TierLabels(name="journal", component="edge", instance=instance),
+            traffic=TierLabels(name="journal", component="traffic-policy", instance=instance),
         )

@@ -7,7 +7,7 @@ the hardening in code is refused by the API server instead of running privileged
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .labels import instance_labels
+from .labels import TierLabels
 
 # Pinned: a new Kubernetes release may tighten "restricted", and the stack should move to
 # the new rules on purpose, not on a cluster upgrade.
@@ -17,15 +17,15 @@ POD_SECURITY_VERSION = "v1.34"
 class StackNamespace(pulumi.ComponentResource):
     name: pulumi.Output[str]
 
-    def __init__(self, name: str, namespace: str, instance: str, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, namespace: str, labels: TierLabels, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:StackNamespace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        labels = instance_labels(instance)
+        namespace_labels = dict(labels.labels)
         for mode in ("enforce", "audit", "warn"):
-            labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
-            labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION
+            namespace_labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
+            namespace_labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION
 
-        created = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": namespace, "labels": labels}, opts=child)
+        created = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": namespace, "labels": namespace_labels}, opts=child)
         self.name = created.metadata.name
         self.register_outputs({"name": self.name})

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 
 from .fileserver import CONTAINER_PORT as FILESERVER_PORT
 from .frontend import API_PORT
-from .labels import JournalTiers, TierLabels, instance_labels
+from .labels import JournalTiers, TierLabels
 from .redis import REDIS_PORT
 from .settings import StackSettings
 
@@ -44,7 +44,6 @@ class TrafficPolicy(pulumi.ComponentResource):
     ):
         super().__init__("journal:index:TrafficPolicy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        labels = instance_labels(settings.instance)
         ingress_controller = {
             "namespaceSelector": {
                 "matchLabels": {"kubernetes.io/metadata.name": settings.edge.ingress_controller_namespace}
@@ -54,7 +53,7 @@ class TrafficPolicy(pulumi.ComponentResource):
         def policy(policy_name: str, spec: dict) -> k8s.networking.v1.NetworkPolicy:
             return k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}",
-                metadata={"name": policy_name, "namespace": namespace, "labels": labels},
+                metadata={"name": policy_name, "namespace": namespace, "labels": tiers.traffic.labels},
                 spec=spec,
                 opts=child,
             )

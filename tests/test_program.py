@@ -1,0 +1,312 @@
+"""The whole program, run under mocks with the real Pulumi.dev.yaml and Pulumi.prod.yaml:
+every object it emits is valid Kubernetes, and the objects fit together."""
+
+import kubernetes_validate
+import pytest
+
+from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
+from conftest import is_secret
+
+KUBERNETES_VERSION = "1.34.0"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+CLUSTER_SCOPED_KINDS = ("Namespace", "ClusterIssuer")
+REQUIRED_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+)
+
+
+def workloads(deployed):
+    return [obj for kind in WORKLOAD_KINDS for obj in deployed.objects(kind)]
+
+
+def pod_specs(deployed):
+    return [(w["metadata"]["name"], w["spec"]["template"]["spec"]) for w in workloads(deployed)]
+
+
+def containers(deployed):
+    return [(name, c) for name, spec in pod_specs(deployed) for c in spec["containers"]]
+
+
+def matches(selector: dict, labels: dict) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+def test_every_builtin_object_is_valid_against_the_kubernetes_schema(deployed):
+    builtin = [m for m in deployed.kubernetes_objects() if m["kind"] != "ClusterIssuer"]
+    assert len(builtin) >= 15
+    for manifest in builtin:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_cluster_issuer_is_a_cert_manager_v1_acme_issuer(deployed):
+    (issuer,) = deployed.objects("ClusterIssuer")
+    assert issuer["apiVersion"] == "cert-manager.io/v1"
+    acme = issuer["spec"]["acme"]
+    assert set(acme) == {"server", "email", "privateKeySecretRef", "solvers"}
+    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
+
+
+# --- where things live and how they are labelled -----------------------------------------
+
+
+def test_nothing_lives_in_the_default_namespace(deployed):
+    (namespace,) = deployed.objects("Namespace")
+    name = namespace["metadata"]["name"]
+    assert name not in ("default", "")
+    for manifest in deployed.kubernetes_objects():
+        if manifest["kind"] not in CLUSTER_SCOPED_KINDS:
+            assert manifest["metadata"]["namespace"] == name, manifest["metadata"]
+
+
+def test_the_namespace_enforces_the_restricted_pod_security_standard(deployed):
+    (namespace,) = deployed.objects("Namespace")
+    labels = namespace["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_every_object_carries_the_recommended_labels(deployed):
+    for manifest in deployed.kubernetes_objects():
+        labels = manifest["metadata"]["labels"]
+        missing = [key for key in REQUIRED_LABELS if key not in labels]
+        assert not missing, f"{manifest['kind']} {manifest['metadata'].get('name')} lacks {missing}"
+        assert labels["app.kubernetes.io/managed-by"] == "pulumi"
+        assert labels["app.kubernetes.io/part-of"] == "journal"
+
+
+def test_selectors_use_stable_labels_that_the_pod_template_carries(deployed):
+    for workload in workloads(deployed):
+        selector = workload["spec"]["selector"]["matchLabels"]
+        assert "app.kubernetes.io/version" not in selector
+        assert matches(selector, workload["spec"]["template"]["metadata"]["labels"])
+
+
+def test_every_resource_is_a_child_of_a_journal_component(deployed):
+    components = {r.urn for r in deployed.resources if r.type.startswith("journal:index:")}
+    assert len(components) == 6
+    for resource in deployed.resources:
+        if resource.custom:
+            assert resource.parent in components, resource.urn
+
+
+# --- references between objects ------------------------------------------------------------
+
+
+def test_every_service_selects_the_pods_of_some_workload(deployed):
+    templates = [w["spec"]["template"]["metadata"]["labels"] for w in workloads(deployed)]
+    for service in deployed.objects("Service"):
+        selector = service["spec"]["selector"]
+        assert selector, service["metadata"]["name"]
+        assert any(matches(selector, labels) for labels in templates), service["metadata"]["name"]
+
+
+def test_every_service_target_port_is_a_named_container_port(deployed):
+    for service in deployed.objects("Service"):
+        (workload,) = [w for w in workloads(deployed) if matches(service["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])]
+        port_names = {p["name"] for c in workload["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in port_names
+
+
+def test_every_statefulset_is_governed_by_a_headless_service_of_the_stack(deployed):
+    for statefulset in deployed.objects("StatefulSet"):
+        service = deployed.object("Service", statefulset["spec"]["serviceName"])
+        assert service["spec"]["clusterIP"] == "None"
+        assert service["spec"]["publishNotReadyAddresses"] is True
+        assert matches(service["spec"]["selector"], statefulset["spec"]["template"]["metadata"]["labels"])
+
+
+def test_every_ingress_backend_names_an_existing_service_and_port(deployed):
+    for ingress in deployed.objects("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = deployed.object("Service", backend["name"])
+                assert backend["port"]["number"] in [p["port"] for p in service["spec"]["ports"]]
+
+
+def test_the_api_and_the_static_files_share_one_host(deployed):
+    (ingress,) = deployed.objects("Ingress")
+    (rule,) = ingress["spec"]["rules"]
+    routes = {p["path"]: (p["pathType"], p["backend"]["service"]["name"]) for p in rule["http"]["paths"]}
+    assert routes == {"/api": ("Prefix", "frontend"), "/": ("Prefix", "fileserver")}
+
+
+def test_tls_covers_exactly_the_rule_host_with_the_stacks_issuer(deployed):
+    (ingress,) = deployed.objects("Ingress")
+    (issuer,) = deployed.objects("ClusterIssuer")
+    (rule,) = ingress["spec"]["rules"]
+    (tls,) = ingress["spec"]["tls"]
+    assert tls["hosts"] == [rule["host"]]
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == issuer["metadata"]["name"]
+
+
+def test_the_redis_secret_holds_the_generated_password_as_a_secret(deployed):
+    (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
+    (secret,) = [r for r in deployed.resources if r.type == "kubernetes:core/v1:Secret"]
+    assert is_secret(secret.state["stringData"])
+    assert secret.manifest()["stringData"] == {"passwd": password.state["result"]}
+    assert password.state["length"] >= 32
+
+
+def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(deployed):
+    generated = set()
+    for configmap in deployed.of_type("kubernetes:core/v1:ConfigMap"):
+        name = configmap.state["metadata"]["name"]
+        # The mock provider names an object only when the program left the name out.
+        assert name.startswith(f"{configmap.name}-") and len(name) > len(configmap.name) + 1
+        generated.add(name)
+    frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]
+    (entries,) = [e for e in frontend["containers"][0]["env"] if e["name"] == "JOURNAL_ENTRIES"]
+    assert entries["valueFrom"]["configMapKeyRef"]["name"] in generated
+    redis = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    (scripts,) = [v for v in redis["volumes"] if v["name"] == "scripts"]
+    assert scripts["configMap"]["name"] in generated
+
+
+def test_the_frontend_mounts_the_password_secret_read_only(deployed):
+    frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]
+    (volume,) = [v for v in frontend["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == deployed.objects("Secret")[0]["metadata"]["name"]
+    (mount,) = [m for m in frontend["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": "/etc/redis-passwd", "readOnly": True}
+
+
+def test_the_frontend_is_told_where_to_read_and_write(deployed):
+    frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in frontend["env"]}
+    namespace = deployed.objects("Namespace")[0]["metadata"]["name"]
+    assert env["REDIS_READ_HOST"] == f"redis.{namespace}.svc"
+    assert env["REDIS_WRITE_HOST"] == f"redis-0.redis-write.{namespace}.svc"
+    assert env["REDIS_PASSWORD_FILE"] == "/etc/redis-passwd/passwd"
+
+
+def test_redis_replicas_follow_the_masters_stable_dns_name(deployed):
+    statefulset = deployed.object("StatefulSet", "redis")
+    env = {e["name"]: e["value"] for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+    namespace = statefulset["metadata"]["namespace"]
+    assert env["REDIS_MASTER_HOST"] == f"redis-0.{statefulset['spec']['serviceName']}.{namespace}.svc"
+
+
+def test_redis_ships_the_launch_and_probe_scripts_verbatim(deployed):
+    (scripts,) = [c for c in deployed.objects("ConfigMap") if LAUNCH_SCRIPT.name in c["data"]]
+    assert scripts["data"][LAUNCH_SCRIPT.name] == LAUNCH_SCRIPT.read_text()
+    assert scripts["data"][PROBE_SCRIPT.name] == PROBE_SCRIPT.read_text()
+
+
+def test_redis_data_outlives_the_statefulset(deployed):
+    statefulset = deployed.object("StatefulSet", "redis")["spec"]
+    assert statefulset["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    (claim,) = statefulset["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    mounts = statefulset["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": claim["metadata"]["name"], "mountPath": "/data"} in mounts
+
+
+# --- hardening ------------------------------------------------------------------------------
+
+
+def test_every_pod_runs_restricted(deployed):
+    for name, spec in pod_specs(deployed):
+        security = spec["securityContext"]
+        assert security["runAsNonRoot"] is True, name
+        assert security["runAsUser"] > 0, name
+        assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert spec["automountServiceAccountToken"] is False, name
+
+
+def test_every_container_is_locked_down_and_sized(deployed):
+    for name, container in containers(deployed):
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False, name
+        assert security["readOnlyRootFilesystem"] is True, name
+        assert security["capabilities"] == {"drop": ["ALL"]}, name
+        for kind in ("requests", "limits"):
+            assert set(container["resources"][kind]) == {"cpu", "memory"}, name
+        assert "readinessProbe" in container and "livenessProbe" in container, name
+
+
+def test_every_image_is_pinned(deployed):
+    for name, container in containers(deployed):
+        image = container["image"]
+        assert "@sha256:" in image or (":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")), name
+        assert container["imagePullPolicy"] == "IfNotPresent", name
+
+
+def test_every_writable_path_is_an_emptydir_or_a_volume(deployed):
+    for name, spec in pod_specs(deployed):
+        declared = {v["name"] for v in spec["volumes"]} | {
+            t["metadata"]["name"] for t in deployed.object(*kind_and_name(deployed, name))["spec"].get("volumeClaimTemplates", [])
+        }
+        for container in spec["containers"]:
+            for mount in container["volumeMounts"]:
+                assert mount["name"] in declared, (name, mount)
+
+
+def kind_and_name(deployed, name):
+    (kind,) = [kind for kind in WORKLOAD_KINDS if any(o["metadata"]["name"] == name for o in deployed.objects(kind))]
+    return kind, name
+
+
+def test_replicated_workloads_have_a_disruption_budget_and_single_pods_none(deployed):
+    budgets = deployed.objects("PodDisruptionBudget")
+    for workload in workloads(deployed):
+        covering = [b for b in budgets if matches(b["spec"]["selector"]["matchLabels"], workload["spec"]["template"]["metadata"]["labels"])]
+        expected = 1 if workload["spec"]["replicas"] > 1 else 0
+        assert len(covering) == expected, workload["metadata"]["name"]
+        for budget in covering:
+            assert budget["spec"]["maxUnavailable"] == 1
+
+
+def test_pods_spread_across_nodes(deployed):
+    for name, spec in pod_specs(deployed):
+        (spread,) = spec["topologySpreadConstraints"]
+        assert spread["topologyKey"] == "kubernetes.io/hostname", name
+        assert spread["labelSelector"]["matchLabels"]
+
+
+def test_the_frontend_rolls_out_without_losing_capacity(deployed):
+    strategy = deployed.object("Deployment", "frontend")["spec"]["strategy"]
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+def test_all_traffic_is_denied_unless_a_policy_allows_it(deployed):
+    deny = deployed.object("NetworkPolicy", "default-deny")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+def test_every_network_policy_selects_pods_that_exist(deployed):
+    templates = [w["spec"]["template"]["metadata"]["labels"] for w in workloads(deployed)]
+    for policy in deployed.objects("NetworkPolicy"):
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        if "acme.cert-manager.io/http01-solver" in selector:
+            continue  # cert-manager's solver pods, created on demand
+        assert not selector or any(matches(selector, labels) for labels in templates), policy["metadata"]["name"]
+
+
+def test_only_the_frontend_and_redis_itself_may_reach_redis(deployed):
+    redis = deployed.object("NetworkPolicy", "redis")["spec"]
+    (rule,) = redis["ingress"]
+    components = sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in rule["from"])
+    assert components == ["frontend", "redis"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def test_outputs_name_the_service_and_never_the_password(deployed):
+    (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
+    assert deployed.outputs["url"].startswith("https://")
+    assert set(deployed.outputs) >= {"url", "namespace", "frontendService", "fileserverService"}
+    assert all(password.state["result"] not in str(value) for value in deployed.outputs.values())
