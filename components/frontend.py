@@ -8,10 +8,10 @@ the Deployment instead of going unnoticed by running pods.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .hardening import container_security_context, disruption_budget, pod_spec_defaults, spread_across_nodes
 from .labels import TierLabels
 from .redis import RedisConnection
 from .settings import FrontendSettings
+from .stateless_tier import HttpContainer, stateless_http_tier
 
 API_PORT = 8080
 API_PATH = "/api"
@@ -44,77 +44,30 @@ class Frontend(pulumi.ComponentResource):
             data={"journalEntries": str(settings.journal_entries)},
             opts=child,
         )
-
-        http_probe = {"httpGet": {"path": HEALTH_PATH, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
-        pod_labels = labels.labels_with_version(settings.image.version)
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata={"name": labels.component, "namespace": namespace, "labels": pod_labels},
-            spec={
-                "replicas": settings.replicas,
-                "selector": {"matchLabels": labels.selector},
-                # A new pod must be Ready before an old one goes: no capacity dip on rollout.
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                "template": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": {
-                        **pod_spec_defaults(FRONTEND_USER_ID),
-                        "topologySpreadConstraints": spread_across_nodes(labels, rollout_aware=True),
-                        "containers": [
-                            {
-                                "name": "api",
-                                "image": settings.image.reference,
-                                "imagePullPolicy": "IfNotPresent",
-                                "ports": [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}],
-                                "env": [
-                                    {
-                                        "name": "JOURNAL_ENTRIES",
-                                        "valueFrom": {
-                                            "configMapKeyRef": {"name": config.metadata.name, "key": "journalEntries"}
-                                        },
-                                    },
-                                    {"name": "REDIS_READ_HOST", "value": redis.read_host},
-                                    {"name": "REDIS_WRITE_HOST", "value": redis.write_host},
-                                    {"name": "REDIS_PORT", "value": str(redis.port)},
-                                    {
-                                        "name": "REDIS_PASSWORD_FILE",
-                                        "value": f"{PASSWORD_MOUNT}/{redis.password_secret_key}",
-                                    },
-                                ],
-                                "resources": settings.resources.to_kubernetes(),
-                                "securityContext": container_security_context(),
-                                "readinessProbe": {**http_probe, "failureThreshold": 3},
-                                "livenessProbe": {**http_probe, "failureThreshold": 6},
-                                "volumeMounts": [
-                                    {"name": "redis-password", "mountPath": PASSWORD_MOUNT, "readOnly": True},
-                                    {"name": "tmp", "mountPath": "/tmp"},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            {
-                                "name": "redis-password",
-                                "secret": {"secretName": redis.password_secret_name, "defaultMode": 0o440},
-                            },
-                            {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                        ],
-                    },
+        api = HttpContainer(
+            name="api",
+            image=settings.image,
+            resources=settings.resources,
+            user_id=FRONTEND_USER_ID,
+            port=API_PORT,
+            health_path=HEALTH_PATH,
+            env=[
+                {
+                    "name": "JOURNAL_ENTRIES",
+                    "valueFrom": {"configMapKeyRef": {"name": config.metadata.name, "key": "journalEntries"}},
                 },
-            },
-            opts=child,
+                {"name": "REDIS_READ_HOST", "value": redis.read_host},
+                {"name": "REDIS_WRITE_HOST", "value": redis.write_host},
+                {"name": "REDIS_PORT", "value": str(redis.port)},
+                {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{redis.password_secret_key}"},
+            ],
+            volumes=[
+                {"name": "redis-password", "secret": {"secretName": redis.password_secret_name, "defaultMode": 0o440}}
+            ],
+            volume_mounts=[{"name": "redis-password", "mountPath": PASSWORD_MOUNT, "readOnly": True}],
         )
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels},
-            spec={
-                "type": "ClusterIP",
-                "selector": labels.selector,
-                "ports": [{"name": "http", "port": API_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
-            opts=child,
-        )
-        disruption_budget(name, labels, namespace, settings.replicas, child)
+        tier = stateless_http_tier(name, labels, namespace, settings.replicas, api, API_PORT, child)
 
-        self.service_name = service.metadata.name
-        self.deployment_name = deployment.metadata.name
+        self.service_name = tier.service.metadata.name
+        self.deployment_name = tier.deployment.metadata.name
         self.register_outputs({"serviceName": self.service_name, "deploymentName": self.deployment_name})

@@ -1,9 +1,10 @@
 """Stack configuration is validated once, up front, with errors that name the key."""
 
 import pytest
+import yaml
 
 from components.settings import Image, SettingsError, TlsIssuer, load_settings
-from conftest import Registered, run_program, stack_config
+from conftest import PROJECT_DIR, Registered, run_program, stack_config
 
 
 def settings_for(stack: str, **overrides: object):
@@ -141,3 +142,10 @@ def test_an_invalid_stack_registers_no_resource(key, value):
     with pytest.raises(SettingsError):
         run_program("dev", registered=registered, **{key: value})
     assert registered == []
+
+
+def test_the_readme_documents_every_config_key():
+    project = yaml.safe_load((PROJECT_DIR / "Pulumi.yaml").read_text())
+    readme = (PROJECT_DIR / "README.md").read_text()
+    undocumented = [key for key in project["config"] if f"`{key}`" not in readme]
+    assert undocumented == []
