@@ -1,0 +1,353 @@
+"""The Redis launch and probe scripts, run verbatim against real redis-server processes.
+
+A module-wide cluster of three nodes (redis-0 the master, redis-1 and redis-2 its
+replicas) is started with `dash components/redis-launch.sh` and the environment the
+StatefulSet sets; tests that need a node to themselves start their own. Probes are
+`dash components/redis-probe.sh <mode>`, as the kubelet runs them in the pod.
+See tests/redis_nodes.py for how the password is kept out of every message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import uuid
+from typing import Optional
+
+import pytest
+
+from redis_nodes import (
+    LAUNCH_SCRIPT,
+    PLACEHOLDER,
+    PROBE_SCRIPT,
+    Cluster,
+    Node,
+    Output,
+    Secret,
+    base_env,
+    collect,
+    find_descendant,
+    free_port,
+    master_down,
+    read_proc,
+    require_binaries,
+    run,
+    spawn,
+    wait_for,
+)
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redis_binaries() -> None:
+    require_binaries()
+
+
+@pytest.fixture(scope="module")
+def cluster(redis_binaries: None):
+    with Cluster(replicas=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def linked(cluster: Cluster) -> Cluster:
+    """The cluster, once both replicas follow the master (again, after a restart)."""
+    cluster.wait_until_replicas_linked()
+    return cluster
+
+
+@pytest.fixture
+def lone_master(redis_binaries: None):
+    """A master of its own, for tests that kill or slow it down."""
+    with Cluster(replicas=0) as cluster:
+        yield cluster.master
+
+
+@pytest.fixture
+def unstarted():
+    """Directories, a password file and launch environments, but no process yet."""
+    with contextlib.closing(Cluster(replicas=1)) as cluster:
+        yield cluster
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def launch(node: Node, secret: Optional[Secret] = None, **env_overrides: Optional[str]) -> Output:
+    """Run the launch script once, expecting it to stop on its own; None unsets a variable."""
+    env = node.launch_env()
+    for name, value in env_overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return run(["dash", str(LAUNCH_SCRIPT)], secret=secret or node.secret, env=env)
+
+
+def assert_launch_refused(result: Output, node: Node, message: str) -> None:
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert result.stderr.startswith("redis-launch: error: ")
+    assert not result.leaked_password, "the launch script printed the password"
+    assert not node.config_file.exists(), "a refused launch must not write the password to disk"
+
+
+# --- authentication and replication ------------------------------------------------
+
+
+def test_every_node_refuses_unauthenticated_commands(cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        assert node.cli("GET", "journal", auth=False).reply.startswith("NOAUTH"), node
+        assert node.cli("SET", "journal", "x", auth=False).reply.startswith("NOAUTH"), node
+
+
+def test_master_accepts_authenticated_writes(cluster: Cluster) -> None:
+    key, value = unique("entry"), unique("text")
+    assert cluster.master.cli("SET", key, value).reply == "OK"
+    assert cluster.master.cli("GET", key).reply == value
+
+
+def test_both_replicas_reach_master_link_up(cluster: Cluster) -> None:
+    cluster.wait_until_replicas_linked()
+    for replica in cluster.replicas:
+        info = replica.info("replication")
+        assert info["role"] == "slave"
+        assert (info["master_host"], info["master_port"]) == ("127.0.0.1", str(cluster.master.port))
+    assert cluster.master.info("replication")["connected_slaves"] == "2"
+
+
+def test_replicas_serve_data_written_to_the_master(linked: Cluster) -> None:
+    key, value = unique("entry"), unique("text")
+    assert linked.master.cli("SET", key, value).reply == "OK"
+    for replica in linked.replicas:
+        wait_for(f"{key} on {replica}", lambda: replica.cli("GET", key).reply == value)
+
+
+def test_replicas_refuse_writes(linked: Cluster) -> None:
+    for replica in linked.replicas:
+        assert replica.cli("SET", unique("entry"), "x").reply.startswith("READONLY"), replica
+
+
+# --- probes ---------------------------------------------------------------------------
+
+
+def test_liveness_passes_on_every_healthy_node(linked: Cluster) -> None:
+    for node in linked.nodes:
+        result = node.probe("liveness")
+        assert (result.returncode, result.stderr) == (0, ""), node
+
+
+def test_readiness_passes_on_the_master_and_on_linked_replicas(linked: Cluster) -> None:
+    for node in linked.nodes:
+        result = node.probe("readiness")
+        assert (result.returncode, result.stderr) == (0, ""), node
+
+
+def test_replica_readiness_fails_while_the_master_is_down_and_passes_once_it_is_back(
+    linked: Cluster,
+) -> None:
+    replica = linked.replicas[0]
+    with master_down(linked):
+        wait_for(f"{replica} to notice its master is gone",
+                 lambda: replica.info("replication")["master_link_status"] == "down")
+        unready = replica.probe("readiness")
+        assert unready.returncode == 1
+        assert "master_link_status:down" in unready.stderr
+        assert replica.probe("liveness").returncode == 0, "a replica waiting for its master is alive"
+    wait_for(f"readiness to pass on {replica} with its master back",
+             lambda: replica.probe("readiness").returncode == 0)
+
+
+def test_replica_answering_masterdown_stays_live_but_not_ready(linked: Cluster) -> None:
+    replica = linked.replicas[1]
+    assert replica.cli("CONFIG", "SET", "replica-serve-stale-data", "no").reply == "OK"
+    try:
+        with master_down(linked):
+            wait_for(f"{replica} to answer PING with MASTERDOWN",
+                     lambda: replica.ping().startswith("MASTERDOWN"))
+            assert replica.probe("liveness").returncode == 0
+            unready = replica.probe("readiness")
+            assert unready.returncode == 1
+            assert "MASTERDOWN" in unready.stderr
+    finally:
+        replica.cli("CONFIG", "SET", "replica-serve-stale-data", "yes")
+
+
+def test_liveness_passes_and_readiness_fails_while_the_dataset_is_loading(lone_master: Node) -> None:
+    master = lone_master
+    keys = 3000
+    commands = "".join(f"SET key:{i} value:{i}\n" for i in range(keys))
+    assert master.cli(stdin=commands).stdout.count("OK") == keys
+    # Fold the keys into the RDB base of the append-only file: only RDB loading
+    # honours key-load-delay.
+    assert "rewriting started" in master.cli("BGREWRITEAOF").reply
+    wait_for("the AOF rewrite to finish",
+             lambda: master.info("persistence")["aof_rewrite_in_progress"] == "0")
+    master.stop(signal.SIGKILL)
+    # Restart from the launch script's own config with loading slowed down
+    # (500 µs a key, events served every KiB), so LOADING lasts about 1.5 s.
+    master.start(["redis-server", str(master.config_file), "--key-load-delay", "500",
+                  "--loading-process-events-interval-bytes", "1024"], answers=("LOADING",))
+
+    liveness, readiness = master.probe("liveness"), master.probe("readiness")
+
+    assert master.ping().startswith("LOADING"), "loading ended before the probes ran"
+    assert (liveness.returncode, liveness.stderr) == (0, "")
+    assert readiness.returncode == 1
+    assert "LOADING" in readiness.stderr
+
+
+def test_probe_hands_the_password_to_redis_cli_only_through_its_environment(
+    cluster: Cluster,
+) -> None:
+    master, secret = cluster.master, cluster.secret
+    # Holding every client for 1.5 s keeps the probe's redis-cli alive long enough
+    # to read its /proc entries.
+    assert master.cli("CLIENT", "PAUSE", "1500", "ALL").reply == "OK"
+    probe = spawn(["dash", str(PROBE_SCRIPT), "readiness"], env=master.probe_env())
+    try:
+        cli_pid = wait_for("the probe's redis-cli", lambda: find_descendant(probe.pid, "redis-cli"))
+        probe_argv, probe_argv_leaked = read_proc(probe.pid, "cmdline", secret)
+        cli_argv, cli_argv_leaked = read_proc(cli_pid, "cmdline", secret)
+        cli_environ, _ = read_proc(cli_pid, "environ", secret)
+    finally:
+        result = collect(probe, secret=secret)
+
+    assert not probe_argv_leaked and not cli_argv_leaked, "a probe command line shows the password"
+    assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.1", "-p", str(master.port), "PING"]
+    assert f"REDISCLI_AUTH={PLACEHOLDER}" in cli_environ.split()
+    assert (result.returncode, result.stderr) == (0, ""), "the probe passes once the pause ends"
+    assert not result.leaked_password
+
+
+def test_probe_fails_with_a_wrong_password(cluster: Cluster) -> None:
+    wrong = Secret.generate()
+    wrong_file = wrong.write_to(cluster.workdir / "wrong-passwd")
+    result = cluster.master.probe("liveness", password_file=wrong_file, secret=wrong)
+    assert result.returncode == 1
+    assert "WRONGPASS" in result.stderr
+    assert not result.leaked_password
+
+
+def test_probes_fail_when_nothing_listens(cluster: Cluster) -> None:
+    env = base_env()
+    env.update(REDIS_PASSWORD_FILE=str(cluster.password_file), REDIS_PORT=str(free_port()))
+    for mode in ("liveness", "readiness"):
+        result = run(["dash", str(PROBE_SCRIPT), mode], secret=cluster.secret, env=env)
+        assert result.returncode == 1
+        assert "cannot reach Redis" in result.stderr and "Connection refused" in result.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["startup"], ["liveness", "readiness"]])
+def test_probe_answers_an_unknown_mode_with_a_usage_error(cluster: Cluster, args: list) -> None:
+    result = run(["dash", str(PROBE_SCRIPT), *args], secret=cluster.secret,
+                 env=cluster.master.probe_env())
+    assert result.returncode == 2
+    assert "usage:" in result.stderr and "liveness|readiness" in result.stderr
+
+
+# --- persistence ----------------------------------------------------------------------
+
+
+def test_master_data_survives_kill_9_and_a_restart_from_the_same_data_directory(
+    lone_master: Node,
+) -> None:
+    key, value = unique("entry"), unique("text")
+    assert lone_master.cli("SET", key, value).reply == "OK"
+    lone_master.stop(signal.SIGKILL)
+    lone_master.start()
+    assert lone_master.cli("GET", key).reply == value
+    assert "DB loaded from append only file" in lone_master.log_text()
+    assert not (lone_master.data_dir / "dump.rdb").exists(), "no snapshot: the AOF kept the data"
+
+
+# --- keeping the password private ----------------------------------------------------
+
+
+def test_launch_script_execs_redis_server_with_the_config_file_as_its_only_argument(
+    cluster: Cluster,
+) -> None:
+    for node in cluster.nodes:
+        argvs, leaked = node.recorded_argvs()
+        assert not leaked, f"the launch script passed the password to redis-server on {node}"
+        assert argvs and all(argv == [str(node.config_file)] for argv in argvs), node
+
+
+def test_no_redis_process_shows_the_password_in_its_command_line_or_environment(
+    cluster: Cluster,
+) -> None:
+    for node in cluster.nodes:
+        comm, _ = read_proc(node.pid, "comm", cluster.secret)
+        assert comm.strip() == "redis-server", "the launch script must exec redis-server"
+        for entry in ("cmdline", "environ"):
+            _, leaked = read_proc(node.pid, entry, cluster.secret)
+            assert not leaked, f"/proc/<pid>/{entry} of {node} shows the password"
+        assert not cluster.secret.redact(node.log.read_text())[1], f"{node}'s log shows the password"
+
+
+def test_generated_config_is_owner_only_and_authenticates_every_node(cluster: Cluster) -> None:
+    for node in cluster.nodes:
+        assert node.config_file.stat().st_mode & 0o777 == 0o600, node
+        lines = node.config_lines()
+        for directive in (f'requirepass "{PLACEHOLDER}"', f'masterauth "{PLACEHOLDER}"',
+                          "appendonly yes", f"port {node.port}", f'dir "{node.data_dir}"'):
+            assert directive in lines, (node, directive)
+        assert not any(line.startswith("slaveof") for line in lines), node
+    assert not any(line.startswith("replicaof") for line in cluster.master.config_lines())
+    for replica in cluster.replicas:
+        assert f"replicaof 127.0.0.1 {cluster.master.port}" in replica.config_lines()
+
+
+# --- launch script refusals ------------------------------------------------------------
+
+
+def test_launch_fails_clearly_without_a_password_file(unstarted: Cluster) -> None:
+    node = unstarted.master
+    missing = unstarted.workdir / "redis-passwd" / "absent"
+    result = launch(node, REDIS_PASSWORD_FILE=str(missing))
+    assert_launch_refused(result, node, f"password file {missing} does not exist")
+
+
+def test_launch_fails_clearly_with_an_empty_password_file(unstarted: Cluster) -> None:
+    node = unstarted.master
+    empty = unstarted.workdir / "redis-passwd" / "empty"
+    empty.write_text("\n")
+    result = launch(node, REDIS_PASSWORD_FILE=str(empty))
+    assert_launch_refused(result, node, f"password file {empty} is empty")
+
+
+@pytest.mark.parametrize("hostname", ["redis", "redis-", "redis-one", "redis-1a", "7", "", None])
+def test_launch_fails_clearly_when_hostname_has_no_ordinal(
+    unstarted: Cluster, hostname: Optional[str]
+) -> None:
+    node = unstarted.master
+    result = launch(node, HOSTNAME=hostname)
+    assert_launch_refused(result, node, "has no numeric ordinal")
+
+
+def test_launch_fails_clearly_for_a_replica_without_master_host(unstarted: Cluster) -> None:
+    replica = unstarted.replicas[0]
+    result = launch(replica, REDIS_MASTER_HOST=None)
+    assert_launch_refused(result, replica, "REDIS_MASTER_HOST is required on replica redis-1")
+
+
+@pytest.mark.parametrize("breaker", ['"', "\\", "\n", "\r"], ids=["quote", "backslash", "newline", "cr"])
+def test_launch_rejects_a_password_that_would_break_the_config_quoting(
+    unstarted: Cluster, breaker: str
+) -> None:
+    node = unstarted.master
+    bad = Secret.around(breaker)
+    bad_file = bad.write_to(unstarted.workdir / "redis-passwd" / "bad")
+    result = launch(node, secret=bad, REDIS_PASSWORD_FILE=str(bad_file))
+    assert_launch_refused(result, node, "cannot be written safely into redis.conf")
+
+
+@pytest.mark.parametrize("port", ["tcp://10.0.0.1:6379", "0", "65536", "6379 "])
+def test_launch_fails_clearly_on_a_port_that_is_not_a_port_number(unstarted: Cluster, port: str) -> None:
+    # "tcp://<ip>:6379" is what a Service named "redis" injects as REDIS_PORT into
+    # every pod of its namespace when service links are on.
+    node = unstarted.master
+    result = launch(node, REDIS_PORT=port)
+    assert_launch_refused(result, node, "REDIS_PORT must be a port number from 1 to 65535")
