@@ -8,7 +8,7 @@ holds no second copy of them.
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Callable, Optional, Protocol, TypeVar
 
@@ -138,23 +138,24 @@ class StackSettings:
 
 
 # --- parsing ---------------------------------------------------------------------------
+# Patterns are applied with fullmatch: with match(), "$" would also accept a trailing newline.
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_CPU = re.compile(r"^([0-9]+m|[0-9]+(\.[0-9]{1,3})?)$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
 # Only binary suffixes: "1G" is a valid quantity but means 10^9 bytes, and it is almost
 # always a typo for "1Gi".
-_BINARY_QUANTITY = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti|Pi)$")
+_BINARY_QUANTITY = re.compile(r"([0-9]+)(Ki|Mi|Gi|Ti|Pi)")
 _BINARY_FACTORS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 # An exact release: v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f. Floating tags such as
 # "latest", "7" or "alpine" move under a running Deployment and are refused.
-_EXACT_VERSION_TAG = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+_.][A-Za-z0-9_.-]+)?$")
+_EXACT_VERSION_TAG = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+_.][A-Za-z0-9_.-]+)?")
 _IMAGE = re.compile(
-    r"^(?P<name>[a-z0-9]+([._/-][a-z0-9]+|:[0-9]+/[a-z0-9]+)*)"
+    r"(?P<name>[a-z0-9]+([._/-][a-z0-9]+|:[0-9]+/[a-z0-9]+)*)"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    r"(@(?P<digest>sha256:[0-9a-f]{64}))?"
 )
-_EMAIL = re.compile(r"^[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+_EMAIL = re.compile(r"[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+")
 MAX_REPLICAS = 50
 MIN_PASSWORD_LENGTH = 32
 
@@ -193,19 +194,19 @@ class _Reader:
         raw = self._raw(key)
         if optional and raw in (None, ""):
             return None
-        if raw is None or not pattern.match(raw):
+        if raw is None or not pattern.fullmatch(raw):
             self._fail(key, expectation, raw)
             return None
         return raw
 
     def image(self, key: str) -> Image:
         raw = self._raw(key)
-        match = _IMAGE.match(raw) if raw is not None else None
+        match = _IMAGE.fullmatch(raw) if raw is not None else None
         if match is None:
             self._fail(key, "must be an image reference such as 'registry/app:v1.0.1-bfeda01f'", raw)
             return Image(reference="", tag=None, digest=None)
         tag, digest = match["tag"], match["digest"]
-        if digest is None and (tag is None or not _EXACT_VERSION_TAG.match(tag)):
+        if digest is None and (tag is None or not _EXACT_VERSION_TAG.fullmatch(tag)):
             self._fail(
                 key,
                 "must be pinned: an exact version tag (v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f) "
@@ -214,23 +215,17 @@ class _Reader:
             )
         return Image(reference=raw, tag=tag, digest=digest)
 
-    def cpu(self, key: str) -> Optional[Decimal]:
-        def parse(raw: str) -> Optional[Decimal]:
-            if not _CPU.match(raw):
-                return None
-            value = Decimal(raw[:-1]) / 1000 if raw.endswith("m") else Decimal(raw)
-            return value if value > 0 else None
+    def cpu(self, key: str) -> Optional[str]:
+        return self._parse(
+            key, lambda raw: raw if _cpu_cores(raw) else None, "must be a positive CPU quantity such as '250m' or '1.5'"
+        )
 
-        return self._parse(key, parse, "must be a positive CPU quantity such as '250m' or '1.5'")
-
-    def binary_quantity(self, key: str) -> Optional[int]:
-        def parse(raw: str) -> Optional[int]:
-            match = _BINARY_QUANTITY.match(raw)
-            if not match or int(match[1]) == 0:
-                return None
-            return int(match[1]) * _BINARY_FACTORS[match[2]]
-
-        return self._parse(key, parse, "must be a positive quantity with a binary suffix such as '256Mi' or '50Gi'")
+    def binary_quantity(self, key: str) -> Optional[str]:
+        return self._parse(
+            key,
+            lambda raw: raw if _bytes(raw) else None,
+            "must be a positive quantity with a binary suffix such as '256Mi' or '50Gi'",
+        )
 
     def choice(self, key: str, enum: type[Enum]) -> Optional[Enum]:
         raw = self._raw(key)
@@ -242,19 +237,35 @@ class _Reader:
             return None
 
     def resources(self, tier: str) -> Resources:
-        keys = {part: f"{tier}{part}" for part in ("CpuRequest", "CpuLimit", "MemoryRequest", "MemoryLimit")}
-        cpu_request, cpu_limit = self.cpu(keys["CpuRequest"]), self.cpu(keys["CpuLimit"])
-        memory_request, memory_limit = (
-            self.binary_quantity(keys["MemoryRequest"]),
-            self.binary_quantity(keys["MemoryLimit"]),
+        resources = Resources(
+            cpu_request=self.cpu(f"{tier}CpuRequest") or "",
+            cpu_limit=self.cpu(f"{tier}CpuLimit") or "",
+            memory_request=self.binary_quantity(f"{tier}MemoryRequest") or "",
+            memory_limit=self.binary_quantity(f"{tier}MemoryLimit") or "",
         )
-        for kind, request, limit in (("Cpu", cpu_request, cpu_limit), ("Memory", memory_request, memory_limit)):
-            if request is not None and limit is not None and request > limit:
+        for kind, request, limit, amount in (
+            ("Cpu", resources.cpu_request, resources.cpu_limit, _cpu_cores),
+            ("Memory", resources.memory_request, resources.memory_limit, _bytes),
+        ):
+            if request and limit and amount(request) > amount(limit):
                 self.problems.append(
-                    f"{CONFIG_NAMESPACE}:{tier}{kind}Request ({self._raw(tier + kind + 'Request')!r}) "
-                    f"must not exceed {CONFIG_NAMESPACE}:{tier}{kind}Limit ({self._raw(tier + kind + 'Limit')!r})"
+                    f"{CONFIG_NAMESPACE}:{tier}{kind}Request ({request!r}) "
+                    f"must not exceed {CONFIG_NAMESPACE}:{tier}{kind}Limit ({limit!r})"
                 )
-        return Resources(*(self._raw(key) or "" for key in keys.values()))
+        return resources
+
+
+def _cpu_cores(quantity: str) -> Decimal:
+    """Cores in a CPU quantity; 0 for anything that is not one."""
+    if not _CPU.fullmatch(quantity):
+        return Decimal(0)
+    return Decimal(quantity[:-1]) / 1000 if quantity.endswith("m") else Decimal(quantity)
+
+
+def _bytes(quantity: str) -> int:
+    """Bytes in a binary quantity; 0 for anything that is not one."""
+    match = _BINARY_QUANTITY.fullmatch(quantity)
+    return int(match[1]) * _BINARY_FACTORS[match[2]] if match else 0
 
 
 def load_settings(source: ConfigSource, stack: str) -> StackSettings:
@@ -263,7 +274,7 @@ def load_settings(source: ConfigSource, stack: str) -> StackSettings:
     # The instance names cluster-wide objects and is the default namespace, so the stack
     # name must make a valid DNS label.
     instance = f"{CONFIG_NAMESPACE}-{stack}"
-    if not _DNS_LABEL.match(instance):
+    if not _DNS_LABEL.fullmatch(instance):
         read.problems.append(
             f"stack name {stack!r} must be lowercase letters, digits and '-': it names Kubernetes objects"
         )
@@ -282,12 +293,11 @@ def load_settings(source: ConfigSource, stack: str) -> StackSettings:
         journal_entries=read.count("frontendJournalEntries", 1, 10_000),
     )
 
-    storage_size = read.binary_quantity("redisStorageSize")
     redis = RedisSettings(
         image=read.image("redisImage"),
         replicas=read.count("redisReplicas", 1, 9),
         resources=read.resources("redis"),
-        storage_size=source.get("redisStorageSize") if storage_size else "",
+        storage_size=read.binary_quantity("redisStorageSize") or "",
         storage_class=read.string(
             "redisStorageClass", _DNS_SUBDOMAIN, "must be a StorageClass name, or empty for the cluster default",
             optional=True,

@@ -85,6 +85,8 @@ INVALID = [
     ("namespace", "default", "own"),
     ("namespace", "kube-system", "own"),
     ("namespace", "Journal", "DNS label"),
+    ("namespace", "journal\n", "DNS label"),
+    ("redisImage", "redis:7.0.15\n", "image reference"),
     ("ingressClassName", "", "IngressClass"),
     ("frontendJournalEntries", "0", "from 1"),
 ]
