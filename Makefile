@@ -9,7 +9,7 @@ PYTEST := $(VENV)/bin/python -m pytest
 .PHONY: preview test render setup system-packages
 
 preview: setup
-	scripts/pulumi.sh preview --stack $(STACK)
+	scripts/pulumi.sh $(STACK) preview
 
 test: setup system-packages
 	$(PYTEST)

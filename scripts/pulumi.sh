@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the pinned Pulumi CLI on one stack of this project, offline and self-contained:
+#
+#   scripts/pulumi.sh STACK [pulumi arguments...]
+#   scripts/pulumi.sh dev preview
+#   PULUMI_CONFIG_PASSPHRASE_FILE=~/prod.pass scripts/pulumi.sh prod up
+#
+# - the CLI and plugins come from scripts/install-pulumi.sh (built if missing); plugins
+#   are found on PATH and never downloaded;
+# - PULUMI_HOME and the state backend are local to the clone (.pulumi/, git-ignored)
+#   unless PULUMI_HOME / PULUMI_BACKEND_URL are already set;
+# - secrets in state are encrypted with a passphrase. For dev, a random passphrase is
+#   generated once into .pulumi/dev-passphrase (owner-only, never committed). Every
+#   other stack needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE from
+#   your environment: a production passphrase never lives in the repository;
+# - the stack is created on first use.
+set -euo pipefail
+
+if [ $# -lt 1 ]; then
+	sed -n '2,8s/^# \{0,1\}//p' "$0" >&2
+	exit 2
+fi
+stack=$1
+shift
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+state_dir="$root/.pulumi"
+mkdir -p "$state_dir"
+chmod 700 "$state_dir"
+
+tools_bin=$("$root/scripts/install-pulumi.sh")
+export PATH="$tools_bin:$root/venv/bin:$PATH"
+export PULUMI_HOME="${PULUMI_HOME:-$state_dir/home}"
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$state_dir/state}"
+case $PULUMI_BACKEND_URL in
+file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
+esac
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+
+if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+	if [ "$stack" != dev ]; then
+		echo "pulumi.sh: stack '$stack' needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE in the environment" >&2
+		exit 2
+	fi
+	passphrase_file="$state_dir/dev-passphrase"
+	if [ ! -s "$passphrase_file" ]; then
+		(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$passphrase_file")
+	fi
+	export PULUMI_CONFIG_PASSPHRASE_FILE="$passphrase_file"
+fi
+
+cd "$root"
+if ! pulumi stack select "$stack" >/dev/null 2>&1; then
+	pulumi stack init "$stack" --secrets-provider passphrase >&2
+fi
+exec pulumi "$@" --stack "$stack"

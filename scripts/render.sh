@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Writes the Kubernetes manifests of one stack into rendered/STACK instead of applying
+# them, for GitOps and review:
+#
+#   scripts/render.sh STACK
+#
+# The program runs unchanged through the real engine; the Kubernetes provider is given
+# `renderYamlToDirectory`, so nothing talks to a cluster. Renders keep their own state
+# (.pulumi/render-state), apart from any real deployment's. A rerun rewrites only what
+# changed.
+#
+# Secrets are written IN PLAINTEXT (the Redis password in its Secret manifest): rendered/
+# is git-ignored and owner-only. Do not commit it or copy it anywhere shared.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+	sed -n '2,5s/^# \{0,1\}//p' "$0" >&2
+	exit 2
+fi
+stack=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+[ -f "$root/Pulumi.$stack.yaml" ] || { echo "render.sh: no Pulumi.$stack.yaml" >&2; exit 2; }
+
+umask 077
+mkdir -p "$root/rendered" "$root/.pulumi/render"
+chmod 700 "$root/rendered"
+out="$root/rendered/$stack"
+
+export PULUMI_BACKEND_URL="file://$root/.pulumi/render-state"
+# Creates the stack on first use, which settles its secrets salt in the stack file.
+"$root/scripts/pulumi.sh" "$stack" stack --show-name >/dev/null
+
+# The stack's own configuration (salt included) plus the provider's render directory,
+# in a config file of the render's own: the stack file in the repository stays as it is.
+config="$root/.pulumi/render/Pulumi.$stack.yaml"
+"$root/venv/bin/python" - "$root/Pulumi.$stack.yaml" "$config" "$out" <<'PY'
+import pathlib, sys, yaml
+
+stack_file, render_file, out = sys.argv[1:]
+settings = yaml.safe_load(pathlib.Path(stack_file).read_text())
+settings["config"]["kubernetes:renderYamlToDirectory"] = out
+pathlib.Path(render_file).write_text(yaml.safe_dump(settings, sort_keys=False))
+PY
+
+"$root/scripts/pulumi.sh" "$stack" up --yes --skip-preview --config-file "$config"
+echo "render.sh: manifests of stack '$stack' are in $out (Secrets in plaintext)" >&2
