@@ -5,8 +5,9 @@
 #   scripts/pulumi.sh dev preview
 #   PULUMI_CONFIG_PASSPHRASE_FILE=~/prod.pass scripts/pulumi.sh prod up
 #
-# - the CLI and plugins come from scripts/install-pulumi.sh (built if missing); plugins
-#   are found on PATH and never downloaded;
+# - the CLI and plugins come from scripts/install-pulumi.sh (built if missing); the
+#   providers are installed into PULUMI_HOME under the versions requirements.txt pins
+#   (the versions the Python SDK asks the engine for) and never downloaded;
 # - PULUMI_HOME and the state backend are local to the clone (.pulumi/, git-ignored)
 #   unless PULUMI_HOME / PULUMI_BACKEND_URL are already set;
 # - secrets in state are encrypted with a passphrase. For dev, a random passphrase is
@@ -37,6 +38,21 @@ file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
 esac
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+# Providers come from PULUMI_HOME only, at exactly the pinned versions.
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
+
+installed_plugins=$(pulumi plugin ls --json)
+for provider in kubernetes random; do
+	version=$(sed -n "s/^pulumi-$provider==//p" "$root/requirements.txt")
+	[ -n "$version" ] || { echo "pulumi.sh: requirements.txt pins no pulumi-$provider" >&2; exit 2; }
+	if ! "$root/venv/bin/python" -c '
+import json, sys
+name, version = sys.argv[1:]
+sys.exit(not any(p["name"] == name and p["kind"] == "resource" and p["version"] == version for p in json.load(sys.stdin)))
+' "$provider" "$version" <<<"$installed_plugins"; then
+		pulumi plugin install resource "$provider" "$version" --file "$tools_bin/pulumi-resource-$provider" >&2
+	fi
+done
 
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
 	if [ "$stack" != dev ]; then

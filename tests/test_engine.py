@@ -1,0 +1,132 @@
+"""The program through the real Pulumi engine: the pinned CLI, the Python language host
+and the Kubernetes and random providers built by scripts/install-pulumi.sh, with no
+cluster reachable. Each test module works on its own copy of the project, so the
+repository's stack files and state are never touched."""
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from conftest import PROJECT_DIR, run_program
+
+pytestmark = pytest.mark.engine
+
+KUBERNETES_VERSION = "1.34.0"
+PROJECT_FILES = ("requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "scripts", "toolchain")
+# A passphrase made up for this run: the engine encrypts the Redis password with it.
+PASSPHRASE = secrets.token_hex(16)
+
+
+class Project:
+    def __init__(self, root: Path):
+        self.root = root
+        self.transcript: list[str] = []
+
+    def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            args,
+            cwd=self.root,
+            env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE, "KUBECONFIG": str(self.root / "no-cluster"), **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        self.transcript += [result.stdout, result.stderr]
+        if check:
+            assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
+        return result
+
+    def pulumi(self, stack: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run("scripts/pulumi.sh", stack, *args, **kwargs)
+
+    def render(self, stack: str) -> Path:
+        self.run("scripts/render.sh", stack)
+        return self.root / "rendered" / stack
+
+    def render_backend(self) -> dict[str, str]:
+        return {"PULUMI_BACKEND_URL": f"file://{self.root}/.pulumi/render-state"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Project:
+    root = tmp_path_factory.mktemp("project")
+    for name in PROJECT_FILES:
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / "venv").symlink_to(PROJECT_DIR / "venv")
+    return Project(root)
+
+
+def preview_steps(project: Project, stack: str, *args: str, **env: str) -> dict[str, int]:
+    result = project.pulumi(stack, "preview", "--json", *args, **env)
+    counts: dict[str, int] = {}
+    for step in json.loads(result.stdout)["steps"]:
+        counts[step["op"]] = counts.get(step["op"], 0) + 1
+    return counts
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_preview_plans_every_resource_the_program_declares(project, stack):
+    declared = run_program(stack).resources
+    # The engine also counts the stack itself.
+    assert preview_steps(project, stack) == {"create": len(declared) + 1}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_rendered_manifests_are_valid_kubernetes_and_private(project, stack):
+    out = project.render(stack)
+    manifests = sorted((out / "1-manifest").glob("*.yaml")) + sorted((out / "0-crd").glob("*.yaml"))
+    assert len(manifests) == len(run_program(stack).kubernetes_objects())
+    for path in manifests:
+        manifest = yaml.safe_load(path.read_text())
+        if manifest["kind"] != "ClusterIssuer":
+            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    assert stat.S_IMODE((project.root / "rendered").stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_second_render_changes_nothing(project, stack):
+    project.render(stack)
+    config = project.root / ".pulumi" / "render" / f"Pulumi.{stack}.yaml"
+    steps = preview_steps(project, stack, "--config-file", str(config), **project.render_backend())
+    assert set(steps) == {"same"}
+
+
+def test_the_redis_password_never_appears_in_state_or_output(project):
+    out = project.render("prod")
+    (secret_file,) = (out / "1-manifest").glob("v1-secret-*-redis-password.yaml")
+    # The provider renders stringData as base64 data, as the API server stores it.
+    password = base64.b64decode(yaml.safe_load(secret_file.read_text())["data"]["passwd"]).decode()
+    assert len(password) >= 32
+    exported = project.pulumi("prod", "stack", "export", **project.render_backend()).stdout
+    project.pulumi("prod", "stack", "output", "--json", **project.render_backend())
+    assert json.loads(exported)["deployment"]["resources"], "the export holds the stack's resources"
+    forms = (password, base64.b64encode(password.encode()).decode())
+    assert not any(form in exported for form in forms), "the state holds the password in plaintext"
+    leaks = [i for i, text in enumerate(project.transcript) if any(form in text for form in forms)]
+    assert leaks == [], "a command printed the password"
+
+
+def test_a_bad_config_value_stops_preview_with_the_programs_own_error(project):
+    bad = project.root / "bad-config.yaml"
+    config = yaml.safe_load((project.root / "Pulumi.dev.yaml").read_text())
+    config["config"]["journal:frontendReplicas"] = "0"
+    bad.write_text(yaml.safe_dump(config))
+    result = project.pulumi("dev", "preview", "--config-file", str(bad), check=False)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "journal:frontendReplicas must be a whole number from 1 to 50, got '0'" in output
+    assert "Traceback" not in output
