@@ -157,6 +157,9 @@ _IMAGE = re.compile(
 )
 _EMAIL = re.compile(r"[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+")
 MAX_REPLICAS = 50
+# Every Redis replica is a full copy that syncs from the one master: past a handful,
+# more replicas cost the master more than they add.
+MAX_REDIS_REPLICAS = 9
 MIN_PASSWORD_LENGTH = 32
 
 
@@ -295,7 +298,7 @@ def load_settings(source: ConfigSource, stack: str) -> StackSettings:
 
     redis = RedisSettings(
         image=read.image("redisImage"),
-        replicas=read.count("redisReplicas", 1, 9),
+        replicas=read.count("redisReplicas", 1, MAX_REDIS_REPLICAS),
         resources=read.resources("redis"),
         storage_size=read.binary_quantity("redisStorageSize") or "",
         storage_class=read.string(
