@@ -240,19 +240,22 @@ def test_every_image_is_pinned(deployed):
         assert container["imagePullPolicy"] == "IfNotPresent", name
 
 
-def test_every_writable_path_is_an_emptydir_or_a_volume(deployed):
-    for name, spec in pod_specs(deployed):
-        declared = {v["name"] for v in spec["volumes"]} | {
-            t["metadata"]["name"] for t in deployed.object(*kind_and_name(deployed, name))["spec"].get("volumeClaimTemplates", [])
-        }
-        for container in spec["containers"]:
+def test_every_mount_names_a_declared_volume_or_claim(deployed):
+    for workload in workloads(deployed):
+        spec = workload["spec"]
+        declared = {v["name"] for v in spec["template"]["spec"]["volumes"]}
+        declared |= {claim["metadata"]["name"] for claim in spec.get("volumeClaimTemplates", [])}
+        for container in spec["template"]["spec"]["containers"]:
             for mount in container["volumeMounts"]:
-                assert mount["name"] in declared, (name, mount)
+                assert mount["name"] in declared, (workload["metadata"]["name"], mount)
 
 
-def kind_and_name(deployed, name):
-    (kind,) = [kind for kind in WORKLOAD_KINDS if any(o["metadata"]["name"] == name for o in deployed.objects(kind))]
-    return kind, name
+def test_the_root_filesystem_is_read_only_and_tmp_is_scratch_space(deployed):
+    for name, spec in pod_specs(deployed):
+        scratch = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for container in spec["containers"]:
+            writable = [m for m in container["volumeMounts"] if not m.get("readOnly")]
+            assert all(m["name"] in scratch or m["mountPath"] == "/data" for m in writable), name
 
 
 def test_replicated_workloads_have_a_disruption_budget_and_single_pods_none(deployed):
