@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test render setup system-packages
+.PHONY: preview test render bench setup system-packages
 
 preview: setup
 	scripts/pulumi.sh $(STACK) preview
@@ -16,6 +16,9 @@ test: setup system-packages
 
 render: setup
 	scripts/render.sh $(STACK)
+
+bench: setup system-packages
+	scripts/benchmark.sh
 
 setup: $(VENV)/.installed
 
