@@ -28,8 +28,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-# The Redis tests run the real redis-server and redis-cli; the launch script is run by dash.
+# The Redis tests run the real redis-server and redis-cli, the launch script under dash;
+# the API server tests make their certificates with openssl; every script is held to
+# shellcheck.
+SYSTEM_COMMANDS := redis-server redis-cli dash openssl shellcheck
+SYSTEM_PACKAGES := redis-server redis-tools dash openssl shellcheck
+
 system-packages:
-	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v dash >/dev/null || \
-		{ SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends redis-server redis-tools dash; }
+	@for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi

@@ -32,7 +32,7 @@ measure() {
 		{ t[NR] = $1 } END { printf "%-36s best %6.2f s   median %6.2f s   (%d runs)\n", label, t[1] / 1000, t[int((NR + 1) / 2)] / 1000, NR }'
 }
 
-measure "unit tests (mocks, no engine)" venv/bin/python -m pytest -q -p no:cacheprovider -m "not redis and not engine"
+measure "unit tests (mocks, no engine)" venv/bin/python -m pytest -q -p no:cacheprovider -m "not redis and not engine and not apiserver"
 measure "redis tests (real redis-server)" venv/bin/python -m pytest -q -p no:cacheprovider -m redis
 measure "pulumi preview, dev" scripts/pulumi.sh dev preview
 measure "pulumi preview, prod" scripts/pulumi.sh prod preview

@@ -59,33 +59,16 @@ KUBERNETES_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
 KUBERNETES_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199
 RANDOM_VERSION=4.21.4
 
-usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+# shellcheck source-path=SCRIPTDIR source=lib/go-tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
 
-mode=install
-force=0
-for arg in "$@"; do
-	case "$arg" in
-	--print-bin) mode=print ;;
-	--force) force=1 ;;
-	-h | --help) usage; exit 0 ;;
-	*) echo "install-pulumi.sh: unknown argument: $arg (see --help)" >&2; exit 2 ;;
-	esac
-done
-
-log() { echo "install-pulumi.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-toolchain="$repo/toolchain"
-tools=${JOURNAL_IAC_TOOLS:-$HOME/.cache/journal-iac/tools}
-
+script=install-pulumi.sh
+lock_name=.lock
 dir_pulumi="$tools/pulumi-$PULUMI_VERSION"
 dir_python=$dir_pulumi # bundled with the CLI, see build_language_python
 dir_kubernetes="$tools/pulumi-resource-kubernetes-v$KUBERNETES_VERSION"
 dir_random="$tools/pulumi-resource-random-v$RANDOM_VERSION"
 combined="$tools/bin-pulumi-${PULUMI_VERSION}_kubernetes-v${KUBERNETES_VERSION}_random-v${RANDOM_VERSION}"
-
-# tool name -> dir holding bin/<name>
 links=(
 	"pulumi:$dir_pulumi"
 	"pulumi-language-python:$dir_python"
@@ -93,76 +76,6 @@ links=(
 	"pulumi-resource-kubernetes:$dir_kubernetes"
 	"pulumi-resource-random:$dir_random"
 )
-
-if [[ $mode == print ]]; then
-	for l in "${links[@]}"; do
-		[[ -x "$combined/${l%%:*}" ]] || die "${l%%:*} is not installed in $combined; run scripts/install-pulumi.sh"
-	done
-	echo "$combined"
-	exit 0
-fi
-
-if [[ -z ${GO:-} ]]; then
-	if command -v go >/dev/null 2>&1; then GO=go; else GO=/usr/local/go/bin/go; fi
-fi
-command -v "$GO" >/dev/null 2>&1 || die "go not found (set GO=/path/to/go)"
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
-export GOWORK=off
-# Flags for every go build/run below; GOFLAGS from the environment still applies.
-goflags=(-mod=readonly -trimpath -buildvcs=false)
-go_version=$("$GO" env GOVERSION)
-
-mkdir -p "$tools"
-if command -v flock >/dev/null 2>&1; then
-	exec 9>"$tools/.lock"
-	flock 9
-fi
-
-# fingerprint DIR EXTRA...: hash of the wrapper module's files and of whatever
-# else decides the build output (versions, flags).
-fingerprint() {
-	local src=$1
-	shift
-	{
-		printf '%s\n' "$go_version" "${goflags[*]}" "$@"
-		(cd "$src" && find . -type f ! -name '*.md' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
-	} | sha256sum | cut -d' ' -f1
-}
-
-# up_to_date DIR TOOL FINGERPRINT BINARY...
-up_to_date() {
-	local dir=$1 tool=$2 fp=$3
-	shift 3
-	((force == 0)) || return 1
-	[[ -f "$dir/.stamp-$tool" && "$(cat "$dir/.stamp-$tool")" == "$fp" ]] || return 1
-	local b
-	for b in "$@"; do [[ -x "$dir/bin/$b" ]] || return 1; done
-}
-
-# staging_dir DIR: a scratch dir on the same file system as DIR/bin.
-staging_dir() {
-	mkdir -p "$1/bin"
-	mktemp -d "$1/.staging.XXXXXX"
-}
-
-# install_files DIR TOOL FINGERPRINT STAGING: move freshly built files into
-# DIR/bin, then record the fingerprint.
-install_files() {
-	local dir=$1 tool=$2 fp=$3 staging=$4 f
-	rm -f "$dir/.stamp-$tool"
-	for f in "$staging"/*; do
-		chmod 0755 "$f"
-		mv -f "$f" "$dir/bin/"
-	done
-	rmdir "$staging"
-	echo "$fp" >"$dir/.stamp-$tool"
-}
-
-# module_dir MODULE@VERSION: download a module (pinned by the current dir's
-# go.sum) and print its directory in the module cache.
-module_dir() {
-	"$GO" mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
-}
 
 build_pulumi() {
 	local name="pulumi $PULUMI_VERSION" fp staging start=$SECONDS
@@ -176,6 +89,8 @@ build_pulumi() {
 	staging=$(staging_dir "$dir_pulumi")
 	(cd "$toolchain/pulumi" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" \
 		-o "$staging/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi)
+	[[ "$("$staging/pulumi" version)" == "$PULUMI_VERSION" ]] ||
+		die "the built pulumi does not report $PULUMI_VERSION: $("$staging/pulumi" version)"
 	install_files "$dir_pulumi" pulumi "$fp" "$staging"
 	log "built $name in $((SECONDS - start))s"
 }
@@ -260,16 +175,11 @@ build_random() {
 	log "built $name in $((SECONDS - start))s"
 }
 
-build_pulumi
-build_language_python
-build_kubernetes
-build_random
+build_all() {
+	build_pulumi
+	build_language_python
+	build_kubernetes
+	build_random
+}
 
-# The combined bin dir: relative symlinks into the per-tool dirs.
-mkdir -p "$combined"
-for l in "${links[@]}"; do
-	tool=${l%%:*}
-	ln -sfn "../$(basename "${l#*:}")/bin/$tool" "$combined/$tool"
-done
-"$combined/pulumi" version >/dev/null || die "$combined/pulumi does not run"
-echo "$combined"
+go_tools_main "$@"

@@ -1,0 +1,127 @@
+# shellcheck shell=bash disable=SC2034,SC2154  # variables shared with the sourcing script
+# Shared by the scripts that build pinned tools from the Go module proxy
+# (install-pulumi.sh, install-kube-apiserver.sh); sourced, not run.
+#
+# A tool is built from a wrapper module under toolchain/ into
+# ${JOURNAL_IAC_TOOLS:-$HOME/.cache/journal-iac/tools}/<tool>-<version>/bin and
+# rebuilt only when its fingerprint (wrapper files, Go version, flags, versions)
+# changes. A combined bin dir of relative symlinks is the script's one line of
+# stdout; progress goes to stderr.
+#
+# The sourcing script sets, before calling go_tools_main "$@":
+#   script      its name, for messages
+#   combined    the combined bin dir
+#   links       array of "<tool name>:<dir holding bin/<tool name>>"
+#   lock_name   the lock file's name under the tools dir
+# and defines build_all, which calls the build steps in order.
+
+log() { echo "$script: $*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+toolchain="$repo/toolchain"
+tools=${JOURNAL_IAC_TOOLS:-$HOME/.cache/journal-iac/tools}
+# Flags for every go build/run; GOFLAGS from the environment still applies.
+goflags=(-mod=readonly -trimpath -buildvcs=false)
+force=0
+
+# fingerprint DIR EXTRA...: hash of the wrapper module's files and of whatever
+# else decides the build output (versions, flags).
+fingerprint() {
+	local src=$1
+	shift
+	{
+		printf '%s\n' "$go_version" "${goflags[*]}" "$@"
+		(cd "$src" && find . -type f ! -name '*.md' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+	} | sha256sum | cut -d' ' -f1
+}
+
+# up_to_date DIR TOOL FINGERPRINT BINARY...
+up_to_date() {
+	local dir=$1 tool=$2 fp=$3
+	shift 3
+	((force == 0)) || return 1
+	[[ -f "$dir/.stamp-$tool" && "$(cat "$dir/.stamp-$tool")" == "$fp" ]] || return 1
+	local b
+	for b in "$@"; do [[ -x "$dir/bin/$b" ]] || return 1; done
+}
+
+# staging_dir DIR: a scratch dir on the same file system as DIR/bin.
+staging_dir() {
+	mkdir -p "$1/bin"
+	mktemp -d "$1/.staging.XXXXXX"
+}
+
+# install_files DIR TOOL FINGERPRINT STAGING: move freshly built files into
+# DIR/bin, then record the fingerprint.
+install_files() {
+	local dir=$1 tool=$2 fp=$3 staging=$4 f
+	rm -f "$dir/.stamp-$tool"
+	for f in "$staging"/*; do
+		chmod 0755 "$f"
+		mv -f "$f" "$dir/bin/"
+	done
+	rmdir "$staging"
+	echo "$fp" >"$dir/.stamp-$tool"
+}
+
+# module_dir MODULE@VERSION: download a module (pinned by the current dir's
+# go.sum) and print its directory in the module cache.
+module_dir() {
+	"$GO" mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p'
+}
+
+go_tools_main() {
+	local mode=install arg l
+	for arg in "$@"; do
+		case "$arg" in
+		--print-bin) mode=print ;;
+		--force) force=1 ;;
+		-h | --help)
+			usage
+			exit 0
+			;;
+		*)
+			echo "$script: unknown argument: $arg (see --help)" >&2
+			exit 2
+			;;
+		esac
+	done
+
+	if [[ $mode == print ]]; then
+		for l in "${links[@]}"; do
+			[[ -x "$combined/${l%%:*}" ]] || die "${l%%:*} is not installed in $combined; run scripts/$script"
+		done
+		echo "$combined"
+		exit 0
+	fi
+
+	if [[ -z ${GO:-} ]]; then
+		if command -v go >/dev/null 2>&1; then GO=go; else GO=/usr/local/go/bin/go; fi
+	fi
+	command -v "$GO" >/dev/null 2>&1 || die "go not found (set GO=/path/to/go)"
+	export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+	export GOWORK=off
+	go_version=$("$GO" env GOVERSION)
+
+	mkdir -p "$tools"
+	# Two runs of the same script (parallel test sessions) build once.
+	if command -v flock >/dev/null 2>&1; then
+		exec 9>"$tools/$lock_name"
+		flock 9
+	fi
+
+	build_all
+
+	# The combined bin dir: relative symlinks into the per-tool dirs.
+	mkdir -p "$combined"
+	for l in "${links[@]}"; do
+		ln -sfn "../$(basename "${l#*:}")/bin/${l%%:*}" "$combined/${l%%:*}"
+	done
+	echo "$combined"
+}
