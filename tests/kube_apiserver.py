@@ -26,7 +26,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -36,6 +35,8 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
+
+from loopback import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTALLER = PROJECT_DIR / "scripts" / "install-kube-apiserver.sh"
@@ -67,13 +68,6 @@ def install() -> Path:
             + result.stderr[-4000:]
         )
     return Path(result.stdout.strip())
-
-
-def free_port() -> int:
-    """A loopback port that was free a moment ago (start() retries if it is taken since)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parse_warnings(values: list[str]) -> list[str]:

@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import string
 import subprocess
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
 import pytest
+
+from loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH_SCRIPT = ROOT / "components" / "redis-launch.sh"
@@ -119,13 +120,6 @@ class Output:
     def reply(self) -> str:
         """redis-cli's answer without the blank line it adds after errors."""
         return self.stdout.strip()
-
-
-def free_port() -> int:
-    """A port nobody listens on right now, chosen by the kernel (no fixed ports)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def argv_recorder(directory: Path) -> Path:
