@@ -138,10 +138,10 @@ def test_every_problem_is_reported_at_once():
     assert keys == ["journal:frontendReplicas", "journal:redisImage", "journal:host"]
 
 
-@pytest.mark.parametrize("key, value", [(k, v) for k, v, _ in INVALID[::4]])
-def test_an_invalid_stack_registers_no_resource(key, value):
+@pytest.mark.parametrize("key, value, expected", INVALID, ids=[f"{k}={v!r}" for k, v, _ in INVALID])
+def test_the_program_with_an_invalid_value_registers_no_resource(key, value, expected):
     registered: list[Registered] = []
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError, match=f"journal:{key}"):
         run_program("dev", registered=registered, **{key: value})
     assert registered == []
 
