@@ -90,51 +90,39 @@ kubernetes_ldflags() {
 }
 
 build_apiserver() {
-	local name="kube-apiserver $KUBERNETES_VERSION" fp staging ldflags start=$SECONDS
+	local fp ldflags
 	ldflags=$(kubernetes_ldflags)
 	fp=$(fingerprint "$toolchain/kube-apiserver" "CGO_ENABLED=$CGO_ENABLED" "$ldflags")
-	if up_to_date "$dir_apiserver" kube-apiserver "$fp" kube-apiserver; then
-		log "$name already built"
-		return
-	fi
-	log "building $name ..."
-	staging=$(staging_dir "$dir_apiserver")
+	begin_build "kube-apiserver $KUBERNETES_VERSION" "$dir_apiserver" kube-apiserver "$fp" kube-apiserver || return 0
 	(cd "$toolchain/kube-apiserver" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" \
 		-o "$staging/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver)
 	"$staging/kube-apiserver" --version | grep -qx "Kubernetes $KUBERNETES_VERSION" ||
 		die "the built kube-apiserver does not report $KUBERNETES_VERSION: $("$staging/kube-apiserver" --version)"
-	install_files "$dir_apiserver" kube-apiserver "$fp" "$staging"
-	log "built $name in $((SECONDS - start))s"
+	finish_build "$dir_apiserver" kube-apiserver "$fp"
 }
 
 build_etcd() {
-	local name="etcd $ETCD_VERSION" fp staging start=$SECONDS
+	local fp
 	# etcd's version is a constant of go.etcd.io/etcd/api/v3/version; its build
 	# script only adds the git SHA, which the module proxy does not carry.
 	local ldflags="-s -w"
 	fp=$(fingerprint "$toolchain/etcd" "CGO_ENABLED=$CGO_ENABLED" "$ldflags")
-	if up_to_date "$dir_etcd" etcd "$fp" etcd; then
-		log "$name already built"
-		return
-	fi
-	log "building $name ..."
-	staging=$(staging_dir "$dir_etcd")
+	begin_build "etcd $ETCD_VERSION" "$dir_etcd" etcd "$fp" etcd || return 0
 	(cd "$toolchain/etcd" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" \
 		-o "$staging/etcd" go.etcd.io/etcd/server/v3)
 	"$staging/etcd" --version | grep -qx "etcd Version: ${ETCD_VERSION#v}" ||
 		die "the built etcd does not report ${ETCD_VERSION#v}: $("$staging/etcd" --version)"
-	install_files "$dir_etcd" etcd "$fp" "$staging"
-	log "built $name in $((SECONDS - start))s"
+	finish_build "$dir_etcd" etcd "$fp"
 }
 
 # The versions above must be the ones the wrapper modules pin (the staging
 # modules at v0.<minor>.<patch> of the same release).
 check_pins() {
-	local staging=v0.${KUBERNETES_VERSION#v1.} line
+	local staging_version=v0.${KUBERNETES_VERSION#v1.} line
 	grep -qE "^\s*k8s\.io/kubernetes $KUBERNETES_VERSION( |$)" "$toolchain/kube-apiserver/go.mod" ||
 		die "toolchain/kube-apiserver/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION"
 	while read -r line; do
-		[[ $line == *" $staging" ]] || die "toolchain/kube-apiserver/go.mod: '$line' is not $staging"
+		[[ $line == *" $staging_version" ]] || die "toolchain/kube-apiserver/go.mod: '$line' is not $staging_version"
 	done < <(grep -E '^\s*k8s\.io/[a-z-]+ => ' "$toolchain/kube-apiserver/go.mod")
 	grep -qE "^\s*go\.etcd\.io/etcd/server/v3 $ETCD_VERSION( |$)" "$toolchain/etcd/go.mod" ||
 		die "toolchain/etcd/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION"

@@ -70,6 +70,26 @@ install_files() {
 	echo "$fp" >"$dir/.stamp-$tool"
 }
 
+# begin_build LABEL DIR TOOL FINGERPRINT BINARY...: returns 1 (after saying so) when
+# DIR already holds this build; otherwise sets $staging to a fresh scratch dir for the
+# built files, which finish_build DIR TOOL FINGERPRINT then installs.
+begin_build() {
+	build_label=$1 build_start=$SECONDS
+	local dir=$2 tool=$3 fp=$4
+	shift 4
+	if up_to_date "$dir" "$tool" "$fp" "$@"; then
+		log "$build_label already built"
+		return 1
+	fi
+	log "building $build_label ..."
+	staging=$(staging_dir "$dir")
+}
+
+finish_build() {
+	install_files "$1" "$2" "$3" "$staging"
+	log "built $build_label in $((SECONDS - build_start))s"
+}
+
 # module_dir MODULE@VERSION: download a module (pinned by the current dir's
 # go.sum) and print its directory in the module cache.
 module_dir() {
