@@ -6,6 +6,7 @@ is half-created. Defaults live in Pulumi.yaml (the engine applies them); this mo
 holds no second copy of them.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -41,18 +42,47 @@ class ConfigSource(Protocol):
 
 @dataclass(frozen=True)
 class Image:
-    """A container image pinned by an exact version tag, a digest, or both."""
+    """A container image reference: [registry/]path[:tag][@digest]."""
 
     reference: str
     tag: Optional[str]
     digest: Optional[str]
 
     @property
+    def pinned(self) -> bool:
+        """Pinned by digest, or by an exact release tag (never 'latest' or '7')."""
+        return self.digest is not None or (self.tag is not None and bool(_EXACT_VERSION_TAG.fullmatch(self.tag)))
+
+    @property
     def version(self) -> str:
-        """A label-safe name of the running version (labels may not contain ':')."""
-        if self.tag and len(self.tag) <= 63:
+        """The value of the app.kubernetes.io/version label: the tag when it is an exact
+        release (a valid label value by construction), else a digest prefix."""
+        if self.tag is not None and _EXACT_VERSION_TAG.fullmatch(self.tag):
             return self.tag
         return "sha256-" + (self.digest or "")[len("sha256:") :][:12]
+
+
+def parse_image(reference: str) -> Optional[Image]:
+    """The reference's parts, or None when it is not a valid image reference."""
+    name, _, digest = reference.partition("@")
+    if digest and not _DIGEST.fullmatch(digest):
+        return None
+    # A ':' after the last '/' starts the tag; one before it belongs to a registry port.
+    tag = None
+    if name.rfind(":") > name.rfind("/"):
+        name, _, tag = name.rpartition(":")
+        if not _TAG.fullmatch(tag):
+            return None
+    first, _, rest = name.partition("/")
+    # As container runtimes read it: the first component names a registry only when it
+    # looks like a host (a dot or a port) or is "localhost"; then it may have capitals.
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        if not _REGISTRY.fullmatch(first):
+            return None
+        name = rest
+    if not all(_PATH_COMPONENT.fullmatch(component) for component in name.split("/")):
+        return None
+    return Image(reference=reference, tag=tag, digest=digest or None)
 
 
 @dataclass(frozen=True)
@@ -141,21 +171,24 @@ class StackSettings:
 # Patterns are applied with fullmatch: with match(), "$" would also accept a trailing newline.
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_DNS_SUBDOMAIN = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_DNS_LABEL_PART = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}\Z){_DNS_LABEL_PART}(\.{_DNS_LABEL_PART})*")
 _CPU = re.compile(r"[0-9]+m|[0-9]+(\.[0-9]{1,3})?")
 # Only binary suffixes: "1G" is a valid quantity but means 10^9 bytes, and it is almost
 # always a typo for "1Gi".
 _BINARY_QUANTITY = re.compile(r"([0-9]+)(Ki|Mi|Gi|Ti|Pi)")
 _BINARY_FACTORS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 # An exact release: v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f. Floating tags such as
-# "latest", "7" or "alpine" move under a running Deployment and are refused.
-_EXACT_VERSION_TAG = re.compile(r"v?[0-9]+\.[0-9]+\.[0-9]+([-+_.][A-Za-z0-9_.-]+)?")
-_IMAGE = re.compile(
-    r"(?P<name>[a-z0-9]+([._/-][a-z0-9]+|:[0-9]+/[a-z0-9]+)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(@(?P<digest>sha256:[0-9a-f]{64}))?"
-)
-_EMAIL = re.compile(r"[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+")
+# "latest", "7" or "alpine" move under a running Deployment and are refused. The tag is
+# also the version label, so it must be a label value: at most 63 characters, ending in
+# a letter or digit.
+_EXACT_VERSION_TAG = re.compile(r"(?=.{1,63}\Z)v?[0-9]+\.[0-9]+\.[0-9]+([-_.][A-Za-z0-9_.-]*[A-Za-z0-9])?")
+# The image reference grammar of the OCI distribution spec (as container runtimes parse it).
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_REGISTRY = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]+)?")
+_PATH_COMPONENT = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*")
+_EMAIL = re.compile(r"[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", re.IGNORECASE)
 MAX_REPLICAS = 50
 # Every Redis replica is a full copy that syncs from the one master: past a handful,
 # more replicas cost the master more than they add.
@@ -186,7 +219,7 @@ class _Reader:
 
     def count(self, key: str, minimum: int, maximum: int) -> int:
         def parse(raw: str) -> Optional[int]:
-            if not re.fullmatch(r"[0-9]+", raw.strip()):
+            if not re.fullmatch(r"[0-9]+", raw):
                 return None
             number = int(raw)
             return number if minimum <= number <= maximum else None
@@ -204,19 +237,19 @@ class _Reader:
 
     def image(self, key: str) -> Image:
         raw = self._raw(key)
-        match = _IMAGE.fullmatch(raw) if raw is not None else None
-        if match is None:
-            self._fail(key, "must be an image reference such as 'registry/app:v1.0.1-bfeda01f'", raw)
+        image = parse_image(raw) if raw is not None else None
+        if image is None:
+            self._fail(key, "must be an image reference such as 'registry.example.com/app:v1.0.1-bfeda01f'", raw)
             return Image(reference="", tag=None, digest=None)
-        tag, digest = match["tag"], match["digest"]
-        if digest is None and (tag is None or not _EXACT_VERSION_TAG.fullmatch(tag)):
+        if not image.pinned:
             self._fail(
                 key,
-                "must be pinned: an exact version tag (v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f) "
-                "or an @sha256: digest, never 'latest' or a floating tag",
+                "must be pinned: an exact version tag of at most 63 characters ending in a letter or "
+                "digit (v1.0.1, 1.27.3-alpine, v1.0.1-bfeda01f) or an @sha256: digest, never 'latest' "
+                "or a floating tag",
                 raw,
             )
-        return Image(reference=raw, tag=tag, digest=digest)
+        return image
 
     def cpu(self, key: str) -> Optional[str]:
         return self._parse(
@@ -256,6 +289,14 @@ class _Reader:
                     f"must not exceed {CONFIG_NAMESPACE}:{tier}{kind}Limit ({limit!r})"
                 )
         return resources
+
+
+def _is_ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _cpu_cores(quantity: str) -> Decimal:
@@ -315,10 +356,18 @@ def load_settings(source: ConfigSource, stack: str) -> StackSettings:
     )
 
     host = read.string("host", _DNS_SUBDOMAIN, "must be a lowercase DNS name such as 'journal.example.com'", optional=True)
+    if host is not None and _is_ip_address(host):
+        read.problems.append(f"{CONFIG_NAMESPACE}:host must be a DNS name, not an IP address (an Ingress rule's host cannot be one), got {host!r}")
+        host = None
     issuer = read.choice("tlsIssuer", TlsIssuer)
     tls = None
     if issuer not in (None, TlsIssuer.NONE):
         email = read.string("tlsEmail", _EMAIL, f"must be an email address for the ACME account when tlsIssuer is {issuer.value!r}")
+        if host is not None and "." not in host:
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:host must be a fully qualified name when {CONFIG_NAMESPACE}:tlsIssuer is "
+                f"{issuer.value!r}: Let's Encrypt certifies no single-label name, got {host!r}"
+            )
         if host is None and source.get("host") in (None, ""):
             read.problems.append(
                 f"{CONFIG_NAMESPACE}:host must be set when {CONFIG_NAMESPACE}:tlsIssuer is {issuer.value!r}: "

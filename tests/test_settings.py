@@ -45,6 +45,8 @@ def test_tls_can_be_turned_off_without_a_host():
     "reference, tag, digest",
     [
         ("docker.io/library/redis:7.0.15-bookworm", "7.0.15-bookworm", None),
+        ("Registry.Example.com/my--app/a__b:1.0.0", "1.0.0", None),
+        ("localhost/journal:1.2.3", "1.2.3", None),
         ("registry.example.com:5000/journal/api:v1.0.1-bfeda01f", "v1.0.1-bfeda01f", None),
         ("redis@sha256:" + "a" * 64, None, "sha256:" + "a" * 64),
         ("redis:7.0.15@sha256:" + "b" * 64, "7.0.15", "sha256:" + "b" * 64),
@@ -78,8 +80,14 @@ INVALID = [
     ("redisImage", "redis:7", "pinned"),
     ("fileserverImage", "nginx:alpine", "pinned"),
     ("frontendImage", "Registry/API:v1.0.0", "image reference"),
+    ("frontendImage", "registry.example.com/a:5000/api:v1.0.0", "image reference"),
+    ("frontendImage", "registry.example.com/journal/api:v1.0.1-", "pinned"),
+    ("frontendImage", "registry.example.com/journal/api:v1.0.1-" + "a" * 60, "at most 63"),
     ("host", "Journal.Example.com", "DNS name"),
     ("host", "journal..example.com", "DNS name"),
+    ("host", "10.0.0.1", "not an IP address"),
+    ("host", "journal", "fully qualified"),
+    ("host", "a" * 64 + ".example.com", "DNS name"),
     ("tlsIssuer", "letsencrypt", "one of"),
     ("tlsEmail", "not-an-email", "email"),
     ("namespace", "default", "own"),
@@ -151,3 +159,7 @@ def test_the_readme_documents_every_config_key():
     readme = (PROJECT_DIR / "README.md").read_text()
     undocumented = [key for key in project["config"] if f"`{key}`" not in readme]
     assert undocumented == []
+
+
+def test_the_acme_email_is_case_insensitive():
+    assert settings_for("prod", tlsEmail="Ops@Example.COM").edge.tls.email == "Ops@Example.COM"
