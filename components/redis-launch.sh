@@ -12,6 +12,9 @@
 #   REDIS_BIND           [* -::*]
 #   REDIS_DATA_DIR       [/data]
 #   REDIS_CONF_DIR       [/etc/redis] must be writable (an emptyDir)
+#   REDIS_MAXMEMORY      [unset: no limit] bytes of data Redis may hold; past it,
+#                        writes are refused (noeviction) instead of the container
+#                        being OOM-killed at its memory limit
 #
 # POSIX sh on purpose: the official image's /bin/sh is dash, where [[ ]] is a
 # command-not-found that evaluates as false and silently picks the wrong branch.
@@ -38,6 +41,7 @@ port=${REDIS_PORT:-6379}
 bind=${REDIS_BIND:-* -::*}
 data_dir=${REDIS_DATA_DIR:-/data}
 conf_dir=${REDIS_CONF_DIR:-/etc/redis}
+maxmemory=${REDIS_MAXMEMORY:-}
 conf=$conf_dir/redis.conf
 
 # --- role, from the StatefulSet ordinal -------------------------------------
@@ -72,6 +76,10 @@ check_port() {
     fi
 }
 check_port REDIS_PORT "$port"
+case $maxmemory in
+    '' ) ;;
+    *[!0-9]* | 0*) die "REDIS_MAXMEMORY must be a number of bytes, got '$maxmemory'" ;;
+esac
 
 case $bind in
     '' | *[!0-9A-Za-z.:*%\ -]*) die "REDIS_BIND must be a space-separated list of addresses, got '$bind'" ;;
@@ -133,6 +141,15 @@ rm -f -- "$conf" || die "cannot replace $conf"
     # Redis postpone them); a crash of the whole node can lose about the last
     # second (appendfsync everysec). Snapshots alone lose all since the last one.
     printf 'appendonly yes\n'
+    # No RDB snapshots besides: the append-only file already holds every write, and
+    # with save points Redis would also fork for periodic dumps and write a blocking
+    # final dump on SIGTERM, which a large dataset can stretch past the grace period.
+    printf 'save ""\n'
+    if [ -n "$maxmemory" ]; then
+        printf 'maxmemory %s\n' "$maxmemory"
+        # A journal must not lose entries to eviction: a full Redis refuses writes.
+        printf 'maxmemory-policy noeviction\n'
+    fi
     # requirepass AND masterauth on every node: replicas serve reads, so they
     # need requirepass as much as the master; masterauth lets a replica sync, and
     # on the master too it means that if an operator swaps roles at runtime
@@ -153,6 +170,6 @@ else
 fi
 
 # exec: redis-server replaces this shell as the container's main process, so it
-# receives SIGTERM from the kubelet directly and shuts down cleanly (saving the
+# receives SIGTERM from the kubelet directly and shuts down cleanly (flushing the
 # append-only file), instead of being killed after the grace period.
 exec redis-server "$conf"

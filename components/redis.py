@@ -17,6 +17,10 @@ from .labels import TierLabels
 from .settings import RedisSettings
 
 REDIS_PORT = 6379
+# Redis's share of the container's memory limit for data; the rest is headroom for
+# the copy-on-write pages of the fork that rewrites the append-only file, client and
+# replication buffers, and fragmentation.
+DATA_SHARE_OF_MEMORY_LIMIT = 0.7
 # The uid and gid of the "redis" user in the official Redis image.
 REDIS_USER_ID = 999
 PASSWORD_FILE_KEY = "passwd"
@@ -40,7 +44,6 @@ class RedisConnection:
 
 class RedisCluster(pulumi.ComponentResource):
     connection: RedisConnection
-    password: pulumi.Output[str]
 
     def __init__(
         self,
@@ -158,6 +161,12 @@ class RedisCluster(pulumi.ComponentResource):
                                     {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
                                     {"name": "REDIS_DATA_DIR", "value": "/data"},
                                     {"name": "REDIS_CONF_DIR", "value": "/etc/redis"},
+                                    {
+                                        "name": "REDIS_MAXMEMORY",
+                                        "value": str(
+                                            int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)
+                                        ),
+                                    },
                                 ],
                                 "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
                                 "resources": settings.resources.to_kubernetes(),
@@ -194,7 +203,6 @@ class RedisCluster(pulumi.ComponentResource):
         )
         disruption_budget(name, labels, namespace, settings.replicas, child)
 
-        self.password = pulumi.Output.secret(password.result)
         self.connection = RedisConnection(
             read_host=pulumi.Output.concat(read_service.metadata.name, ".", namespace, ".svc"),
             write_host=master_host,

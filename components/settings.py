@@ -94,6 +94,10 @@ class Resources:
     memory_request: str
     memory_limit: str
 
+    @property
+    def memory_limit_bytes(self) -> int:
+        return _bytes(self.memory_limit)
+
     def to_kubernetes(self) -> dict:
         return {
             "requests": {"cpu": self.cpu_request, "memory": self.memory_request},

@@ -251,6 +251,8 @@ class Node:
         for d in (self.data_dir, self.conf_dir):
             d.mkdir(parents=True, mode=0o700)
         self.port = free_port()
+        # As the StatefulSet sets it from the memory limit; a test may lower it.
+        self.maxmemory = 64 * 2**20
         self.proc: Optional[subprocess.Popen] = None
 
     def __repr__(self) -> str:
@@ -278,6 +280,7 @@ class Node:
             REDIS_BIND="127.0.0.1",
             REDIS_DATA_DIR=str(self.data_dir),
             REDIS_CONF_DIR=str(self.conf_dir),
+            REDIS_MAXMEMORY=str(self.maxmemory),
         )
         if self.master is not None:
             env.update(REDIS_MASTER_HOST="127.0.0.1", REDIS_MASTER_PORT=str(self.master.port))

@@ -170,3 +170,11 @@ def test_traffic_policy_admits_only_the_configured_ingress_controller():
         assert rule["from"] == [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "haproxy-controller"}}}
         ]
+
+
+def test_redis_keeps_its_data_within_its_memory_limit():
+    settings = settings_for(redisMemoryRequest="1Gi", redisMemoryLimit="2Gi").redis
+    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    container = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert int(env["REDIS_MAXMEMORY"]) == int(0.7 * 2 * 2**30)

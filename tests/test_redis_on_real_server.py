@@ -109,6 +109,17 @@ def test_master_accepts_authenticated_writes(cluster: Cluster) -> None:
     assert cluster.master.cli("GET", key).reply == value
 
 
+def test_a_full_master_refuses_writes_instead_of_growing_past_its_limit(lone_master: Node) -> None:
+    lone_master.stop()
+    lone_master.maxmemory = 4 * 2**20
+    lone_master.start()
+    # SETRANGE at an offset of 1 MiB makes a 1 MiB value from a one-byte argument.
+    replies = [lone_master.cli("SETRANGE", unique("entry"), str(2**20), "x").reply for _ in range(8)]
+    assert replies[0] == str(2**20 + 1)
+    assert any(reply.startswith("OOM command not allowed") for reply in replies), replies[-1][:80]
+    assert lone_master.cli("PING").reply == "PONG"
+
+
 def test_both_replicas_reach_master_link_up(cluster: Cluster) -> None:
     cluster.wait_until_replicas_linked()
     for replica in cluster.replicas:
@@ -292,7 +303,8 @@ def test_generated_config_is_owner_only_and_authenticates_every_node(cluster: Cl
         assert node.config_file.stat().st_mode & 0o777 == 0o600, node
         lines = node.config_lines()
         for directive in (f'requirepass "{PLACEHOLDER}"', f'masterauth "{PLACEHOLDER}"',
-                          "appendonly yes", f"port {node.port}", f'dir "{node.data_dir}"'):
+                          "appendonly yes", 'save ""', f"maxmemory {node.maxmemory}",
+                          "maxmemory-policy noeviction", f"port {node.port}", f'dir "{node.data_dir}"'):
             assert directive in lines, (node, directive)
         assert not any(line.startswith("slaveof") for line in lines), node
     assert not any(line.startswith("replicaof") for line in cluster.master.config_lines())
