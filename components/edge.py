@@ -41,12 +41,13 @@ class Edge(pulumi.ComponentResource):
 
         annotations = {}
         tls = []
+        ingress_depends_on = []
         self.cluster_issuer_name = None
         if settings.tls is not None:
             # A ClusterIssuer is cluster-wide: the instance in its name keeps the dev and
             # prod stacks of one cluster from fighting over the same object.
             self.cluster_issuer_name = f"{labels.instance}-{settings.tls.issuer.value}"
-            k8s.apiextensions.CustomResource(
+            issuer = k8s.apiextensions.CustomResource(
                 f"{name}-cluster-issuer",
                 api_version="cert-manager.io/v1",
                 kind="ClusterIssuer",
@@ -62,6 +63,9 @@ class Edge(pulumi.ComponentResource):
                 opts=child,
             )
             annotations["cert-manager.io/cluster-issuer"] = self.cluster_issuer_name
+            # The annotation names the issuer by a plain string: say the dependency, so the
+            # issuer exists before the Ingress asks for a certificate and outlives it.
+            ingress_depends_on.append(issuer)
             tls = [{"hosts": [settings.host], "secretName": f"{labels.component}-tls"}]
 
         rule = {
@@ -92,7 +96,7 @@ class Edge(pulumi.ComponentResource):
                 "annotations": annotations,
             },
             spec=spec,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=ingress_depends_on),
         )
 
         scheme = "https" if settings.tls else "http"

@@ -37,8 +37,9 @@ def pod_spec_defaults(user_id: int) -> dict:
         "securityContext": pod_security_context(user_id),
         # None of the tiers talks to the Kubernetes API: no token to steal.
         "automountServiceAccountToken": False,
-        # A Service named "redis" would otherwise inject REDIS_PORT=tcp://10.x.y.z:6379
-        # into every pod of the namespace, clobbering the variable of the same name.
+        # Otherwise every Service of the namespace injects Docker-link variables into
+        # every pod (REDIS_PORT=tcp://10.x.y.z:6379, ...): noise that shadows the
+        # variable of the same name in any container that does not set it itself.
         "enableServiceLinks": False,
     }
 

@@ -199,7 +199,12 @@ class RedisCluster(pulumi.ComponentResource):
                     {"metadata": {"name": "data", "labels": labels.selector}, "spec": storage_spec}
                 ],
             },
-            opts=child,
+            # Kubernetes cannot change volumeClaimTemplates in place, so the provider
+            # would replace the StatefulSet (delete first: it is named), taking every
+            # Redis pod down, and the retained claims would come back at their old size
+            # anyway. Size and class apply when the StatefulSet is created; grow the
+            # claims themselves to resize (see the README).
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.volumeClaimTemplates"]),
         )
         disruption_budget(name, labels, namespace, settings.replicas, child)
 

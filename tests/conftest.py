@@ -46,6 +46,10 @@ class Registered:
     parent: str
     custom: bool
     state: dict
+    dependencies: list[str]
+    ignore_changes: list[str]
+    auto_named: bool
+    """The program left metadata.name out, so the provider named the object."""
 
     @property
     def is_kubernetes(self) -> bool:
@@ -77,11 +81,15 @@ class JournalMocks(pulumi.runtime.Mocks):
     """The provider as far as shapes go: inputs come back as state, auto-named objects get
     a generated name, and RandomPassword a real random result."""
 
+    def __init__(self):
+        self.auto_named: set[str] = set()
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
         if args.typ.startswith("kubernetes:") and "metadata" in state:
             metadata = dict(state["metadata"])
             if "name" not in metadata:
+                self.auto_named.add(args.name)
                 suffix = hashlib.sha256(repr(sorted(state.items())).encode()).hexdigest()[:8]
                 metadata["name"] = f"{args.name}-{suffix}"
             state["metadata"] = metadata
@@ -110,6 +118,9 @@ class RecordingMonitor(MockMonitor):
                     parent=request.parent,
                     custom=request.custom,
                     state=self.resources[response.urn].state,
+                    dependencies=list(request.dependencies),
+                    ignore_changes=list(request.ignoreChanges),
+                    auto_named=request.name in self.mocks.auto_named,
                 )
             )
         return response

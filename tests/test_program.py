@@ -148,6 +148,17 @@ def test_tls_covers_exactly_the_rule_host_with_the_stacks_issuer(deployed):
     assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == issuer["metadata"]["name"]
 
 
+def test_the_ingress_waits_for_the_cluster_issuer_it_names(deployed):
+    (ingress,) = deployed.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+    (issuer,) = deployed.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
+    assert issuer.urn in ingress.dependencies
+
+
+def test_a_storage_change_never_replaces_the_redis_statefulset(deployed):
+    (statefulset,) = deployed.of_type("kubernetes:apps/v1:StatefulSet")
+    assert "spec.volumeClaimTemplates" in statefulset.ignore_changes
+
+
 def test_the_redis_secret_holds_the_generated_password_as_a_secret(deployed):
     (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
     (secret,) = [r for r in deployed.resources if r.type == "kubernetes:core/v1:Secret"]
@@ -157,12 +168,9 @@ def test_the_redis_secret_holds_the_generated_password_as_a_secret(deployed):
 
 
 def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(deployed):
-    generated = set()
-    for configmap in deployed.of_type("kubernetes:core/v1:ConfigMap"):
-        name = configmap.state["metadata"]["name"]
-        # The mock provider names an object only when the program left the name out.
-        assert name.startswith(f"{configmap.name}-") and len(name) > len(configmap.name) + 1
-        generated.add(name)
+    configmaps = deployed.of_type("kubernetes:core/v1:ConfigMap")
+    assert configmaps and all(configmap.auto_named for configmap in configmaps)
+    generated = {configmap.state["metadata"]["name"] for configmap in configmaps}
     frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]
     (entries,) = [e for e in frontend["containers"][0]["env"] if e["name"] == "JOURNAL_ENTRIES"]
     assert entries["valueFrom"]["configMapKeyRef"]["name"] in generated
