@@ -5,6 +5,7 @@ import kubernetes_validate
 import pytest
 
 from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
+from components.settings import parse_image
 from conftest import is_secret
 
 KUBERNETES_VERSION = "1.34.0"
@@ -243,8 +244,8 @@ def test_every_container_is_locked_down_and_sized(deployed):
 
 def test_every_image_is_pinned(deployed):
     for name, container in containers(deployed):
-        image = container["image"]
-        assert "@sha256:" in image or (":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")), name
+        image = parse_image(container["image"])
+        assert image is not None and image.pinned, (name, container["image"])
         assert container["imagePullPolicy"] == "IfNotPresent", name
 
 
@@ -303,6 +304,90 @@ def test_every_network_policy_selects_pods_that_exist(deployed):
         if "acme.cert-manager.io/http01-solver" in selector:
             continue  # cert-manager's solver pods, created on demand
         assert not selector or any(matches(selector, labels) for labels in templates), policy["metadata"]["name"]
+
+
+# --- the flows the service needs, each checked from both ends -------------------------------
+
+INGRESS_CONTROLLER = {"namespace": "ingress-nginx"}
+CLUSTER_DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
+
+
+def peer_matches(peer: dict, endpoint: dict, own_namespace: str) -> bool:
+    """Whether a NetworkPolicyPeer admits `endpoint` (its namespace, its pod labels)."""
+    namespace = endpoint.get("namespace", own_namespace)
+    if "namespaceSelector" in peer:
+        if not matches(peer["namespaceSelector"].get("matchLabels", {}), {"kubernetes.io/metadata.name": namespace}):
+            return False
+    elif namespace != own_namespace:
+        return False
+    pod_selector = peer.get("podSelector", {}).get("matchLabels", {})
+    return matches(pod_selector, endpoint.get("labels", {}))
+
+
+def port_matches(rule: dict, protocol: str, port: int) -> bool:
+    return "ports" not in rule or {"protocol": protocol, "port": port} in rule["ports"]
+
+
+def allowed(deployed, direction: str, at: dict, other: dict, protocol: str, port: int) -> bool:
+    """Some policy that selects the pods `at` lets traffic in `direction` to or from `other`."""
+    namespace = deployed.objects("Namespace")[0]["metadata"]["name"]
+    key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    for policy in deployed.objects("NetworkPolicy"):
+        spec = policy["spec"]
+        if direction not in spec["policyTypes"] or not matches(spec["podSelector"].get("matchLabels", {}), at["labels"]):
+            continue
+        for rule in spec.get(key, []):
+            if port_matches(rule, protocol, port) and any(peer_matches(p, other, namespace) for p in rule.get(peers, [])):
+                return True
+    return False
+
+
+def pod_labels(deployed, component: str) -> dict:
+    (workload,) = [w for w in workloads(deployed) if w["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+    return {"labels": workload["spec"]["template"]["metadata"]["labels"]}
+
+
+@pytest.mark.parametrize(
+    "source, destination, port",
+    [("frontend", "redis", 6379), ("redis", "redis", 6379)],
+)
+def test_a_needed_flow_between_tiers_is_open_at_both_ends(deployed, source, destination, port):
+    source_pods, destination_pods = pod_labels(deployed, source), pod_labels(deployed, destination)
+    assert allowed(deployed, "Egress", source_pods, destination_pods, "TCP", port)
+    assert allowed(deployed, "Ingress", destination_pods, source_pods, "TCP", port)
+
+
+@pytest.mark.parametrize("destination", ["frontend", "fileserver"])
+def test_the_ingress_controller_reaches_the_container_port_behind_each_route(deployed, destination):
+    pods = pod_labels(deployed, destination)
+    (container_port,) = [
+        p["containerPort"] for w in workloads(deployed) if matches(pods["labels"], w["spec"]["template"]["metadata"]["labels"])
+        for c in w["spec"]["template"]["spec"]["containers"] for p in c["ports"]
+    ]
+    assert allowed(deployed, "Ingress", pods, INGRESS_CONTROLLER, "TCP", container_port)
+
+
+@pytest.mark.parametrize("component", ["frontend", "redis", "fileserver"])
+@pytest.mark.parametrize("protocol", ["UDP", "TCP"])
+def test_every_pod_can_ask_the_cluster_dns(deployed, component, protocol):
+    assert allowed(deployed, "Egress", pod_labels(deployed, component), CLUSTER_DNS, protocol, 53)
+
+
+@pytest.mark.parametrize(
+    "source, destination, port",
+    [("fileserver", "redis", 6379), ("frontend", "fileserver", 8080), ("redis", "frontend", 8080)],
+)
+def test_a_flow_the_service_does_not_need_stays_closed(deployed, source, destination, port):
+    source_pods, destination_pods = pod_labels(deployed, source), pod_labels(deployed, destination)
+    assert not (
+        allowed(deployed, "Egress", source_pods, destination_pods, "TCP", port)
+        and allowed(deployed, "Ingress", destination_pods, source_pods, "TCP", port)
+    )
+
+
+def test_cert_manager_solvers_are_reachable_from_the_ingress_controller(deployed):
+    solver = {"labels": {"acme.cert-manager.io/http01-solver": "true"}}
+    assert allowed(deployed, "Ingress", solver, INGRESS_CONTROLLER, "TCP", 8089)
 
 
 def test_only_the_frontend_and_redis_itself_may_reach_redis(deployed):
