@@ -14,7 +14,10 @@
 #   generated once into .pulumi/dev-passphrase (owner-only, never committed). Every
 #   other stack needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE from
 #   your environment: a production passphrase never lives in the repository;
-# - the stack is created on first use.
+# - the stack is created on first use and selected on every run, so any Pulumi command
+#   (`version`, `stack output`, `state ...`) acts on STACK; the commands that take
+#   --stack get it as well (never after a `--`), which keeps two runs on different
+#   stacks in one clone apart.
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -67,7 +70,48 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FI
 fi
 
 cd "$root"
+# Create the stack on first use, then select it: commands without a --stack flag act on
+# the selected stack.
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
-	pulumi stack init "$stack" --secrets-provider passphrase >&2
+	pulumi stack init "$stack" --secrets-provider passphrase --no-select >&2 ||
+		pulumi stack select "$stack" >/dev/null # created meanwhile by another run
+	pulumi stack select "$stack" >/dev/null
 fi
-exec pulumi "$@" --stack "$stack"
+
+# Where the command is: past the global flags (those that take a value take the next
+# argument unless written --flag=value), up to a `--`.
+command='' end=$#
+args=("$@")
+for ((i = 0; i < $#; i++)); do
+	arg=${args[i]}
+	if [ "$arg" = -- ]; then
+		end=$i
+		break
+	elif [ -z "$command" ]; then
+		case $arg in
+		--color | -C | --cwd | --memprofilerate | --otel-traces | --profiling | --tracing | -v | --verbose) i=$((i + 1)) ;;
+		-*) ;;
+		*) command=$arg ;;
+		esac
+	fi
+done
+flags=("${args[@]:0:end}")
+given() {
+	local flag name
+	for flag in "${flags[@]}"; do
+		for name in "$@"; do
+			case $flag in "$name" | "$name="*) return 0 ;; esac
+		done
+	done
+	return 1
+}
+
+extra=()
+case $command in
+preview | pre | up | update | refresh | destroy | down | dn | import | config | stack | cancel | console)
+	given --stack -s || extra+=("--stack=$stack")
+	;;
+esac
+
+# The added flags go before any `--`, where the command still reads them as flags.
+exec pulumi "${flags[@]}" "${extra[@]}" "${args[@]:end}"
