@@ -4,20 +4,32 @@
 #   scripts/pulumi.sh STACK [pulumi arguments...]
 #   scripts/pulumi.sh dev preview
 #   PULUMI_CONFIG_PASSPHRASE_FILE=~/prod.pass scripts/pulumi.sh prod up
+#   scripts/pulumi.sh STACK --config-file-path
 #
 # - the CLI and plugins come from scripts/install-pulumi.sh (built if missing); the
 #   providers are installed into PULUMI_HOME under the versions requirements.txt pins
 #   (the versions the Python SDK asks the engine for) and never downloaded;
 # - PULUMI_HOME and the state backend are local to the clone (.pulumi/, git-ignored)
 #   unless PULUMI_HOME / PULUMI_BACKEND_URL are already set;
-# - secrets in state are encrypted with a passphrase. For dev, a random passphrase is
-#   generated once into .pulumi/dev-passphrase (owner-only, never committed). Every
-#   other stack needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE from
-#   your environment: a production passphrase never lives in the repository;
 # - the stack is created on first use and selected on every run, so any Pulumi command
 #   (`version`, `stack output`, `state ...`) acts on STACK; the commands that take
 #   --stack get it as well (never after a `--`), which keeps two runs on different
-#   stacks in one clone apart.
+#   stacks in one clone apart;
+# - secrets in state are encrypted with a passphrase. Every stack other than dev needs
+#   PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE from your environment (a
+#   production passphrase never lives in the repository); Pulumi keeps its salt as
+#   `encryptionsalt:` in Pulumi.STACK.yaml, to be committed once.
+#   Without either variable, dev uses a random passphrase generated once into
+#   .pulumi/dev-passphrase (owner-only, never committed). That passphrase, and so its
+#   salt, belongs to this clone alone: the salt is kept out of the tracked
+#   Pulumi.dev.yaml, in .pulumi/stacks/Pulumi.dev.yaml, a private copy of it rebuilt
+#   on every run (your edits to Pulumi.dev.yaml take effect) that preview, up,
+#   refresh, destroy, import and the reading config commands are given as
+#   --config-file. `config set` and the other writing config commands still write
+#   Pulumi.dev.yaml; secret values (`--secret`) are refused there, as no other clone
+#   could decrypt them.
+# - `--config-file-path` as the only argument creates the stack if needed and prints
+#   the configuration file the commands above read (used by scripts/render.sh).
 set -euo pipefail
 
 if [ $# -lt 1 ]; then
@@ -57,30 +69,67 @@ sys.exit(not any(p["name"] == name and p["kind"] == "resource" and p["version"] 
 	fi
 done
 
+cd "$root"
+stack_file="Pulumi.$stack.yaml"
+# The stack configuration file the commands read: empty means Pulumi's own choice,
+# the tracked Pulumi.STACK.yaml.
+config_file=
 if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
 	if [ "$stack" != dev ]; then
 		echo "pulumi.sh: stack '$stack' needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE in the environment" >&2
 		exit 2
 	fi
 	passphrase_file="$state_dir/dev-passphrase"
+	# The private stack file: the tracked one without any salt of its own, plus the
+	# salt Pulumi wrote into the private file (at `stack init`, below, or whenever it
+	# finds none). A directory of its own, with a copy of Pulumi.yaml, so that
+	# `stack init` can run there and write the salt nowhere else.
+	private_dir="$state_dir/stacks"
+	config_file="$private_dir/$stack_file"
+	mkdir -p "$private_dir"
 	if [ ! -s "$passphrase_file" ]; then
 		(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$passphrase_file")
+		rm -f "$config_file" # a salt made with an earlier passphrase
 	fi
 	export PULUMI_CONFIG_PASSPHRASE_FILE="$passphrase_file"
+
+	cp Pulumi.yaml "$private_dir/Pulumi.yaml"
+	salt=
+	if [ -f "$config_file" ]; then salt=$(sed -n 's/^encryptionsalt: *//p' "$config_file" | head -n 1); fi
+	if [ -f "$stack_file" ] && grep -q '^encryptionsalt:' "$stack_file"; then
+		echo "pulumi.sh: ignoring the encryptionsalt line of $stack_file: it belongs to another passphrase than this clone's own .pulumi/dev-passphrase (delete the line, or set PULUMI_CONFIG_PASSPHRASE to the passphrase it was made with)" >&2
+	fi
+	staged=$(umask 077 && mktemp "$private_dir/.$stack_file.XXXXXX")
+	{
+		# awk ends every line it prints, the last one too: the salt never lands on it.
+		if [ -f "$stack_file" ]; then awk '!/^encryptionsalt:/' "$stack_file"; fi
+		if [ -n "$salt" ]; then printf 'encryptionsalt: %s\n' "$salt"; fi
+	} >"$staged"
+	mv -f "$staged" "$config_file"
 fi
 
-cd "$root"
-# Create the stack on first use, then select it: commands without a --stack flag act on
-# the selected stack.
+# Create the stack on first use (in the private directory when there is one, so that
+# Pulumi writes the new salt there), then select it: commands without a --stack flag
+# act on the selected stack.
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
-	pulumi stack init "$stack" --secrets-provider passphrase --no-select >&2 ||
-		pulumi stack select "$stack" >/dev/null # created meanwhile by another run
+	if [ -n "$config_file" ]; then
+		pulumi --cwd "$private_dir" stack init "$stack" --secrets-provider passphrase --no-select >&2 ||
+			pulumi --cwd "$private_dir" stack select "$stack" >/dev/null # created meanwhile by another run
+	else
+		pulumi stack init "$stack" --secrets-provider passphrase --no-select >&2 ||
+			pulumi stack select "$stack" >/dev/null
+	fi
 	pulumi stack select "$stack" >/dev/null
 fi
 
-# Where the command is: past the global flags (those that take a value take the next
-# argument unless written --flag=value), up to a `--`.
-command='' end=$#
+if [ "$#" -eq 1 ] && [ "$1" = --config-file-path ]; then
+	echo "${config_file:-$root/$stack_file}"
+	exit 0
+fi
+
+# Where the command and its subcommand are: past the global flags (those that take a
+# value take the next argument unless written --flag=value), up to a `--`.
+command='' subcommand='' end=$#
 args=("$@")
 for ((i = 0; i < $#; i++)); do
 	arg=${args[i]}
@@ -93,6 +142,8 @@ for ((i = 0; i < $#; i++)); do
 		-*) ;;
 		*) command=$arg ;;
 		esac
+	elif [ -z "$subcommand" ] && [[ $arg != -* ]]; then
+		subcommand=$arg
 	fi
 done
 flags=("${args[@]:0:end}")
@@ -112,6 +163,22 @@ preview | pre | up | update | refresh | destroy | down | dn | import | config | 
 	given --stack -s || extra+=("--stack=$stack")
 	;;
 esac
+if [ -n "$config_file" ] && ! given --config-file; then
+	case $command in
+	preview | pre | up | update | refresh | destroy | down | dn | import) extra+=("--config-file=$config_file") ;;
+	config)
+		case $subcommand in
+		set | set-all | rm | rm-all | cp | refresh | env)
+			if given --secret; then
+				echo "pulumi.sh: dev's passphrase is this clone's own (.pulumi/dev-passphrase): a secret encrypted with it in $stack_file could be read by no other clone. Share a dev passphrase through PULUMI_CONFIG_PASSPHRASE to keep secrets in $stack_file." >&2
+				exit 2
+			fi
+			;;
+		*) extra+=("--config-file=$config_file") ;; # list or get
+		esac
+		;;
+	esac
+fi
 
 # The added flags go before any `--`, where the command still reads them as flags.
 exec pulumi "${flags[@]}" "${extra[@]}" "${args[@]:end}"

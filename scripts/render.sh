@@ -27,13 +27,15 @@ chmod 700 "$root/rendered"
 out="$root/rendered/$stack"
 
 export PULUMI_BACKEND_URL="file://$root/.pulumi/render-state"
-# Creates the stack on first use, which settles its secrets salt in the stack file.
-"$root/scripts/pulumi.sh" "$stack" stack --show-name >/dev/null
+# Creates the stack on first use and names the configuration file scripts/pulumi.sh
+# gives the engine: Pulumi.STACK.yaml, or for dev with its per-clone passphrase the
+# private copy that holds the salt (the tracked file stays as it is).
+stack_config=$("$root/scripts/pulumi.sh" "$stack" --config-file-path)
 
-# The stack's own configuration (salt included) plus the provider's render directory,
-# in a config file of the render's own: the stack file in the repository stays as it is.
+# That configuration (salt included) plus the provider's render directory, in a config
+# file of the render's own.
 config="$root/.pulumi/render/Pulumi.$stack.yaml"
-"$root/venv/bin/python" - "$root/Pulumi.$stack.yaml" "$config" "$out" <<'PY'
+"$root/venv/bin/python" - "$stack_config" "$config" "$out" <<'PY'
 import pathlib, sys, yaml
 
 stack_file, render_file, out = sys.argv[1:]

@@ -1,7 +1,9 @@
 """The program through the real Pulumi engine: the pinned CLI, the Python language host
 and the Kubernetes and random providers built by scripts/install-pulumi.sh, with no
 cluster reachable. Each test module works on its own copy of the project, so the
-repository's stack files and state are never touched."""
+repository's stack files and state are never touched. As for a user, dev runs on the
+passphrase scripts/pulumi.sh generates for the copy, every other stack on one from the
+environment."""
 
 import base64
 import json
@@ -31,11 +33,14 @@ class Project:
         self.root = root
         self.transcript: list[str] = []
 
-    def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    def run(self, stack: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
+        if stack != "dev":
+            base["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
         result = subprocess.run(
             args,
             cwd=self.root,
-            env={**os.environ, "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE, "KUBECONFIG": str(self.root / "no-cluster"), **env},
+            env={**base, "KUBECONFIG": str(self.root / "no-cluster"), **env},
             capture_output=True,
             text=True,
             timeout=600,
@@ -46,11 +51,14 @@ class Project:
         return result
 
     def pulumi(self, stack: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.run("scripts/pulumi.sh", stack, *args, **kwargs)
+        return self.run(stack, "scripts/pulumi.sh", stack, *args, **kwargs)
 
     def render(self, stack: str) -> Path:
-        self.run("scripts/render.sh", stack)
+        self.run(stack, "scripts/render.sh", stack)
         return self.root / "rendered" / stack
+
+    def manifests(self, out: Path) -> list[Path]:
+        return sorted((out / "1-manifest").glob("*.yaml")) + sorted((out / "0-crd").glob("*.yaml"))
 
     def render_backend(self) -> dict[str, str]:
         return {"PULUMI_BACKEND_URL": f"file://{self.root}/.pulumi/render-state"}
@@ -66,7 +74,9 @@ def project(tmp_path_factory) -> Project:
         else:
             shutil.copy2(source, root / name)
     (root / "venv").symlink_to(PROJECT_DIR / "venv")
-    return Project(root)
+    project = Project(root)
+    project.stack_files = {stack: (root / f"Pulumi.{stack}.yaml").read_text() for stack in ("dev", "prod")}
+    return project
 
 
 def preview_steps(project: Project, stack: str, *args: str, **env: str) -> dict[str, int]:
@@ -84,17 +94,26 @@ def test_preview_plans_every_resource_the_program_declares(project, stack):
     assert preview_steps(project, stack) == {"create": len(declared) + 1}
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_rendered_manifests_are_valid_kubernetes_and_private(project, stack):
-    out = project.render(stack)
-    manifests = sorted((out / "1-manifest").glob("*.yaml")) + sorted((out / "0-crd").glob("*.yaml"))
+def assert_rendered_completely(project: Project, stack: str) -> dict[str, dict]:
+    """Every object of the stack rendered once, valid and owner-only; the manifests by kind/name."""
+    out = project.root / "rendered" / stack
+    manifests = project.manifests(out)
     assert len(manifests) == len(run_program(stack).kubernetes_objects())
+    by_name = {}
     for path in manifests:
         manifest = yaml.safe_load(path.read_text())
         if manifest["kind"] != "ClusterIssuer":
             kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+        by_name[f"{manifest['kind']}/{manifest['metadata']['name']}"] = manifest
     assert stat.S_IMODE((project.root / "rendered").stat().st_mode) == 0o700
+    return by_name
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_rendered_manifests_are_valid_kubernetes_and_private(project, stack):
+    project.render(stack)
+    assert_rendered_completely(project, stack)
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -103,6 +122,37 @@ def test_a_second_render_changes_nothing(project, stack):
     config = project.root / ".pulumi" / "render" / f"Pulumi.{stack}.yaml"
     steps = preview_steps(project, stack, "--config-file", str(config), **project.render_backend())
     assert set(steps) == {"same"}
+
+
+def test_the_dev_stack_file_stays_as_committed(project):
+    """dev's salt belongs to the clone's own passphrase: it is kept under .pulumi/, never
+    in the tracked Pulumi.dev.yaml, whatever runs."""
+    project.pulumi("dev", "preview")
+    project.render("dev")
+    project.pulumi("dev", "stack", "output")
+    project.pulumi("dev", "config")
+    assert (project.root / "Pulumi.dev.yaml").read_text() == project.stack_files["dev"]
+    assert "\nencryptionsalt: v1:" in (project.root / ".pulumi" / "stacks" / "Pulumi.dev.yaml").read_text()
+
+
+def test_the_prod_stack_file_gains_its_salt_and_nothing_else(project):
+    """Every other stack's passphrase comes from the environment, shared by a team: Pulumi
+    records its salt in the stack file, to be committed once."""
+    project.pulumi("prod", "preview")
+    project.render("prod")
+    text = (project.root / "Pulumi.prod.yaml").read_text()
+    assert text.startswith(project.stack_files["prod"])
+    assert text[len(project.stack_files["prod"]) :].startswith("encryptionsalt: v1:")
+    assert text.count("\n") == project.stack_files["prod"].count("\n") + 1
+
+
+def test_the_stack_follows_the_argument(project):
+    for stack in ("prod", "dev", "prod"):
+        listed = project.pulumi(stack, "stack", "ls", "--json").stdout
+        (current,) = [entry["name"] for entry in json.loads(listed) if entry["current"]]
+        assert current == stack
+    assert project.pulumi("dev", "version").stdout.strip().startswith("v3.")
+    assert json.loads(project.pulumi("dev", "stack", "output", "--json").stdout) == {}
 
 
 def test_the_redis_password_never_appears_in_state_or_output(project):
