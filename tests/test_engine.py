@@ -124,6 +124,23 @@ def test_a_second_render_changes_nothing(project, stack):
     assert set(steps) == {"same"}
 
 
+def test_a_render_writes_again_what_was_deleted(project):
+    out = project.render("dev")
+    before = assert_rendered_completely(project, "dev")
+    shutil.rmtree(out)
+    project.render("dev")
+    after = assert_rendered_completely(project, "dev")
+    # The generated password stays: only the objects were rendered again.
+    assert after["Secret/redis-password"]["data"] == before["Secret/redis-password"]["data"]
+    # One file: it comes back, and what refers to an auto-named object follows its new name.
+    (config_map,) = (out / "1-manifest").glob("v1-configmap-*-frontend-config-*.yaml")
+    config_map.unlink()
+    project.render("dev")
+    again = assert_rendered_completely(project, "dev")
+    (name,) = [key.split("/", 1)[1] for key in again if key.startswith("ConfigMap/frontend-config-")]
+    assert f'"name": "{name}"' in json.dumps(again["Deployment/frontend"])
+
+
 def test_the_dev_stack_file_stays_as_committed(project):
     """dev's salt belongs to the clone's own passphrase: it is kept under .pulumi/, never
     in the tracked Pulumi.dev.yaml, whatever runs."""
