@@ -14,6 +14,9 @@
 #   links       array of "<tool name>:<dir holding bin/<tool name>>"
 #   lock_name   the lock file's name under the tools dir
 # and defines build_all, which calls the build steps in order.
+#
+# Scratch dirs (the staging dir of begin_build, work dirs made with scratch_dir) are
+# removed when the script exits, whether the build succeeded or failed.
 
 log() { echo "$script: $*" >&2; }
 die() {
@@ -29,6 +32,27 @@ tools=${JOURNAL_IAC_TOOLS:-$HOME/.cache/journal-iac/tools}
 # Flags for every go build/run; GOFLAGS from the environment still applies.
 goflags=(-mod=readonly -trimpath -buildvcs=false)
 force=0
+locked=0
+
+# Removed on exit (see go_tools_main's trap): a failed build leaves no scratch dir.
+scratch=()
+remove_scratch() {
+	local d
+	for d in ${scratch[@]+"${scratch[@]}"}; do
+		if [[ -e $d ]]; then
+			# Files copied from the module cache are read-only.
+			chmod -R u+w "$d" 2>/dev/null || true
+			rm -rf "$d"
+		fi
+	done
+}
+
+# scratch_dir PREFIX: makes a temporary dir, removed on exit, and sets $scratch_path to
+# it (a variable, not stdout: a $(...) subshell could not record it for removal).
+scratch_dir() {
+	scratch_path=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+	scratch+=("$scratch_path")
+}
 
 # fingerprint DIR EXTRA...: hash of the wrapper module's files and of whatever
 # else decides the build output (versions, flags).
@@ -51,10 +75,17 @@ up_to_date() {
 	for b in "$@"; do [[ -x "$dir/bin/$b" ]] || return 1; done
 }
 
-# staging_dir DIR: a scratch dir on the same file system as DIR/bin.
+# staging_dir DIR: sets $staging to a scratch dir on the same file system as DIR/bin,
+# removed on exit unless finish_build installed its files.
 staging_dir() {
 	mkdir -p "$1/bin"
-	mktemp -d "$1/.staging.XXXXXX"
+	# Under the lock no other run builds into DIR: a staging dir left there was left by
+	# a run that was killed.
+	if ((locked)); then
+		rm -rf "$1"/.staging.*
+	fi
+	staging=$(mktemp -d "$1/.staging.XXXXXX")
+	scratch+=("$staging")
 }
 
 # install_files DIR TOOL FINGERPRINT STAGING: move freshly built files into
@@ -82,7 +113,7 @@ begin_build() {
 		return 1
 	fi
 	log "building $build_label ..."
-	staging=$(staging_dir "$dir")
+	staging_dir "$dir"
 }
 
 finish_build() {
@@ -129,11 +160,17 @@ go_tools_main() {
 	export GOWORK=off
 	go_version=$("$GO" env GOVERSION)
 
+	trap remove_scratch EXIT
+	# An interrupted build exits through the EXIT trap too.
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
 	mkdir -p "$tools"
 	# Two runs of the same script (parallel test sessions) build once.
 	if command -v flock >/dev/null 2>&1; then
 		exec 9>"$tools/$lock_name"
 		flock 9
+		locked=1
 	fi
 
 	build_all
