@@ -38,7 +38,7 @@
 #   JOURNAL_IAC_TOOLS   install root (default $HOME/.cache/journal-iac/tools)
 #   GO                  go command (default: go on PATH, else /usr/local/go/bin/go)
 #   GOMODCACHE, GOCACHE, GOPROXY, GOTOOLCHAIN are honoured (GOTOOLCHAIN defaults
-#   to local).
+#   to local: the wrappers need Go >= 1.24).
 #
 # Builds use -mod=readonly with the committed go.sum files, -trimpath, pinned
 # versions only and CGO_ENABLED=0 (static binaries, as both projects release
@@ -66,6 +66,7 @@ lock_name=.lock-kube-apiserver
 dir_apiserver="$tools/kube-apiserver-$KUBERNETES_VERSION"
 dir_etcd="$tools/etcd-$ETCD_VERSION"
 combined="$tools/bin-kube-apiserver-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}"
+modules=(kube-apiserver etcd)
 links=(
 	"kube-apiserver:$dir_apiserver"
 	"etcd:$dir_etcd"

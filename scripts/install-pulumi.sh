@@ -69,6 +69,7 @@ dir_python=$dir_pulumi # bundled with the CLI, see build_language_python
 dir_kubernetes="$tools/pulumi-resource-kubernetes-v$KUBERNETES_VERSION"
 dir_random="$tools/pulumi-resource-random-v$RANDOM_VERSION"
 combined="$tools/bin-pulumi-${PULUMI_VERSION}_kubernetes-v${KUBERNETES_VERSION}_random-v${RANDOM_VERSION}"
+modules=(pulumi language-python kubernetes random)
 links=(
 	"pulumi:$dir_pulumi"
 	"pulumi-language-python:$dir_python"

@@ -13,6 +13,8 @@
 #   combined    the combined bin dir
 #   links       array of "<tool name>:<dir holding bin/<tool name>>"
 #   lock_name   the lock file's name under the tools dir
+#   modules     array of the wrapper module dirs under toolchain/ it builds from
+#               (their go.mod `go` lines decide the minimum Go version)
 # and defines build_all, which calls the build steps in order.
 #
 # Scratch dirs (the staging dir of begin_build, work dirs made with scratch_dir) are
@@ -52,6 +54,35 @@ remove_scratch() {
 scratch_dir() {
 	scratch_path=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
 	scratch+=("$scratch_path")
+}
+
+# go_mod_minimum DIR...: the highest `go` line of the go.mod files under DIRs.
+go_mod_minimum() {
+	find "$@" -name go.mod -exec sed -n 's/^go[[:space:]]\{1,\}\([0-9][0-9.]*\)[[:space:]]*$/\1/p' {} + |
+		sort -V | tail -n 1
+}
+
+# version_at_least HAVE NEED (dotted numbers)
+version_at_least() {
+	[[ "$(printf '%s\n' "$2" "$1" | sort -V | head -n 1)" == "$2" ]]
+}
+
+# check_go_version: with GOTOOLCHAIN=local, Go builds a module only if it is at least
+# as new as the module's go line; say so before any build starts.
+check_go_version() {
+	local need have
+	need=$(go_mod_minimum "${modules[@]/#/$toolchain/}")
+	[[ -n $need ]] || die "no go line in the go.mod files of toolchain/{$(
+		IFS=,
+		echo "${modules[*]}"
+	)}"
+	have=${go_version#go}
+	have=${have%%[!0-9.]*}
+	if [[ -z $have ]]; then
+		log "cannot tell the version of $go_version; the wrappers need Go >= $need"
+	elif [[ $GOTOOLCHAIN == local ]] && ! version_at_least "$have" "$need"; then
+		die "Go >= $need is needed (the go lines of toolchain/*/go.mod), $GO is $go_version; install a newer Go, point GO at it, or set GOTOOLCHAIN=auto to let Go fetch one"
+	fi
 }
 
 # fingerprint DIR EXTRA...: hash of the wrapper module's files and of whatever
@@ -159,6 +190,7 @@ go_tools_main() {
 	export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 	export GOWORK=off
 	go_version=$("$GO" env GOVERSION)
+	check_go_version
 
 	trap remove_scratch EXIT
 	# An interrupted build exits through the EXIT trap too.
