@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pinned Pulumi CLI on one stack of this project, offline and self-contained:
 #
-#   scripts/pulumi.sh STACK [pulumi arguments...]
+#   scripts/pulumi.sh STACK [PULUMI-COMMAND [arguments...]]
 #   scripts/pulumi.sh dev preview
 #   PULUMI_CONFIG_PASSPHRASE_FILE=~/prod.pass scripts/pulumi.sh prod up
 #   scripts/pulumi.sh STACK --config-file-path
@@ -127,35 +127,21 @@ if [ "$#" -eq 1 ] && [ "$1" = --config-file-path ]; then
 	exit 0
 fi
 
-# Where the command and its subcommand are: past the global flags (those that take a
-# value take the next argument unless written --flag=value), up to a `--`.
-command='' subcommand='' end=$#
-args=("$@")
-for ((i = 0; i < $#; i++)); do
-	arg=${args[i]}
-	if [ "$arg" = -- ]; then
-		end=$i
-		break
-	elif [ -z "$command" ]; then
-		case $arg in
-		--color | -C | --cwd | --memprofilerate | --otel-traces | --profiling | --tracing | -v | --verbose) i=$((i + 1)) ;;
-		-*) ;;
-		*) command=$arg ;;
-		esac
-	elif [ -z "$subcommand" ] && [[ $arg != -* ]]; then
-		subcommand=$arg
-	fi
-done
-flags=("${args[@]:0:end}")
+# The Pulumi command comes first (global flags such as --color may follow it), so the
+# flags added here go right after it, ahead of any `--`.
+command=${1:-}
+[ "$#" -eq 0 ] || shift
 given() {
-	local flag name
-	for flag in "${flags[@]}"; do
+	local arg name
+	for arg in "${args[@]}"; do
+		[ "$arg" != -- ] || return 1
 		for name in "$@"; do
-			case $flag in "$name" | "$name="*) return 0 ;; esac
+			case $arg in "$name" | "$name="*) return 0 ;; esac
 		done
 	done
 	return 1
 }
+args=("$@")
 
 extra=()
 case $command in
@@ -167,7 +153,7 @@ if [ -n "$config_file" ] && ! given --config-file; then
 	case $command in
 	preview | pre | up | update | refresh | destroy | down | dn | import) extra+=("--config-file=$config_file") ;;
 	config)
-		case $subcommand in
+		case ${1:-} in
 		set | set-all | rm | rm-all | cp | refresh | env)
 			if given --secret; then
 				echo "pulumi.sh: dev's passphrase is this clone's own (.pulumi/dev-passphrase): a secret encrypted with it in $stack_file could be read by no other clone. Share a dev passphrase through PULUMI_CONFIG_PASSPHRASE to keep secrets in $stack_file." >&2
@@ -180,5 +166,4 @@ if [ -n "$config_file" ] && ! given --config-file; then
 	esac
 fi
 
-# The added flags go before any `--`, where the command still reads them as flags.
-exec pulumi "${flags[@]}" "${extra[@]}" "${args[@]:end}"
+exec pulumi ${command:+"$command"} "${extra[@]}" "$@"
