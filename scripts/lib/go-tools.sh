@@ -198,7 +198,7 @@ go_tools_main() {
 	trap 'exit 143' TERM
 
 	mkdir -p "$tools"
-	# Two runs of the same script (parallel test sessions) build once.
+	# Two runs of the same script (parallel test runs) build once.
 	if command -v flock >/dev/null 2>&1; then
 		exec 9>"$tools/$lock_name"
 		flock 9
