@@ -19,6 +19,8 @@ SECRET_SIGNATURE = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75f
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROJECT = "journal"
+# The Kubernetes release every schema and API-server test holds the objects to.
+KUBERNETES_VERSION = "1.34.0"
 STACKS = ("dev", "prod")
 
 

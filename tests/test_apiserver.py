@@ -17,12 +17,12 @@ import copy
 
 import pytest
 
-from conftest import STACKS, run_program
+from conftest import KUBERNETES_VERSION, STACKS, run_program
 from kube_apiserver import KubeAPIServer, Response, StartError, running_apiserver, secret_data, wire_form
 
 pytestmark = pytest.mark.apiserver
 
-KUBERNETES_MINOR = "34"  # the release tests/test_program.py validates against (1.34)
+KUBERNETES_MINOR = KUBERNETES_VERSION.split(".")[1]  # the release the schema tests use
 # ClusterIssuer is a cert-manager custom resource: its CRD is not installed on a bare API
 # server (the schema test in test_program.py checks its shape instead).
 NOT_BUILT_IN = ("ClusterIssuer",)

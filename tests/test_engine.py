@@ -18,11 +18,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import PROJECT_DIR, run_program
+from conftest import KUBERNETES_VERSION, PROJECT_DIR, run_program
 
 pytestmark = pytest.mark.engine
 
-KUBERNETES_VERSION = "1.34.0"
 PROJECT_FILES = ("requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "scripts", "toolchain")
 # A passphrase made up for this run: the engine encrypts the Redis password with it.
 PASSPHRASE = secrets.token_hex(16)

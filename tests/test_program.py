@@ -6,9 +6,8 @@ import pytest
 
 from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
 from components.settings import parse_image
-from conftest import is_secret
+from conftest import KUBERNETES_VERSION, is_secret
 
-KUBERNETES_VERSION = "1.34.0"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CLUSTER_SCOPED_KINDS = ("Namespace", "ClusterIssuer")
 REQUIRED_LABELS = (
