@@ -1,5 +1,5 @@
 """A real Kubernetes API server on loopback, for tests: etcd plus kube-apiserver, built by
-scripts/install-kube-apiserver.sh, with no nodes, no controller manager and no scheduler.
+scripts/install-kubernetes.sh, with no nodes, no controller manager and no scheduler.
 
 It is enough to see what a cluster's control plane does with an object: OpenAPI and
 field validation, defaulting, and admission (the default admission plugins, Pod Security
@@ -39,7 +39,7 @@ from typing import Iterator, Optional
 from loopback import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-INSTALLER = PROJECT_DIR / "scripts" / "install-kube-apiserver.sh"
+INSTALLER = PROJECT_DIR / "scripts" / "install-kubernetes.sh"
 
 # An address range for the API server's own ClusterIP allocator; nothing is contacted.
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"

@@ -9,7 +9,7 @@ template running as root, privileged, draws Pod Security warnings and the same s
 bare Pod is refused by the enforce mode; and one hardening field removed from a program
 template draws its own warning.
 
-The server is built by scripts/install-kube-apiserver.sh (a no-op once built) and started
+The server is built by scripts/install-kubernetes.sh (a no-op once built) and started
 once for the module.
 """
 
@@ -54,7 +54,7 @@ def server():
     except StartError as error:
         failure = str(error)
     if failure is not None:
-        pytest.fail(f"cannot start the test API server (see scripts/install-kube-apiserver.sh --help):\n{failure}", pytrace=False)
+        pytest.fail(f"cannot start the test API server (see scripts/install-kubernetes.sh --help):\n{failure}", pytrace=False)
 
 
 class Applied:

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034,SC2154  # variables shared with the sourcing script
 # Shared by the scripts that build pinned tools from the Go module proxy
-# (install-pulumi.sh, install-kube-apiserver.sh); sourced, not run.
+# (install-pulumi.sh, install-kubernetes.sh); sourced, not run.
 #
 # A tool is built from a wrapper module under toolchain/ into
 # ${JOURNAL_IAC_TOOLS:-$HOME/.cache/journal-iac/tools}/<tool>-<version>/bin and
