@@ -1,0 +1,53 @@
+"""python3 -m journal_api: serve until SIGTERM, then finish in-flight requests and exit 0."""
+
+import sys
+
+sys.dont_write_bytecode = True  # read-only root filesystem (see __init__.py)
+
+import os  # noqa: E402
+import signal  # noqa: E402
+import threading  # noqa: E402
+
+from .config import ConfigError, Settings  # noqa: E402
+from .server import build_server, log  # noqa: E402
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env(os.environ)
+    except ConfigError as exc:
+        log(f"journal-api: invalid configuration:\n{exc}")
+        return 2
+    try:
+        server = build_server(settings)
+    except OSError as exc:
+        log(f"journal-api: cannot listen on {settings.listen_host}:{settings.port}: {exc.strerror}")
+        return 1
+
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    # An Event polled between accepts rather than server.shutdown(): shutdown()
+    # deadlocks when called from the serving thread, and is lost if the signal
+    # arrives before serve_forever() starts.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.timeout = 0.2
+    log(f"journal-api: listening on {settings.listen_host}:{server.server_address[1]} "
+        f"(writes: {settings.write_host}:{settings.redis_port}, "
+        f"reads: {settings.read_host}:{settings.redis_port}, entries listed: {settings.journal_entries})")
+    try:
+        while not stopping.is_set():
+            server.handle_request()
+    finally:
+        # Stops accepting (closes the listening socket), then waits for the
+        # requests already accepted.
+        server.server_close()
+    log("journal-api: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
