@@ -6,12 +6,12 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test render bench setup pulumi-tools apiserver-tools system-packages
+.PHONY: preview test render bench setup pulumi-tools kubernetes-tools cluster-images system-packages
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview
 
-test: setup pulumi-tools apiserver-tools system-packages
+test: setup pulumi-tools kubernetes-tools system-packages cluster-images
 	$(PYTEST)
 
 render: setup pulumi-tools
@@ -29,19 +29,26 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	touch $@
 
 # Built once per machine, outside the clone (cold on 2 cores: about 14 minutes for the
-# Pulumi toolchain, 5 for the API server), before any test needs them; a rerun takes
-# well under a second.
+# Pulumi toolchain, 25 for Kubernetes and the cluster's add-ons, 5 for the images),
+# before any test needs them; a rerun takes well under a second.
 pulumi-tools:
 	scripts/install-pulumi.sh >/dev/null
 
-apiserver-tools:
-	scripts/install-kube-apiserver.sh >/dev/null
+kubernetes-tools:
+	scripts/install-kubernetes.sh >/dev/null
+
+cluster-images: kubernetes-tools system-packages
+	scripts/cluster.sh images >/dev/null
 
 # The Redis tests run the real redis-server and redis-cli, the launch script under dash;
 # the API server tests make their certificates with openssl; every script is held to
-# shellcheck.
-SYSTEM_COMMANDS := redis-server redis-cli dash openssl shellcheck
-SYSTEM_PACKAGES := redis-server redis-tools dash openssl shellcheck
+# shellcheck; the file server test runs the real nginx; the local cluster runs containerd,
+# runc and the CNI plugins, programs iptables, ipset and nftables, and builds its images
+# with debootstrap and its pause binary with gcc.
+SYSTEM_COMMANDS := redis-server redis-cli dash openssl shellcheck nginx containerd runc /usr/lib/cni/bridge \
+	iptables ipset nft conntrack debootstrap gcc
+SYSTEM_PACKAGES := redis-server redis-tools dash openssl shellcheck nginx containerd runc containernetworking-plugins \
+	iptables ipset nftables conntrack debootstrap gcc libc6-dev
 
 system-packages:
 	@for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing=1; done; \

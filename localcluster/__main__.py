@@ -1,0 +1,41 @@
+"""scripts/cluster.sh: up | down | status | kubeconfig | images (see localcluster/cluster.py)."""
+
+import sys
+
+from . import cluster, images
+
+USAGE = """usage: scripts/cluster.sh up | down | status | kubeconfig | images
+  up          start a one-node cluster on this machine (root); prints how long it took
+  down        stop it and restore the host as it was before up
+  status      whether a cluster is running
+  kubeconfig  print the path of the admin kubeconfig
+  images      build the cluster's images (up builds them too); prints where they are"""
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in ("up", "down", "status", "kubeconfig", "images"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    command = argv[0]
+    try:
+        if command == "up":
+            took = cluster.up()
+            print(f"cluster up in {took:.1f}s; KUBECONFIG={cluster.PATHS.admin_kubeconfig}")
+        elif command == "down":
+            took = cluster.down()
+            print(f"cluster stopped and host restored in {took:.1f}s" if took else "no cluster to stop")
+        elif command == "status":
+            print(cluster.status())
+        elif command == "kubeconfig":
+            print(cluster.PATHS.admin_kubeconfig)
+        else:
+            for image, archive in images.build_all(cluster.tools()):
+                print(f"{archive}\t{' '.join(image.names)}")
+    except (cluster.ClusterError, images.ImageBuildError) as error:
+        print(f"cluster {command}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
