@@ -162,6 +162,8 @@ class EdgeSettings:
 
 @dataclass(frozen=True)
 class StackSettings:
+    kube_context: str
+    """The kubeconfig context the stack deploys to (`kubernetes:context`)."""
     instance: str
     """Unique name of this deployment of the service, used in labels and cluster-wide names."""
     namespace: str
@@ -316,9 +318,18 @@ def _bytes(quantity: str) -> int:
     return int(match[1]) * _BINARY_FACTORS[match[2]] if match else 0
 
 
-def load_settings(source: ConfigSource, stack: str) -> StackSettings:
-    """Builds the settings of one stack, or raises SettingsError naming every bad key."""
+def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str]) -> StackSettings:
+    """Builds the settings of one stack, or raises SettingsError naming every bad key.
+    `kube_context` is the stack's `kubernetes:context`, which the Kubernetes provider
+    reads itself."""
     read = _Reader(source)
+    # Without it the provider would deploy to whatever context the kubeconfig has as
+    # current: a prod update could land on a laptop's cluster, or the other way round.
+    if not kube_context:
+        read.problems.append(
+            "kubernetes:context must name the kubeconfig context this stack deploys to "
+            f"(set it in Pulumi.{stack}.yaml: a stack never uses whichever context is current), got {kube_context or ''!r}"
+        )
     # The instance names cluster-wide objects and is the default namespace, so the stack
     # name must make a valid DNS label.
     instance = f"{CONFIG_NAMESPACE}-{stack}"
@@ -391,6 +402,7 @@ def load_settings(source: ConfigSource, stack: str) -> StackSettings:
     if read.problems:
         raise SettingsError(read.problems)
     return StackSettings(
+        kube_context=kube_context or "",
         instance=instance,
         namespace=namespace,
         frontend=frontend,
@@ -402,4 +414,4 @@ def load_settings(source: ConfigSource, stack: str) -> StackSettings:
 
 def load_stack_settings() -> StackSettings:
     """Settings of the running stack, from its Pulumi configuration."""
-    return load_settings(pulumi.Config(CONFIG_NAMESPACE), pulumi.get_stack())
+    return load_settings(pulumi.Config(CONFIG_NAMESPACE), pulumi.get_stack(), pulumi.Config("kubernetes").get("context"))

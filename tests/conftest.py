@@ -40,6 +40,12 @@ def stack_config(stack: str, **overrides: object) -> dict[str, str]:
     return values
 
 
+def journal_keys(config: dict[str, str]) -> dict[str, str]:
+    """The `journal:` keys of a stack's configuration, without their namespace."""
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
+
+
 @dataclass
 class Registered:
     urn: str

@@ -10,14 +10,14 @@ from components.namespace import StackNamespace
 from components.network import TrafficPolicy
 from components.redis import RedisCluster, RedisConnection
 from components.settings import load_settings
-from conftest import run_under_mocks, stack_config
+from conftest import journal_keys, run_under_mocks, stack_config
 
 TIERS = JournalTiers.of("journal-test")
 
 
 def settings_for(**overrides: object):
     config = stack_config("dev", **overrides)
-    return load_settings({key.split(":", 1)[1]: value for key, value in config.items()}, "test")
+    return load_settings(journal_keys(config), "test", config["kubernetes:context"])
 
 
 def build(component):

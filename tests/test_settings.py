@@ -4,12 +4,12 @@ import pytest
 import yaml
 
 from components.settings import Image, SettingsError, TlsIssuer, load_settings
-from conftest import PROJECT_DIR, Registered, run_program, stack_config
+from conftest import PROJECT_DIR, STACKS, Registered, journal_keys, run_program, stack_config
 
 
 def settings_for(stack: str, **overrides: object):
     config = stack_config(stack, **overrides)
-    return load_settings({key.split(":", 1)[1]: value for key, value in config.items()}, stack)
+    return load_settings(journal_keys(config), stack, config["kubernetes:context"])
 
 
 def test_dev_stack_is_small_and_uses_staging_certificates():
@@ -134,9 +134,23 @@ def test_a_request_above_its_limit_is_refused():
 
 
 def test_a_stack_name_that_cannot_name_objects_is_refused():
-    config = {key.split(":", 1)[1]: value for key, value in stack_config("dev").items()}
     with pytest.raises(SettingsError, match="stack name 'Dev_1'"):
-        load_settings(config, "Dev_1")
+        load_settings(journal_keys(stack_config("dev")), "Dev_1", "journal-local")
+
+
+@pytest.mark.parametrize("context", [None, ""])
+def test_a_stack_that_names_no_cluster_context_is_refused(context):
+    with pytest.raises(SettingsError) as refused:
+        load_settings(journal_keys(stack_config("dev")), "dev", context)
+    assert refused.value.problems == [
+        "kubernetes:context must name the kubeconfig context this stack deploys to (set it in Pulumi.dev.yaml: "
+        "a stack never uses whichever context is current), got ''"
+    ]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_file_names_its_cluster_context(stack):
+    assert settings_for(stack).kube_context == stack_config(stack)["kubernetes:context"] != ""
 
 
 def test_every_problem_is_reported_at_once():
