@@ -162,8 +162,9 @@ class EdgeSettings:
 
 @dataclass(frozen=True)
 class StackSettings:
-    kube_context: str
-    """The kubeconfig context the stack deploys to (`kubernetes:context`)."""
+    kube_context: Optional[str]
+    """The kubeconfig context the stack deploys to (`kubernetes:context`); None when the
+    stack is rendered to files instead."""
     instance: str
     """Unique name of this deployment of the service, used in labels and cluster-wide names."""
     namespace: str
@@ -318,14 +319,14 @@ def _bytes(quantity: str) -> int:
     return int(match[1]) * _BINARY_FACTORS[match[2]] if match else 0
 
 
-def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str]) -> StackSettings:
+def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str], rendering: bool = False) -> StackSettings:
     """Builds the settings of one stack, or raises SettingsError naming every bad key.
     `kube_context` is the stack's `kubernetes:context`, which the Kubernetes provider
-    reads itself."""
+    reads itself; `rendering` says the provider writes manifests to files instead."""
     read = _Reader(source)
     # Without it the provider would deploy to whatever context the kubeconfig has as
     # current: a prod update could land on a laptop's cluster, or the other way round.
-    if not kube_context:
+    if not kube_context and not rendering:
         read.problems.append(
             "kubernetes:context must name the kubeconfig context this stack deploys to "
             f"(set it in Pulumi.{stack}.yaml: a stack never uses whichever context is current), got {kube_context or ''!r}"
@@ -402,7 +403,7 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str])
     if read.problems:
         raise SettingsError(read.problems)
     return StackSettings(
-        kube_context=kube_context or "",
+        kube_context=None if rendering else kube_context,
         instance=instance,
         namespace=namespace,
         frontend=frontend,
@@ -414,4 +415,10 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str])
 
 def load_stack_settings() -> StackSettings:
     """Settings of the running stack, from its Pulumi configuration."""
-    return load_settings(pulumi.Config(CONFIG_NAMESPACE), pulumi.get_stack(), pulumi.Config("kubernetes").get("context"))
+    provider = pulumi.Config("kubernetes")
+    return load_settings(
+        pulumi.Config(CONFIG_NAMESPACE),
+        pulumi.get_stack(),
+        provider.get("context"),
+        rendering=bool(provider.get("renderYamlToDirectory")),
+    )

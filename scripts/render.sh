@@ -33,13 +33,15 @@ export PULUMI_BACKEND_URL="file://$root/.pulumi/render-state"
 stack_config=$("$root/scripts/pulumi.sh" "$stack" --config-file-path)
 
 # That configuration (salt included) plus the provider's render directory, in a config
-# file of the render's own.
+# file of the render's own. A render talks to no cluster: the stack's context goes (the
+# provider refuses it beside a render directory).
 config="$root/.pulumi/render/Pulumi.$stack.yaml"
 "$root/venv/bin/python" - "$stack_config" "$config" "$out" <<'PY'
 import pathlib, sys, yaml
 
 stack_file, render_file, out = sys.argv[1:]
 settings = yaml.safe_load(pathlib.Path(stack_file).read_text())
+settings["config"].pop("kubernetes:context", None)
 settings["config"]["kubernetes:renderYamlToDirectory"] = out
 pathlib.Path(render_file).write_text(yaml.safe_dump(settings, sort_keys=False))
 PY

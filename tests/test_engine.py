@@ -7,75 +7,21 @@ environment."""
 
 import base64
 import json
-import os
-import secrets
 import shutil
 import stat
-import subprocess
-from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_VERSION, PROJECT_DIR, run_program
+from conftest import KUBERNETES_VERSION, run_program
+from project_copy import Project, copy_project
 
 pytestmark = pytest.mark.engine
 
-PROJECT_FILES = ("requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "scripts", "toolchain")
-# A passphrase made up for this run: the engine encrypts the Redis password with it.
-PASSPHRASE = secrets.token_hex(16)
-
-
-class Project:
-    def __init__(self, root: Path):
-        self.root = root
-        self.transcript: list[str] = []
-
-    def run(self, stack: str, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
-        base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
-        if stack != "dev":
-            base["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
-        result = subprocess.run(
-            args,
-            cwd=self.root,
-            env={**base, "KUBECONFIG": str(self.root / "no-cluster"), **env},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        self.transcript += [result.stdout, result.stderr]
-        if check:
-            assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stderr[-3000:]}"
-        return result
-
-    def pulumi(self, stack: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.run(stack, "scripts/pulumi.sh", stack, *args, **kwargs)
-
-    def render(self, stack: str) -> Path:
-        self.run(stack, "scripts/render.sh", stack)
-        return self.root / "rendered" / stack
-
-    def manifests(self, out: Path) -> list[Path]:
-        return sorted((out / "1-manifest").glob("*.yaml")) + sorted((out / "0-crd").glob("*.yaml"))
-
-    def render_backend(self) -> dict[str, str]:
-        return {"PULUMI_BACKEND_URL": f"file://{self.root}/.pulumi/render-state"}
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Project:
-    root = tmp_path_factory.mktemp("project")
-    for name in PROJECT_FILES:
-        source = PROJECT_DIR / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    (root / "venv").symlink_to(PROJECT_DIR / "venv")
-    project = Project(root)
-    project.stack_files = {stack: (root / f"Pulumi.{stack}.yaml").read_text() for stack in ("dev", "prod")}
-    return project
+    return copy_project(tmp_path_factory.mktemp("project"))
 
 
 def preview_steps(project: Project, stack: str, *args: str, **env: str) -> dict[str, int]:

@@ -148,6 +148,10 @@ def test_a_stack_that_names_no_cluster_context_is_refused(context):
     ]
 
 
+def test_a_rendered_stack_needs_no_cluster_context():
+    assert load_settings(journal_keys(stack_config("dev")), "dev", None, rendering=True).kube_context is None
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_stack_file_names_its_cluster_context(stack):
     assert settings_for(stack).kube_context == stack_config(stack)["kubernetes:context"] != ""
