@@ -14,7 +14,7 @@ from components.settings import load_stack_settings
 settings = load_stack_settings()
 tiers = JournalTiers.of(settings.instance)
 
-namespace = StackNamespace("journal", settings.namespace, tiers.namespace).name
+namespace = StackNamespace("journal", settings.namespace, tiers.namespace, settings.protect_data).name
 redis = RedisCluster("redis", settings.redis, tiers.redis, namespace)
 frontend = Frontend("frontend", settings.frontend, tiers.frontend, namespace, redis.connection)
 fileserver = FileServer("fileserver", settings.fileserver, tiers.fileserver, namespace)

@@ -17,7 +17,9 @@ POD_SECURITY_VERSION = "v1.34"
 class StackNamespace(pulumi.ComponentResource):
     name: pulumi.Output[str]
 
-    def __init__(self, name: str, namespace: str, labels: TierLabels, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, namespace: str, labels: TierLabels, protected: bool = False, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("journal:index:StackNamespace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
@@ -26,6 +28,12 @@ class StackNamespace(pulumi.ComponentResource):
             namespace_labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
             namespace_labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION
 
-        created = k8s.core.v1.Namespace(f"{name}-namespace", metadata={"name": namespace, "labels": namespace_labels}, opts=child)
+        # Deleting a namespace deletes every claim in it, whatever the claims' retention
+        # policy: protected, `pulumi destroy` or a namespace change refuses instead.
+        created = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={"name": namespace, "labels": namespace_labels},
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=protected)),
+        )
         self.name = created.metadata.name
         self.register_outputs({"name": self.name})

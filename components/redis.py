@@ -204,7 +204,13 @@ class RedisCluster(pulumi.ComponentResource):
             # Redis pod down, and the retained claims would come back at their old size
             # anyway. Size and class apply when the StatefulSet is created; grow the
             # claims themselves to resize (see the README).
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["spec.volumeClaimTemplates"]),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=["spec.volumeClaimTemplates"],
+                # Deleting or replacing the StatefulSet takes every Redis pod down at once.
+                protect=settings.protected,
+                custom_timeouts=settings.rollout.custom_timeouts,
+            ),
         )
         disruption_budget(name, labels, namespace, settings.replicas, child)
 

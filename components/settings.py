@@ -122,11 +122,24 @@ class TlsIssuer(str, Enum):
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """How long `pulumi up` waits for a workload's pods to be Ready before it fails with
+    their reasons, instead of the provider's ten minutes."""
+
+    timeout_seconds: int
+
+    @property
+    def custom_timeouts(self) -> pulumi.CustomTimeouts:
+        return pulumi.CustomTimeouts(create=f"{self.timeout_seconds}s", update=f"{self.timeout_seconds}s")
+
+
+@dataclass(frozen=True)
 class FrontendSettings:
     image: Image
     replicas: int
     resources: Resources
     journal_entries: int
+    rollout: Rollout
 
 
 @dataclass(frozen=True)
@@ -137,6 +150,9 @@ class RedisSettings:
     storage_size: str
     storage_class: Optional[str]
     password_length: int
+    rollout: Rollout
+    protected: bool
+    """Pulumi refuses to delete or replace the StatefulSet (and so its data) while set."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,7 @@ class FileServerSettings:
     image: Image
     replicas: int
     resources: Resources
+    rollout: Rollout
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,9 @@ class EdgeSettings:
 
 @dataclass(frozen=True)
 class StackSettings:
+    protect_data: bool
+    """The namespace (whose deletion takes the Redis claims with it) and the Redis
+    StatefulSet are protected: `pulumi destroy` or a namespace change refuses."""
     kube_context: Optional[str]
     """The kubeconfig context the stack deploys to (`kubernetes:context`); None when the
     stack is rendered to files instead."""
@@ -201,6 +221,10 @@ MAX_REPLICAS = 50
 # more replicas cost the master more than they add.
 MAX_REDIS_REPLICAS = 9
 MIN_PASSWORD_LENGTH = 32
+# Long enough for a Redis pod to load its data and replicas to sync; short enough that a
+# typo'd image tag fails `pulumi up` in minutes, not the provider's default ten.
+MIN_ROLLOUT_SECONDS = 30
+MAX_ROLLOUT_SECONDS = 3600
 
 
 class _Reader:
@@ -232,6 +256,22 @@ class _Reader:
             return number if minimum <= number <= maximum else None
 
         return self._parse(key, parse, f"must be a whole number from {minimum} to {maximum}") or minimum
+
+    def boolean(self, key: str) -> bool:
+        # Pulumi's typed boolean config arrives as "true" or "false".
+        flags = {"true": True, "false": False}
+        return bool(self._parse(key, lambda raw: flags.get(raw.lower()), "must be true or false"))
+
+    def duration_seconds(self, key: str, minimum: int, maximum: int) -> int:
+        def parse(raw: str) -> Optional[int]:
+            match = re.fullmatch(r"([0-9]+)(s|m)", raw)
+            if not match:
+                return None
+            seconds = int(match.group(1)) * (60 if match.group(2) == "m" else 1)
+            return seconds if minimum <= seconds <= maximum else None
+
+        expectation = f"must be a duration in seconds or minutes ('90s', '5m') from {minimum}s to {maximum // 60}m"
+        return self._parse(key, parse, expectation) or minimum
 
     def string(self, key: str, pattern: re.Pattern, expectation: str, optional: bool = False) -> Optional[str]:
         raw = self._raw(key)
@@ -346,11 +386,15 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
             f"{CONFIG_NAMESPACE}:namespace must be a namespace of this stack's own, got {namespace!r}"
         )
 
+    rollout = Rollout(read.duration_seconds("rolloutTimeout", MIN_ROLLOUT_SECONDS, MAX_ROLLOUT_SECONDS))
+    protect_data = read.boolean("protectData")
+
     frontend = FrontendSettings(
         image=read.image("frontendImage"),
         replicas=read.count("frontendReplicas", 1, MAX_REPLICAS),
         resources=read.resources("frontend"),
         journal_entries=read.count("frontendJournalEntries", 1, 10_000),
+        rollout=rollout,
     )
 
     redis = RedisSettings(
@@ -363,12 +407,15 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
             optional=True,
         ),
         password_length=read.count("redisPasswordLength", MIN_PASSWORD_LENGTH, 512),
+        rollout=rollout,
+        protected=protect_data,
     )
 
     fileserver = FileServerSettings(
         image=read.image("fileserverImage"),
         replicas=read.count("fileserverReplicas", 1, MAX_REPLICAS),
         resources=read.resources("fileserver"),
+        rollout=rollout,
     )
 
     host = read.string("host", _DNS_SUBDOMAIN, "must be a lowercase DNS name such as 'journal.example.com'", optional=True)
@@ -403,6 +450,7 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
     if read.problems:
         raise SettingsError(read.problems)
     return StackSettings(
+        protect_data=protect_data,
         kube_context=None if rendering else kube_context,
         instance=instance,
         namespace=namespace,

@@ -56,6 +56,9 @@ class Registered:
     state: dict
     dependencies: list[str]
     ignore_changes: list[str]
+    protect: bool
+    custom_timeouts: dict[str, str]
+    """Pulumi's customTimeouts for this resource: create, update, delete ('' when unset)."""
     auto_named: bool
     """The program left metadata.name out, so the provider named the object."""
 
@@ -128,6 +131,12 @@ class RecordingMonitor(MockMonitor):
                     state=self.resources[response.urn].state,
                     dependencies=list(request.dependencies),
                     ignore_changes=list(request.ignoreChanges),
+                    protect=bool(request.protect),
+                    custom_timeouts={
+                        "create": request.customTimeouts.create,
+                        "update": request.customTimeouts.update,
+                        "delete": request.customTimeouts.delete,
+                    },
                     auto_named=request.name in self.mocks.auto_named,
                 )
             )

@@ -6,7 +6,7 @@ import pytest
 
 from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
 from components.settings import parse_image
-from conftest import KUBERNETES_VERSION, is_secret
+from conftest import KUBERNETES_VERSION, is_secret, run_program
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CLUSTER_SCOPED_KINDS = ("Namespace", "ClusterIssuer")
@@ -405,3 +405,29 @@ def test_outputs_name_the_service_and_never_the_password(deployed):
     assert deployed.outputs["url"].startswith("https://")
     assert set(deployed.outputs) >= {"url", "namespace", "frontendService", "fileserverService"}
     assert all(password.state["result"] not in str(value) for value in deployed.outputs.values())
+
+
+# --- lifecycle: how long `up` waits, what it may not delete --------------------------------
+
+
+def test_every_workload_rollout_is_bounded_by_the_rollout_timeout(deployed):
+    registered = [r for r in deployed.resources if r.type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet")]
+    assert len(registered) == 3
+    for resource in registered:
+        assert resource.custom_timeouts == {"create": "300s", "update": "300s", "delete": ""}, resource.name
+
+
+def test_a_shorter_rollout_timeout_reaches_every_workload():
+    deployed = run_program("dev", rolloutTimeout="90s")
+    for resource in deployed.resources:
+        if resource.type in ("kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet"):
+            assert resource.custom_timeouts["create"] == resource.custom_timeouts["update"] == "90s"
+
+
+@pytest.mark.parametrize("stack, protected", [("dev", False), ("prod", True)])
+def test_the_data_is_protected_where_the_stack_says_so(stack, protected):
+    deployed = run_program(stack)
+    guarded = {r.type: r.protect for r in deployed.resources if r.type in ("kubernetes:core/v1:Namespace", "kubernetes:apps/v1:StatefulSet")}
+    assert guarded == {"kubernetes:core/v1:Namespace": protected, "kubernetes:apps/v1:StatefulSet": protected}
+    # Nothing else is protected: the stateless tiers can always be replaced.
+    assert [r.name for r in deployed.resources if r.protect and r.type not in guarded] == []

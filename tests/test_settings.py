@@ -97,6 +97,11 @@ INVALID = [
     ("redisImage", "redis:7.0.15\n", "image reference"),
     ("ingressClassName", "", "IngressClass"),
     ("frontendJournalEntries", "0", "from 1"),
+    ("rolloutTimeout", "5", "duration"),
+    ("rolloutTimeout", "10s", "from 30s"),
+    ("rolloutTimeout", "2h", "duration"),
+    ("rolloutTimeout", "61m", "to 60m"),
+    ("protectData", "yes", "true or false"),
 ]
 
 
