@@ -147,21 +147,34 @@ def cluster_bin_dir() -> Path:
 @pytest.fixture(scope="session")
 def cluster_session() -> Iterator[dict]:
     """Records whether this session started a cluster, and stops it at the end if so."""
-    session = {"started": False}
+    session = {"started": None}
     yield session
-    if session["started"] and local_cluster.is_running():
+    # Only the cluster this session started: not one started since by someone else.
+    if session["started"] and local_cluster.is_running() and local_cluster.PATHS.ready.read_text() == session["started"]:
         local_cluster.down()
 
 
-@pytest.fixture
-def cluster(cluster_session: dict) -> Iterator[Cluster]:
+def running_cluster(session: dict) -> Cluster:
+    """The cluster, started first when none runs (an earlier test may have stopped it)."""
     bin_dir = cluster_bin_dir()
     if not local_cluster.is_running():
         try:
             local_cluster.up()
         except local_cluster.ClusterError as error:
             pytest.fail(f"scripts/cluster.sh up failed: {error}", pytrace=False)
-        cluster_session["started"] = True
-    handle = Cluster(bin_dir)
+        session["started"] = local_cluster.PATHS.ready.read_text()
+    return Cluster(bin_dir)
+
+
+@pytest.fixture
+def cluster(cluster_session: dict) -> Iterator[Cluster]:
+    handle = running_cluster(cluster_session)
+    yield handle
+    handle.cleanup()
+
+
+@pytest.fixture(scope="module")
+def module_cluster(cluster_session: dict) -> Iterator[Cluster]:
+    handle = running_cluster(cluster_session)
     yield handle
     handle.cleanup()

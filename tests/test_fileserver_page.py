@@ -90,9 +90,14 @@ class FileServer:
         self.port = free_port()
         text = CONFIG.read_text()
         text = rewrite_once(text, "listen 8080;", f"listen 127.0.0.1:{self.port};")
-        text = rewrite_once(text, "root /usr/share/journal/site;", f"root {SITE};")
         assert "/tmp/" in text
-        self.config.write_text(text.replace("/tmp/", f"{self.tmp}/"))
+        text = text.replace("/tmp/", f"{self.tmp}/")
+        # A copy of the site in the world-readable workdir: the clone may sit where uid
+        # 101 cannot go (under /root), or under /tmp, which the line above rewrites.
+        site = self.workdir / "site"
+        shutil.copytree(SITE, site, dirs_exist_ok=True)
+        text = rewrite_once(text, "root /usr/share/journal/site;", f"root {site};")
+        self.config.write_text(text)
         self.config.chmod(0o644)
 
     def command(self, *args: str) -> list[str]:

@@ -1,0 +1,168 @@
+"""`pulumi up` for real: the dev stack, Pulumi.dev.yaml as committed, deployed with
+scripts/pulumi.sh on the local cluster as a user deploys it, then used through the
+ingress controller with the stack's host name, then changed, and destroyed.
+
+HTTP, not HTTPS: the dev stack asks cert-manager for a Let's Encrypt staging certificate,
+and no ACME server answers here, so the Ingress has no certificate to serve; the journal
+itself is the same behind either."""
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Iterator
+
+import pytest
+
+from local_cluster import Cluster, cluster_session, module_cluster  # noqa: F401
+from localcluster import cluster as local_cluster
+from project_copy import Project, copy_project
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACE = "journal-dev"
+HOST = "journal.dev.example.com"
+
+
+class Journal:
+    """The deployed stack as its users reach it: through the ingress controller's address,
+    with the stack's host name."""
+
+    def __init__(self, project: Project, cluster: Cluster):
+        self.project = project
+        self.cluster = cluster
+
+    def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "text/plain") -> tuple[int, bytes]:
+        request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}{path}", data=body, method=method)
+        request.add_header("Host", HOST)
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    def entries(self) -> list[dict]:
+        status, body = self.request("GET", "/api")
+        assert status == 200, body
+        return json.loads(body)
+
+    def add(self, text: str) -> dict:
+        status, body = self.request("POST", "/api", text.encode())
+        assert status == 201, body
+        return json.loads(body)
+
+    def redis_cli(self, pod: str, *command: str) -> str:
+        """redis-cli in a Redis pod, authenticated the way the probes are (REDISCLI_AUTH
+        from the mounted file: the password never appears in an argument)."""
+        script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
+        return self.cluster.exec(NAMESPACE, pod, "sh", "-c", script, "redis-cli", *command).stdout
+
+    def pods(self, component: str) -> list[dict]:
+        return self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
+
+
+@pytest.fixture(scope="module")
+def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
+    project = copy_project(tmp_path_factory.mktemp("deployed"), local_cluster.PATHS.admin_kubeconfig)
+    project.pulumi("dev", "up", "--yes", "--skip-preview")
+    yield Journal(project, module_cluster)
+    project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
+
+
+def ready(pod: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
+def test_up_leaves_every_pod_running_and_ready_from_the_images_built_here(journal):
+    pods = journal.cluster.get("pods", "-n", NAMESPACE)["items"]
+    assert sorted(pod["metadata"]["labels"]["app.kubernetes.io/component"] for pod in pods) == ["fileserver", "frontend", "redis"]
+    for pod in pods:
+        assert pod["status"]["phase"] == "Running" and ready(pod), pod["metadata"]["name"]
+    claim = journal.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)
+    assert claim["status"]["phase"] == "Bound"
+    ingress = journal.cluster.get("ingress", "-n", NAMESPACE)["items"][0]
+    assert ingress["status"]["loadBalancer"]["ingress"] == [{"ip": local_cluster.INGRESS_IP}]
+
+
+def test_the_stack_file_stays_as_committed(journal):
+    assert (journal.project.root / "Pulumi.dev.yaml").read_text() == journal.project.stack_files["dev"]
+
+
+def test_an_entry_posted_through_the_ingress_is_listed_and_stored_in_redis(journal):
+    entry = journal.add("first light")
+    assert entry["text"] == "first light"
+    assert entry in journal.entries()
+    stored = journal.redis_cli("redis-0", "--no-raw", "ZRANGEBYSCORE", "journal:entries", str(entry["id"]), str(entry["id"]))
+    assert "first light" in stored
+    status, body = journal.request("POST", "/api", json.dumps({"text": "from json"}).encode(), "application/json")
+    assert status == 201 and json.loads(body)["text"] == "from json"
+
+
+def test_the_web_page_is_served_at_the_root(journal):
+    status, body = journal.request("GET", "/")
+    assert status == 200
+    assert b'<ul id="entries"' in body
+
+
+def test_bad_input_is_refused_through_the_ingress_and_changes_nothing(journal):
+    before = journal.entries()
+    for body, content_type, expected in ((b"   ", "text/plain", 400), (b"\xff\xfe", "text/plain", 400), (b"x" * 30_000, "text/plain", 413)):
+        status, _ = journal.request("POST", "/api", body, content_type)
+        assert status == expected
+    assert journal.entries() == before
+
+
+def test_a_second_up_changes_nothing(journal):
+    journal.project.pulumi("dev", "preview", "--expect-no-changes")
+
+
+class ReadyWatch:
+    """Polls a Deployment's ready replicas in the background, keeping the lowest seen."""
+
+    def __init__(self, cluster: Cluster, name: str):
+        self.cluster, self.name = cluster, name
+        self.lowest: int | None = None
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            status = self.cluster.get("deployment", self.name, "-n", NAMESPACE)["status"]
+            ready = status.get("readyReplicas", 0)
+            self.lowest = ready if self.lowest is None else min(self.lowest, ready)
+            self.samples += 1
+            time.sleep(0.2)
+
+    def __enter__(self) -> "ReadyWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
+def test_a_config_change_rolls_the_frontend_without_losing_ready_capacity(journal):
+    for number in range(4):
+        journal.add(f"entry {number}")
+    old_pods = {pod["metadata"]["name"] for pod in journal.pods("frontend")}
+    with ReadyWatch(journal.cluster, "frontend") as watch:
+        journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:frontendJournalEntries=3")
+    desired = journal.cluster.get("deployment", "frontend", "-n", NAMESPACE)["spec"]["replicas"]
+    assert watch.samples > 3 and watch.lowest >= desired
+    assert not old_pods & {pod["metadata"]["name"] for pod in journal.pods("frontend")}
+    assert len(journal.entries()) == 3
+    journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:frontendJournalEntries=10")
+
+
+def test_a_new_storage_size_does_not_replace_the_statefulset(journal):
+    uid = journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"]
+    preview = journal.project.pulumi("dev", "preview", "--json", "--config", "journal:redisStorageSize=2Gi")
+    operations = {step["op"] for step in json.loads(preview.stdout).get("steps", []) if "StatefulSet" in step["urn"]}
+    assert operations <= {"same"}
+    journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:redisStorageSize=2Gi")
+    assert journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"] == uid
