@@ -11,6 +11,9 @@ from .labels import TierLabels
 from .settings import Image, Resources, Rollout
 
 
+PRE_STOP_SECONDS = 5
+
+
 @dataclass(frozen=True)
 class HttpContainer:
     name: str
@@ -65,6 +68,10 @@ def stateless_http_tier(
                             "resources": container.resources.to_kubernetes(),
                             "securityContext": container_security_context(),
                             "readinessProbe": {**http_probe, "failureThreshold": 3},
+                            # A pod being replaced leaves the Service's endpoints at once, but
+                            # the ingress controller and kube-proxy learn of it a moment
+                            # later: it keeps serving for those seconds before SIGTERM.
+                            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
                             # Slower to give up than readiness: a busy pod is taken out
                             # of the Service long before it is restarted.
                             "livenessProbe": {**http_probe, "failureThreshold": 6},

@@ -61,14 +61,21 @@ class Journal:
         return self.cluster.exec(NAMESPACE, pod, "sh", "-c", script, "redis-cli", *command).stdout
 
     def pods(self, component: str) -> list[dict]:
-        return self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
+        """The component's pods, those on their way out (terminating) left out."""
+        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
+        return [pod for pod in pods if "deletionTimestamp" not in pod["metadata"]]
 
 
 @pytest.fixture(scope="module")
 def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
     project = copy_project(tmp_path_factory.mktemp("deployed"), local_cluster.PATHS.admin_kubeconfig)
     project.pulumi("dev", "up", "--yes", "--skip-preview")
-    yield Journal(project, module_cluster)
+    journal = Journal(project, module_cluster)
+    # `up` returns once the pods are Ready and the Services have endpoints; the ingress
+    # controller learns of those endpoints a moment later (Traefik batches its updates
+    # for up to two seconds), and routes /api to the file server's `/` until then.
+    module_cluster.wait(lambda: journal.request("GET", "/api/healthz")[0] == 200, 30, "the ingress to route /api")
+    yield journal
     project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
 
 
@@ -155,7 +162,8 @@ def test_a_config_change_rolls_the_frontend_without_losing_ready_capacity(journa
     desired = journal.cluster.get("deployment", "frontend", "-n", NAMESPACE)["spec"]["replicas"]
     assert watch.samples > 3 and watch.lowest >= desired
     assert not old_pods & {pod["metadata"]["name"] for pod in journal.pods("frontend")}
-    assert len(journal.entries()) == 3
+    # The old pods serve out their last seconds (preStop) while the ingress catches up.
+    journal.cluster.wait(lambda: len(journal.entries()) == 3, 30, "the new pods to list 3 entries")
     journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:frontendJournalEntries=10")
 
 

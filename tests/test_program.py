@@ -431,3 +431,11 @@ def test_the_data_is_protected_where_the_stack_says_so(stack, protected):
     assert guarded == {"kubernetes:core/v1:Namespace": protected, "kubernetes:apps/v1:StatefulSet": protected}
     # Nothing else is protected: the stateless tiers can always be replaced.
     assert [r.name for r in deployed.resources if r.protect and r.type not in guarded] == []
+
+
+def test_http_pods_keep_serving_for_a_moment_after_they_leave_the_service(deployed):
+    """A replaced pod sleeps before SIGTERM while the ingress controller and kube-proxy
+    drop it, so a rollout sends no request to a pod that stopped listening."""
+    for deployment in deployed.objects("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}, deployment["metadata"]["name"]
