@@ -1,0 +1,258 @@
+"""The production shape on the local cluster: Pulumi.prod.yaml deployed with
+scripts/pulumi.sh, with what one 2-core node forces on it and nothing else:
+
+- `kubernetes:context` is `journal-local`, not `journal-prod`: this is not production;
+- frontendCpuRequest 250m -> 100m and redisCpuRequest 500m -> 100m: prod's requests add up
+  to 2.35 cores (3 x 250m + 3 x 500m + 2 x 50m), more than the node has beside CoreDNS
+  and Traefik, and the scheduler would leave pods Pending. Replicas (3 frontends, a Redis
+  master and two replicas, 2 file servers), limits, memory, 50Gi volumes, TLS settings and
+  protectData stay as in prod.
+
+Then Redis is shown working in the cluster (replication by the headless DNS name, reads
+spread over replicas, replicas refusing writes, a master pod deleted and back with its
+data), the NetworkPolicies shown enforced in both directions, and protectData shown to
+stop `pulumi destroy` from taking the data."""
+
+import json
+import re
+import time
+import urllib.request
+from typing import Iterator
+
+import pytest
+import yaml
+
+from local_cluster import CLIENT_IMAGE, SLEEPER, Cluster, cluster_session, hardened_pod, module_cluster  # noqa: F401
+from localcluster import cluster as local_cluster
+from project_copy import Project, copy_project
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACE = "journal-prod"
+HOST = "journal.example.com"
+LOCAL_NODE = {
+    "kubernetes:context": "journal-local",
+    "journal:frontendCpuRequest": "100m",
+    "journal:redisCpuRequest": "100m",
+}
+
+
+class Prod:
+    def __init__(self, project: Project, cluster: Cluster):
+        self.project, self.cluster = project, cluster
+
+    def post(self, text: str) -> dict:
+        """POST an entry through the ingress controller, from the host, as any client."""
+        request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}/api", data=text.encode(), method="POST")
+        request.add_header("Host", HOST)
+        request.add_header("Content-Type", "text/plain")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 201
+            return json.loads(response.read())
+
+    def redis_cli(self, pod: str, *command: str, check: bool = True) -> str:
+        script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
+        return self.cluster.exec(NAMESPACE, pod, "sh", "-c", script, "redis-cli", *command, check=check).stdout
+
+    def replication(self, pod: str) -> dict[str, str]:
+        info = self.redis_cli(pod, "INFO", "replication")
+        return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+
+    def pod_name(self, component: str) -> str:
+        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
+        return next(pod["metadata"]["name"] for pod in pods if "deletionTimestamp" not in pod["metadata"])
+
+    def pod_ip(self, name: str, namespace: str = NAMESPACE) -> str:
+        return self.cluster.get("pod", name, "-n", namespace)["status"]["podIP"]
+
+
+@pytest.fixture(scope="module")
+def prod(module_cluster, tmp_path_factory) -> Iterator[Prod]:
+    project = copy_project(tmp_path_factory.mktemp("prod"), local_cluster.PATHS.admin_kubeconfig)
+    stack_file = project.root / "Pulumi.prod.yaml"
+    settings = yaml.safe_load(stack_file.read_text())
+    settings["config"].update(LOCAL_NODE)
+    stack_file.write_text(yaml.safe_dump(settings))
+    project.pulumi("prod", "up", "--yes", "--skip-preview")
+    deployed = Prod(project, module_cluster)
+    module_cluster.wait(lambda: all(deployed.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 60, "both replicas linked")
+    yield deployed
+    project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
+    project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
+
+
+def test_every_pod_of_the_production_shape_is_ready(prod):
+    pods = prod.cluster.get("pods", "-n", NAMESPACE)["items"]
+    counts: dict[str, int] = {}
+    for pod in pods:
+        assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"]), pod["metadata"]["name"]
+        component = pod["metadata"]["labels"]["app.kubernetes.io/component"]
+        counts[component] = counts.get(component, 0) + 1
+    assert counts == {"frontend": 3, "redis": 3, "fileserver": 2}
+    for claim in prod.cluster.get("pvc", "-n", NAMESPACE)["items"]:
+        assert claim["status"]["phase"] == "Bound" and claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+
+
+def test_replicas_follow_the_master_by_its_headless_dns_name(prod):
+    assert prod.replication("redis-0")["role"] == "master"
+    assert prod.replication("redis-0")["connected_slaves"] == "2"
+    for replica in ("redis-1", "redis-2"):
+        info = prod.replication(replica)
+        assert info["role"] == "slave"
+        assert info["master_host"] == f"redis-0.redis-write.{NAMESPACE}.svc"
+        assert info["master_link_status"] == "up"
+
+
+def test_an_entry_reaches_the_master_and_every_replica(prod):
+    entry = prod.post("replicated everywhere")
+    member = str(entry["id"])
+    for pod in ("redis-0", "redis-1", "redis-2"):
+        prod.cluster.wait(
+            lambda: "replicated everywhere" in prod.redis_cli(pod, "ZRANGEBYSCORE", "journal:entries", member, member),
+            10,
+            f"the entry on {pod}",
+        )
+
+
+def test_a_replica_refuses_writes(prod):
+    assert "READONLY" in prod.redis_cli("redis-1", "SET", "written-on-a-replica", "1", check=False)
+
+
+def test_the_read_service_spreads_reads_over_the_replicas(prod):
+    frontend = prod.pod_name("frontend")
+    # Python in the frontend pod (allowed to reach Redis): the role of whichever pod the
+    # read Service picks, over fresh connections.
+    code = (
+        "import socket\n"
+        "roles = set()\n"
+        "password = open('/etc/redis-passwd/passwd').read().strip()\n"
+        "for _ in range(30):\n"
+        f"    s = socket.create_connection(('redis.{NAMESPACE}.svc', 6379), timeout=3)\n"
+        "    s.sendall(b'AUTH ' + password.encode() + b'\\r\\nINFO replication\\r\\n')\n"
+        "    data = b''\n"
+        "    while b'role:' not in data or not data.endswith(b'\\r\\n'):\n"
+        "        data += s.recv(4096)\n"
+        "    roles.add(data.split(b'role:')[1].split(b'\\r\\n')[0].decode())\n"
+        "    s.close()\n"
+        "print(sorted(roles))\n"
+    )
+    roles = prod.cluster.exec(NAMESPACE, frontend, "python3", "-c", code).stdout.strip()
+    assert roles == "['master', 'slave']"
+
+
+def test_the_master_pod_comes_back_with_its_data_and_the_replicas_reattach(prod):
+    entry = prod.post("survives the master pod")
+    claim_uid = prod.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)["metadata"]["uid"]
+    old_uid = prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["metadata"]["uid"]
+    prod.cluster.kubectl("delete", "pod", "redis-0", "-n", NAMESPACE, "--wait=false")
+    prod.cluster.wait(lambda: prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["metadata"]["uid"] != old_uid, 60, "a new redis-0")
+    prod.cluster.wait_ready(NAMESPACE, "redis-0", timeout=90)
+    assert prod.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)["metadata"]["uid"] == claim_uid
+    member = str(entry["id"])
+    assert "survives the master pod" in prod.redis_cli("redis-0", "ZRANGEBYSCORE", "journal:entries", member, member)
+    prod.cluster.wait(
+        lambda: all(prod.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 90, "the replicas to re-attach"
+    )
+    # The API serves again without a redeploy: its next write goes to the new master.
+    prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
+
+
+def _posts(prod: Prod) -> bool:
+    try:
+        prod.post("after the master came back")
+        return True
+    except Exception:
+        return False
+
+
+# --- NetworkPolicies, enforced by kube-router --------------------------------------------
+
+
+def can_connect(cluster: Cluster, namespace: str, pod: str, address: str, port: int) -> bool:
+    """A TCP connect from inside `pod`, by bash (every image built here has it)."""
+    probe = f"timeout 3 bash -c 'exec 3<>/dev/tcp/{address}/{port}' && echo open || echo closed"
+    return cluster.exec(namespace, pod, "bash", "-c", probe, check=False).stdout.strip() == "open"
+
+
+@pytest.fixture(scope="module")
+def outsider(prod) -> Iterator[str]:
+    """A pod in another namespace, running a server, for flows the stack must not have."""
+    namespace = prod.cluster.namespace("outsider")
+    server = hardened_pod("outsider", CLIENT_IMAGE, ["python3", "-m", "http.server", "8080", "--directory", "/opt/journal"])
+    prod.cluster.apply(server, namespace=namespace)
+    prod.cluster.wait_ready(namespace, "outsider")
+    yield namespace
+
+
+def test_every_flow_the_service_needs_is_open(prod):
+    frontend = prod.pod_name("frontend")
+    redis_ip = prod.pod_ip("redis-0")
+    assert can_connect(prod.cluster, NAMESPACE, frontend, redis_ip, 6379)
+    assert can_connect(prod.cluster, NAMESPACE, "redis-1", redis_ip, 6379)
+    # Ingress controller -> frontend -> Redis master, and ingress controller -> file server.
+    assert prod.post("through the ingress, to the frontend, to redis")["id"] > 0
+    request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}/", headers={"Host": HOST})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize(
+    "source, target, port",
+    [
+        ("fileserver", "redis-0", 6379),
+        ("frontend", "fileserver", 8080),
+        ("redis", "outsider", 8080),
+        ("frontend", "outsider", 8080),
+        ("outsider", "redis-0", 6379),
+        ("outsider", "frontend", 8080),
+    ],
+)
+def test_a_flow_the_service_does_not_need_is_refused(prod, outsider, source, target, port):
+    def locate(name: str) -> tuple[str, str]:
+        if name == "outsider":
+            return outsider, "outsider"
+        if name.startswith("redis"):
+            return NAMESPACE, name if "-" in name else "redis-1"
+        return NAMESPACE, prod.pod_name(name)
+
+    source_namespace, source_pod = locate(source)
+    target_namespace, target_pod = locate(target)
+    address = prod.pod_ip(target_pod, target_namespace)
+    assert not can_connect(prod.cluster, source_namespace, source_pod, address, port)
+
+
+def test_pod_security_admits_every_pod_of_the_stack_and_refuses_a_root_pod(prod):
+    namespace = prod.cluster.get("namespace", NAMESPACE)
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    root = hardened_pod("root", CLIENT_IMAGE, SLEEPER)
+    root["spec"]["securityContext"] = {"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}}
+    refused = prod.cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(root), check=False)
+    assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr
+
+
+# --- protectData ----------------------------------------------------------------------
+
+
+def test_destroy_refuses_to_delete_the_protected_data(prod):
+    """With its preview, as `pulumi destroy` runs by default, the refusal comes before any
+    deletion. (With --skip-preview the engine deletes every unprotected object first and
+    stops at the protected ones: the data stays, the service does not.)"""
+    started = time.monotonic()
+    result = prod.project.pulumi("prod", "destroy", "--yes", check=False)
+    assert result.returncode != 0
+    refusals = re.findall(r'"urn:[^"]*::(journal-namespace|redis-statefulset)" cannot be deleted\s+because it is protected', result.stdout)
+    # The engine reports the first protected resource it meets; both are, under mocks.
+    assert refusals and set(refusals) <= {"journal-namespace", "redis-statefulset"}
+    assert time.monotonic() - started < 120
+    assert prod.cluster.get("namespace", NAMESPACE)["status"]["phase"] == "Active"
+    assert prod.cluster.get("statefulset", "redis", "-n", NAMESPACE)["status"]["readyReplicas"] == 3
+    assert len(prod.cluster.get("pvc", "-n", NAMESPACE)["items"]) == 3
+    # Nothing else went either: the refusal comes before any deletion.
+    assert prod.cluster.get("deployment", "frontend", "-n", NAMESPACE)["status"]["readyReplicas"] == 3
+
+
+def test_a_namespace_change_refuses_to_replace_the_protected_namespace(prod):
+    result = prod.project.pulumi("prod", "preview", "--config", "journal:namespace=journal-prod-moved", check=False)
+    assert result.returncode != 0
+    refusals = re.findall(r'unable to replace resource "urn:[^"]*::(journal-namespace|redis-statefulset)"\s+as it is currently marked for protection', result.stdout)
+    assert sorted(refusals) == ["journal-namespace", "redis-statefulset"], result.stdout[-2000:]
