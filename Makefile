@@ -44,11 +44,12 @@ cluster-images: kubernetes-tools system-packages
 # the API server tests make their certificates with openssl; every script is held to
 # shellcheck; the file server test runs the real nginx; the local cluster runs containerd,
 # runc and the CNI plugins, programs iptables, ipset and nftables, and builds its images
-# with debootstrap and its pause binary with gcc.
+# with debootstrap and its pause binary with gcc; the browser test drives Chromium through
+# chromedriver.
 SYSTEM_COMMANDS := redis-server redis-cli dash openssl shellcheck nginx containerd runc /usr/lib/cni/bridge \
-	iptables ipset nft conntrack debootstrap gcc
+	iptables ipset nft conntrack debootstrap gcc chromium chromedriver
 SYSTEM_PACKAGES := redis-server redis-tools dash openssl shellcheck nginx containerd runc containernetworking-plugins \
-	iptables ipset nftables conntrack debootstrap gcc libc6-dev
+	iptables ipset nftables conntrack debootstrap gcc libc6-dev chromium chromium-driver
 
 system-packages:
 	@for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing=1; done; \
