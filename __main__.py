@@ -10,8 +10,10 @@ from components.namespace import StackNamespace
 from components.network import TrafficPolicy
 from components.redis import RedisCluster
 from components.settings import load_stack_settings
+from components.waits import bound_every_wait
 
 settings = load_stack_settings()
+bound_every_wait(settings.rollout)
 tiers = JournalTiers.of(settings.instance)
 
 namespace = StackNamespace("journal", settings.namespace, tiers.namespace, settings.protect_data).name

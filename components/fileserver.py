@@ -39,7 +39,7 @@ class FileServer(pulumi.ComponentResource):
             health_path="/",
         )
         tier = stateless_http_tier(
-            name, labels, namespace, settings.replicas, nginx, SERVICE_PORT, settings.rollout, pulumi.ResourceOptions(parent=self)
+            name, labels, namespace, settings.replicas, nginx, SERVICE_PORT, pulumi.ResourceOptions(parent=self)
         )
 
         self.service_name = tier.service.metadata.name

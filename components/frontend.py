@@ -66,7 +66,7 @@ class Frontend(pulumi.ComponentResource):
             ],
             volume_mounts=[{"name": "redis-password", "mountPath": PASSWORD_MOUNT, "readOnly": True}],
         )
-        tier = stateless_http_tier(name, labels, namespace, settings.replicas, api, API_PORT, settings.rollout, child)
+        tier = stateless_http_tier(name, labels, namespace, settings.replicas, api, API_PORT, child)
 
         self.service_name = tier.service.metadata.name
         self.deployment_name = tier.deployment.metadata.name

@@ -139,6 +139,12 @@ class RedisCluster(pulumi.ComponentResource):
             spec={
                 "serviceName": write_service.metadata.name,
                 "replicas": settings.replicas,
+                # With the default OrderedReady, a pod that never becomes Ready (an image
+                # that cannot be pulled) blocks the controller for good: reverting the
+                # template does not replace it, someone must delete it by hand. Parallel
+                # lets the revert through; updates still go one pod at a time, and replicas
+                # started before the master retry until it answers.
+                "podManagementPolicy": "Parallel",
                 "selector": {"matchLabels": labels.selector},
                 # The claims hold the journal: deleting or scaling down the StatefulSet
                 # must never delete them with it.
@@ -209,7 +215,6 @@ class RedisCluster(pulumi.ComponentResource):
                 ignore_changes=["spec.volumeClaimTemplates"],
                 # Deleting or replacing the StatefulSet takes every Redis pod down at once.
                 protect=settings.protected,
-                custom_timeouts=settings.rollout.custom_timeouts,
             ),
         )
         disruption_budget(name, labels, namespace, settings.replicas, child)

@@ -123,8 +123,9 @@ class TlsIssuer(str, Enum):
 
 @dataclass(frozen=True)
 class Rollout:
-    """How long `pulumi up` waits for a workload's pods to be Ready before it fails with
-    their reasons, instead of the provider's ten minutes."""
+    """How long `pulumi up` waits for any one resource (a rollout's pods Ready, a
+    Service's endpoints, an Ingress's address) before it fails with the reasons, instead
+    of the provider's ten minutes."""
 
     timeout_seconds: int
 
@@ -139,7 +140,6 @@ class FrontendSettings:
     replicas: int
     resources: Resources
     journal_entries: int
-    rollout: Rollout
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,6 @@ class RedisSettings:
     storage_size: str
     storage_class: Optional[str]
     password_length: int
-    rollout: Rollout
     protected: bool
     """Pulumi refuses to delete or replace the StatefulSet (and so its data) while set."""
 
@@ -160,7 +159,6 @@ class FileServerSettings:
     image: Image
     replicas: int
     resources: Resources
-    rollout: Rollout
 
 
 @dataclass(frozen=True)
@@ -179,6 +177,7 @@ class EdgeSettings:
 
 @dataclass(frozen=True)
 class StackSettings:
+    rollout: Rollout
     protect_data: bool
     """The namespace (whose deletion takes the Redis claims with it) and the Redis
     StatefulSet are protected: `pulumi destroy` or a namespace change refuses."""
@@ -394,7 +393,6 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
         replicas=read.count("frontendReplicas", 1, MAX_REPLICAS),
         resources=read.resources("frontend"),
         journal_entries=read.count("frontendJournalEntries", 1, 10_000),
-        rollout=rollout,
     )
 
     redis = RedisSettings(
@@ -407,7 +405,6 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
             optional=True,
         ),
         password_length=read.count("redisPasswordLength", MIN_PASSWORD_LENGTH, 512),
-        rollout=rollout,
         protected=protect_data,
     )
 
@@ -415,7 +412,6 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
         image=read.image("fileserverImage"),
         replicas=read.count("fileserverReplicas", 1, MAX_REPLICAS),
         resources=read.resources("fileserver"),
-        rollout=rollout,
     )
 
     host = read.string("host", _DNS_SUBDOMAIN, "must be a lowercase DNS name such as 'journal.example.com'", optional=True)
@@ -450,6 +446,7 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
     if read.problems:
         raise SettingsError(read.problems)
     return StackSettings(
+        rollout=rollout,
         protect_data=protect_data,
         kube_context=None if rendering else kube_context,
         instance=instance,

@@ -8,7 +8,7 @@ import pulumi_kubernetes as k8s
 
 from .hardening import container_security_context, disruption_budget, pod_spec_defaults, spread_across_nodes
 from .labels import TierLabels
-from .settings import Image, Resources, Rollout
+from .settings import Image, Resources
 
 
 PRE_STOP_SECONDS = 5
@@ -40,7 +40,6 @@ def stateless_http_tier(
     replicas: int,
     container: HttpContainer,
     service_port: int,
-    rollout: Rollout,
     opts: pulumi.ResourceOptions,
 ) -> StatelessTier:
     http_probe = {"httpGet": {"path": container.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
@@ -83,9 +82,7 @@ def stateless_http_tier(
                 },
             },
         },
-        # The provider waits for the rollout (every new pod Ready); past this it fails
-        # and names the pods' reasons (an image that cannot be pulled, a crash loop).
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(custom_timeouts=rollout.custom_timeouts)),
+        opts=opts,
     )
     service = k8s.core.v1.Service(
         f"{name}-service",

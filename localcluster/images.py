@@ -99,6 +99,9 @@ Image = Union[DebianImage, ScratchImage]
 # The names the stack files use for the journal's own images (frontendImage,
 # fileserverImage), and the images the stacks name by default.
 JOURNAL_API_IMAGE = "registry.example.com/journal/api:v1.0.1-bfeda01f"
+# The same image under a second release tag: a stack can be moved to a new tag and
+# roll its pods, as a release does.
+JOURNAL_API_NEXT_IMAGE = "registry.example.com/journal/api:v1.0.2-5c0a9e2d"
 FILESERVER_IMAGES = (
     "registry.example.com/journal/static:v1.0.1-bfeda01f",
     "docker.io/nginxinc/nginx-unprivileged:1.27.4-alpine3.21",
@@ -138,7 +141,7 @@ IMAGES: tuple[Image, ...] = (
     ),
     DebianImage(
         key="journal-api",
-        names=(JOURNAL_API_IMAGE,),
+        names=(JOURNAL_API_IMAGE, JOURNAL_API_NEXT_IMAGE),
         packages=("python3",),
         versions=(("python3", "3.11"),),
         accounts=(Account("journal", 10001),),

@@ -15,8 +15,11 @@ from typing import Iterator
 
 import pytest
 
+from browser import Browser, exercise_journal_page
+from conftest import PROJECT_DIR
 from local_cluster import Cluster, cluster_session, module_cluster  # noqa: F401
 from localcluster import cluster as local_cluster
+from localcluster import images
 from project_copy import Project, copy_project
 
 pytestmark = pytest.mark.cluster
@@ -114,6 +117,16 @@ def test_the_web_page_is_served_at_the_root(journal):
     assert b'<ul id="entries"' in body
 
 
+def test_a_person_adds_an_entry_in_the_browser_and_html_shows_as_text(journal):
+    """Headless Chromium through the ingress, the stack's host name mapped to the
+    ingress controller's address (and every other name unresolvable)."""
+    with Browser({HOST: local_cluster.INGRESS_IP}) as browser:
+        exercise_journal_page(browser, f"http://{HOST}/")
+        artifacts = PROJECT_DIR / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        print(f"screenshot: {browser.screenshot(artifacts / 'journal-dev-through-the-ingress.png')}")
+
+
 def test_bad_input_is_refused_through_the_ingress_and_changes_nothing(journal):
     before = journal.entries()
     for body, content_type, expected in ((b"   ", "text/plain", 400), (b"\xff\xfe", "text/plain", 400), (b"x" * 30_000, "text/plain", 413)):
@@ -174,3 +187,67 @@ def test_a_new_storage_size_does_not_replace_the_statefulset(journal):
     assert operations <= {"same"}
     journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:redisStorageSize=2Gi")
     assert journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"] == uid
+
+
+def test_a_new_image_tag_rolls_the_pods(journal):
+    old_pods = {pod["metadata"]["name"] for pod in journal.pods("frontend")}
+    with ReadyWatch(journal.cluster, "frontend") as watch:
+        journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", f"journal:frontendImage={images.JOURNAL_API_NEXT_IMAGE}")
+    assert watch.lowest >= 1
+    pods = journal.pods("frontend")
+    assert pods and not old_pods & {pod["metadata"]["name"] for pod in pods}
+    assert {pod["spec"]["containers"][0]["image"] for pod in pods} == {images.JOURNAL_API_NEXT_IMAGE}
+    assert {pod["metadata"]["labels"]["app.kubernetes.io/version"] for pod in pods} == {"v1.0.2-5c0a9e2d"}
+
+
+# --- failure is clear and bounded ------------------------------------------------------
+
+
+def assert_fails_in_bounded_time_naming(result, started: float, workload: str) -> None:
+    took = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert took < 120, f"up took {took:.0f}s to fail"
+    assert workload in output and ("ErrImagePull" in output or "ImagePullBackOff" in output), output[-3000:]
+
+
+def test_an_image_that_does_not_exist_fails_up_in_bounded_time_naming_the_deployment(journal):
+    started = time.monotonic()
+    failed = journal.project.pulumi(
+        "dev", "up", "--yes", "--skip-preview",
+        "--config", "journal:frontendImage=registry.example.com/journal/api:v9.9.9-missing",
+        "--config", "journal:rolloutTimeout=30s",
+        check=False,
+    )  # fmt: skip
+    assert_fails_in_bounded_time_naming(failed, started, "frontend-deployment")
+    # The next up with the value as committed converges (it waits for every pod Ready).
+    journal.project.pulumi("dev", "up", "--yes", "--skip-preview")
+    journal.cluster.wait(lambda: journal.request("GET", "/api")[0] == 200, 30, "the journal to answer again")
+
+
+def test_a_redis_that_cannot_start_fails_up_in_bounded_time_and_a_fixed_value_converges(journal):
+    """On a stack of its own: a first `up` whose Redis image does not exist. (An image
+    change on a running StatefulSet is not shown failing: pulumi-kubernetes 4.25 reports a
+    StatefulSet update complete too early, upstream issue 3329, fixed in 4.26.)"""
+    stack_file = journal.project.root / "Pulumi.broken.yaml"
+    stack_file.write_text(
+        journal.project.stack_files["dev"]
+        + "  journal:namespace: journal-broken\n"
+        + "  journal:redisImage: docker.io/library/redis:7.0.99-missing\n"
+        + "  journal:rolloutTimeout: 30s\n"
+    )
+    started = time.monotonic()
+    failed = journal.project.pulumi("broken", "up", "--yes", "--skip-preview", check=False)
+    try:
+        assert_fails_in_bounded_time_naming(failed, started, "redis-statefulset")
+        journal.project.pulumi("broken", "up", "--yes", "--skip-preview", "--config", f"journal:redisImage={images.REDIS_IMAGE}")
+        journal.cluster.wait_ready("journal-broken", "redis-0", timeout=90)
+    finally:
+        journal.project.pulumi("broken", "destroy", "--yes", "--skip-preview", check=False)
+
+
+def test_destroy_removes_what_the_stack_made(journal):
+    journal.project.pulumi("dev", "destroy", "--yes", "--skip-preview")
+    journal.cluster.wait(lambda: journal.cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0, 90, "the namespace to go")
+    assert journal.cluster.get("clusterissuers")["items"] == []
+    journal.cluster.wait(lambda: journal.cluster.get("pv")["items"] == [], 30, "the volumes to be reclaimed")

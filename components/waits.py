@@ -1,0 +1,22 @@
+"""How long `pulumi up` waits.
+
+The Kubernetes provider awaits what it creates: a Deployment or StatefulSet until its
+pods are Ready, a Service until it has endpoints, an Ingress until it has an address and
+its backends. Each wait gives up after ten minutes by default, and they chain: a Redis
+that cannot start keeps its read Service without endpoints, which holds back the
+frontend that takes the Service's name. With the stack's rolloutTimeout on every
+resource, `up` fails in that time instead, naming the object and its pods' reasons.
+A stack transformation, so that no resource of any component is left out.
+"""
+
+import pulumi
+
+from .settings import Rollout
+
+
+def bound_every_wait(rollout: Rollout) -> None:
+    def bounded(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
+        timeouts = pulumi.ResourceOptions(custom_timeouts=rollout.custom_timeouts)
+        return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, timeouts))
+
+    pulumi.runtime.register_stack_transformation(bounded)
