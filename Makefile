@@ -17,8 +17,9 @@ test: setup pulumi-tools kubernetes-tools system-packages cluster-images
 render: setup pulumi-tools
 	scripts/render.sh $(STACK)
 
-bench: setup pulumi-tools system-packages
+bench: setup pulumi-tools kubernetes-tools system-packages cluster-images
 	scripts/benchmark.sh
+	scripts/benchmark-cluster.sh
 
 setup: $(VENV)/.installed
 

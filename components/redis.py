@@ -15,6 +15,7 @@ import pulumi_random as random
 from .hardening import container_security_context, disruption_budget, pod_spec_defaults, spread_across_nodes
 from .labels import TierLabels
 from .settings import RedisSettings
+from .waits import NOT_AWAITED
 
 REDIS_PORT = 6379
 # Redis's share of the container's memory limit for data; the rest is headroom for
@@ -92,7 +93,7 @@ class RedisCluster(pulumi.ComponentResource):
         # resolve the master before it reports Ready.
         write_service = k8s.core.v1.Service(
             f"{name}-write",
-            metadata={"name": write_service_name, "namespace": namespace, "labels": labels.labels},
+            metadata={"name": write_service_name, "namespace": namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
             spec={
                 "clusterIP": "None",
                 "publishNotReadyAddresses": True,
@@ -103,7 +104,7 @@ class RedisCluster(pulumi.ComponentResource):
         )
         read_service = k8s.core.v1.Service(
             f"{name}-read",
-            metadata={"name": read_service_name, "namespace": namespace, "labels": labels.labels},
+            metadata={"name": read_service_name, "namespace": namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
             spec={"type": "ClusterIP", "selector": labels.selector, "ports": [redis_port]},
             opts=child,
         )

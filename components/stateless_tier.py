@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 from .hardening import container_security_context, disruption_budget, pod_spec_defaults, spread_across_nodes
 from .labels import TierLabels
 from .settings import Image, Resources
+from .waits import NOT_AWAITED
 
 
 PRE_STOP_SECONDS = 5
@@ -66,7 +67,10 @@ def stateless_http_tier(
                             "env": container.env,
                             "resources": container.resources.to_kubernetes(),
                             "securityContext": container_security_context(),
-                            "readinessProbe": {**http_probe, "failureThreshold": 3},
+                            # Often: a new pod joins the Service (and `up` returns) within
+                            # two seconds of answering, not at the next of 10-second checks;
+                            # one that stops answering leaves it within six.
+                            "readinessProbe": {**http_probe, "periodSeconds": 2, "failureThreshold": 3},
                             # A pod being replaced leaves the Service's endpoints at once, but
                             # the ingress controller and kube-proxy learn of it a moment
                             # later: it keeps serving for those seconds before SIGTERM.
@@ -86,7 +90,7 @@ def stateless_http_tier(
     )
     service = k8s.core.v1.Service(
         f"{name}-service",
-        metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels},
+        metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
         spec={
             "type": "ClusterIP",
             "selector": labels.selector,

@@ -7,11 +7,20 @@ that cannot start keeps its read Service without endpoints, which holds back the
 frontend that takes the Service's name. With the stack's rolloutTimeout on every
 resource, `up` fails in that time instead, naming the object and its pods' reasons.
 A stack transformation, so that no resource of any component is left out.
+
+Services are not awaited at all. The provider's Service wait adds ten seconds of
+"settling" after the endpoints appear, and the Deployment and the Ingress that take a
+Service's name wait for it: that was most of a first `up`. What it guarded is guarded
+elsewhere: every Service selects the pods of a workload whose rollout `up` does await
+(pods Ready, hence endpoints), and the Ingress wait still needs its backends' Services
+and the controller's address.
 """
 
 import pulumi
 
 from .settings import Rollout
+
+NOT_AWAITED = {"pulumi.com/skipAwait": "true"}
 
 
 def bound_every_wait(rollout: Rollout) -> None:

@@ -74,12 +74,23 @@ def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
     project = copy_project(tmp_path_factory.mktemp("deployed"), local_cluster.PATHS.admin_kubeconfig)
     project.pulumi("dev", "up", "--yes", "--skip-preview")
     journal = Journal(project, module_cluster)
+    journal.ready_endpoints_after_up = ready_endpoints(module_cluster)
     # `up` returns once the pods are Ready and the Services have endpoints; the ingress
     # controller learns of those endpoints a moment later (Traefik batches its updates
     # for up to two seconds), and routes /api to the file server's `/` until then.
     module_cluster.wait(lambda: journal.request("GET", "/api/healthz")[0] == 200, 30, "the ingress to route /api")
     yield journal
     project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
+
+
+def ready_endpoints(cluster: Cluster) -> dict[str, int]:
+    """Ready addresses behind each Service of the stack."""
+    counts = {}
+    for service in cluster.get("services", "-n", NAMESPACE)["items"]:
+        name = service["metadata"]["name"]
+        slices = cluster.get("endpointslices", "-n", NAMESPACE, "-l", f"kubernetes.io/service-name={name}")["items"]
+        counts[name] = sum(1 for s in slices for e in s.get("endpoints") or [] if e["conditions"].get("ready"))
+    return counts
 
 
 def ready(pod: dict) -> bool:
@@ -95,6 +106,10 @@ def test_up_leaves_every_pod_running_and_ready_from_the_images_built_here(journa
     assert claim["status"]["phase"] == "Bound"
     ingress = journal.cluster.get("ingress", "-n", NAMESPACE)["items"][0]
     assert ingress["status"]["loadBalancer"]["ingress"] == [{"ip": local_cluster.INGRESS_IP}]
+
+
+def test_every_service_has_ready_endpoints_when_up_returns(journal):
+    assert journal.ready_endpoints_after_up == {"fileserver": 1, "frontend": 1, "redis": 1, "redis-write": 1}
 
 
 def test_the_stack_file_stays_as_committed(journal):

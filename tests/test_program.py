@@ -446,3 +446,21 @@ def test_http_pods_keep_serving_for_a_moment_after_they_leave_the_service(deploy
 def test_a_redis_pod_that_never_becomes_ready_does_not_block_the_revert(deployed):
     (statefulset,) = deployed.objects("StatefulSet")
     assert statefulset["spec"]["podManagementPolicy"] == "Parallel"
+
+
+def test_services_are_not_awaited_their_workloads_are(deployed):
+    """`up` waits for the rollouts (pods Ready, so the Services' endpoints), not for the
+    provider's ten-second Service settling, which every dependent waited for in turn."""
+    for service in deployed.objects("Service"):
+        assert service["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}, service["metadata"]["name"]
+    for kind in ("Deployment", "StatefulSet", "Ingress"):
+        for obj in deployed.objects(kind):
+            assert "pulumi.com/skipAwait" not in obj["metadata"].get("annotations", {}), obj["metadata"]["name"]
+
+
+def test_http_pods_are_checked_for_readiness_often_and_restarted_only_after_long_failure(deployed):
+    for deployment in deployed.objects("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        readiness, liveness = container["readinessProbe"], container["livenessProbe"]
+        assert readiness["periodSeconds"] * readiness["failureThreshold"] <= 6
+        assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
