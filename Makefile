@@ -6,20 +6,25 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test render bench setup pulumi-tools kubernetes-tools cluster-images system-packages
+.PHONY: preview test render bench everything setup pulumi-tools kubernetes-tools cluster-images system-packages
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview
 
-test: setup pulumi-tools kubernetes-tools system-packages cluster-images
+test: everything
 	$(PYTEST)
 
 render: setup pulumi-tools
 	scripts/render.sh $(STACK)
 
-bench: setup pulumi-tools kubernetes-tools system-packages cluster-images
+bench: everything
 	scripts/benchmark.sh
 	scripts/benchmark-cluster.sh
+
+# Two at a time: a Go build keeps both cores busy only part of the time, and the images
+# mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.
+everything:
+	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools system-packages cluster-images
 
 setup: $(VENV)/.installed
 

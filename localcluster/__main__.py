@@ -22,8 +22,12 @@ def main(argv: list[str]) -> int:
             took = cluster.up()
             print(f"cluster up in {took:.1f}s; KUBECONFIG={cluster.PATHS.admin_kubeconfig}")
         elif command == "down":
-            took = cluster.down()
-            print(f"cluster stopped and host restored in {took:.1f}s" if took else "no cluster to stop")
+            took, peak = cluster.down()
+            if not took:
+                print("no cluster to stop")
+            else:
+                memory = f"; its peak memory was {peak / 2**20:.0f} MiB" if peak else ""
+                print(f"cluster stopped and host restored in {took:.1f}s{memory}")
         elif command == "status":
             print(cluster.status())
         elif command == "kubeconfig":

@@ -624,15 +624,28 @@ def teardown() -> None:
         raise ClusterError(f"{PATHS.root} could not be removed")
 
 
-def down() -> float:
+def peak_memory_bytes() -> int | None:
+    """The most memory the cluster's processes and pods used at once, from its cgroup
+    (cgroup v1's max_usage, or v2's peak), or None where neither is kept."""
+    for hierarchy in cgroup_hierarchies():
+        for name in ("memory.max_usage_in_bytes", "memory.peak"):
+            path = hierarchy / CGROUP / name
+            if path.exists():
+                return int(path.read_text())
+    return None
+
+
+def down() -> tuple[float, int | None]:
+    """Stops the cluster; returns the seconds it took and the cluster's peak memory."""
     require_root()
     started = time.monotonic()
     with locked():
         if not PATHS.root.exists() and not cgroup_pids():
-            return 0.0
+            return 0.0, None
+        peak = peak_memory_bytes()
         keep_logs()
         teardown()
-    return time.monotonic() - started
+    return time.monotonic() - started, peak
 
 
 def status() -> str:

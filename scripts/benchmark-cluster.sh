@@ -10,7 +10,7 @@
 #   pulumi up, no changes
 #   pulumi up, a config change   frontendJournalEntries, which rolls the frontend
 #   pulumi destroy
-#   cluster down
+#   cluster down, and the cluster's peak memory (its cgroup's, pods included)
 #
 # and the slowest resources of the first `up`, from the engine's own timings. It needs
 # no cluster running (it starts and stops its own) and works on a copy of the project.
@@ -74,6 +74,7 @@ awk -v up="$up" -v apply="$apply" 'BEGIN { printf "%-36s %6.1f x\n", "pulumi up 
 k delete namespace journal-dev --wait=true --timeout=120s >/dev/null
 k delete clusterissuer --all >/dev/null
 row "cluster down" "$(seconds "$root/scripts/cluster.sh" down)"
+printf '%-36s %6s MiB\n' "cluster peak memory (all of it)" "$(sed -n 's/.*peak memory was \([0-9]*\) MiB.*/\1/p' "$work/last.log")"
 
 echo "slowest resources of the first up (seconds):"
 echo "$slowest" | awk '{ printf "  %-60s %6s\n", $1 " " $2, $3 }'

@@ -261,6 +261,43 @@ def test_a_redis_that_cannot_start_fails_up_in_bounded_time_and_a_fixed_value_co
         journal.project.pulumi("broken", "destroy", "--yes", "--skip-preview", check=False)
 
 
+def preview_operations(journal: Journal) -> dict[str, list[str]]:
+    preview = journal.project.pulumi("dev", "preview", "--json")
+    operations: dict[str, list[str]] = {}
+    for step in json.loads(preview.stdout).get("steps", []):
+        operations.setdefault(step["op"], []).append(step["urn"].rsplit("::", 1)[1])
+    return operations
+
+
+def test_renaming_a_component_with_an_alias_deletes_nothing(journal):
+    """Child names start with their component's name, so a renamed component renames its
+    children: without an alias Pulumi would create the new ones and delete the old, and
+    the delete removes the live objects (which the create adopted). With the old name as
+    an alias, every child keeps its identity."""
+    program = journal.project.root / "__main__.py"
+    original = program.read_text()
+    renamed = 'RedisCluster("store", settings.redis, tiers.redis, namespace'
+    try:
+        program.write_text(original.replace('RedisCluster("redis", settings.redis, tiers.redis, namespace', renamed, 1))
+        unaliased = preview_operations(journal)
+        assert "redis-statefulset" in unaliased.get("delete", []) + unaliased.get("delete-replaced", [])
+        program.write_text(
+            original.replace(
+                'RedisCluster("redis", settings.redis, tiers.redis, namespace)',
+                'RedisCluster("store", settings.redis, tiers.redis, namespace, opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redis")]))',
+                1,
+            )
+        )
+        uid = journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"]
+        aliased = preview_operations(journal)
+        assert set(aliased) == {"same"}, aliased
+        journal.project.pulumi("dev", "up", "--yes", "--skip-preview")
+        assert journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"] == uid
+        assert journal.entries() is not None
+    finally:
+        program.write_text(original)
+
+
 def test_destroy_removes_what_the_stack_made(journal):
     journal.project.pulumi("dev", "destroy", "--yes", "--skip-preview")
     journal.cluster.wait(lambda: journal.cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0, 90, "the namespace to go")
