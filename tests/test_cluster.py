@@ -98,7 +98,12 @@ def test_a_cluster_ip_service_reaches_its_pod(cluster):
     )
     cluster.wait_ready(namespace, "server")
     cluster.wait_ready(namespace, "client")
-    result = python_in(cluster, namespace, "client", http_get("http://server/"))
+    # The server pod has no readiness probe: Ready means started, not yet listening.
+    def answer() -> subprocess.CompletedProcess:
+        return python_in(cluster, namespace, "client", http_get("http://server/"), check=False)
+
+    cluster.wait(lambda: answer().returncode == 0, 20, "the Service to answer")
+    result = answer()
     assert result.stdout.startswith("200") and "journal_api" in result.stdout
 
 
