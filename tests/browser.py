@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional, TypeVar
 
 from loopback import free_port
+from redis_nodes import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -181,14 +182,7 @@ class Browser:
 
     def wait_until(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
         """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-        end = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > end:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.1)
+        return wait_for(what, predicate, timeout, interval=0.1)
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the viewport."""

@@ -15,7 +15,6 @@ import json
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -26,6 +25,7 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from localcluster import cluster as local_cluster  # noqa: E402
 from localcluster import images  # noqa: E402
+from redis_nodes import wait_for  # noqa: E402
 
 
 class Cluster:
@@ -76,12 +76,8 @@ class Cluster:
         return name
 
     def wait(self, check, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        # Each check is a kubectl or pulumi call: twice a second is often enough.
+        wait_for(what, check, timeout, interval=0.5)
 
     def wait_ready(self, namespace: str, pod: str, timeout: float = 90) -> None:
         result = self.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "-n", namespace, f"--timeout={timeout:.0f}s", check=False, timeout=timeout + 10)

@@ -206,8 +206,9 @@ def collect(proc: subprocess.Popen, *, secret: Secret, stdin: Optional[str] = No
     return Output(proc.returncode, out, err, leaked_out or leaked_err)
 
 
-def wait_for(what: str, check: Callable[[], Optional[T]], deadline: float = DEADLINE) -> T:
-    """Poll `check` until it returns something truthy; fail after `deadline` seconds."""
+def wait_for(what: str, check: Callable[[], Optional[T]], deadline: float = DEADLINE, interval: float = 0.02) -> T:
+    """Poll `check` every `interval` seconds until it returns something truthy; fail
+    after `deadline` seconds."""
     end = time.monotonic() + deadline
     while True:
         result = check()
@@ -215,7 +216,7 @@ def wait_for(what: str, check: Callable[[], Optional[T]], deadline: float = DEAD
             return result
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        time.sleep(0.02)
+        time.sleep(interval)
 
 
 def parse_info(text: str) -> dict[str, str]:

@@ -31,6 +31,16 @@ def http_get(url: str, timeout: float = 3) -> str:
     )
 
 
+def service_on_8080(name: str, selects: str) -> dict:
+    """A ClusterIP Service on port 80 for the pods labelled app=`selects`, port 8080."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"selector": {"app": selects}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+
+
 def test_the_cluster_has_one_ready_node(cluster):
     nodes = cluster.get("nodes")["items"]
     assert [node["metadata"]["name"] for node in nodes] == [local_cluster.NODE_NAME]
@@ -61,12 +71,7 @@ def test_cluster_dns_resolves_services_and_nothing_outside(cluster):
     namespace = cluster.namespace("dns")
     cluster.apply(
         hardened_pod("client", CLIENT_IMAGE, SLEEPER),
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "named-service"},
-            "spec": {"selector": {"app": "client"}, "ports": [{"port": 80, "targetPort": 8080}]},
-        },
+        service_on_8080("named-service", selects="client"),
         namespace=namespace,
     )
     cluster.wait_ready(namespace, "client")
@@ -88,12 +93,7 @@ def test_a_cluster_ip_service_reaches_its_pod(cluster):
     cluster.apply(
         server,
         hardened_pod("client", CLIENT_IMAGE, SLEEPER),
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "server"},
-            "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]},
-        },
+        service_on_8080("server", selects="server"),
         namespace=namespace,
     )
     cluster.wait_ready(namespace, "server")
