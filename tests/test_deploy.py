@@ -77,8 +77,10 @@ def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
     journal.ready_endpoints_after_up = ready_endpoints(module_cluster)
     # `up` returns once the pods are Ready and the Services have endpoints; the ingress
     # controller learns of those endpoints a moment later (Traefik batches its updates
-    # for up to two seconds), and routes /api to the file server's `/` until then.
-    module_cluster.wait(lambda: journal.request("GET", "/api/healthz")[0] == 200, 30, "the ingress to route /api")
+    # for up to two seconds, and leaves out a route whose Service has no endpoints yet).
+    module_cluster.wait(
+        lambda: journal.request("GET", "/api/healthz")[0] == journal.request("GET", "/")[0] == 200, 30, "the ingress to route /api and /"
+    )
     yield journal
     project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
 

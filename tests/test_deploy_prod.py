@@ -16,6 +16,7 @@ stop `pulumi destroy` from taking the data."""
 import json
 import re
 import time
+import urllib.error
 import urllib.request
 from typing import Iterator
 
@@ -50,6 +51,14 @@ class Prod:
             assert response.status == 201
             return json.loads(response.read())
 
+    def status(self, path: str) -> int:
+        request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}{path}", headers={"Host": HOST})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
     def redis_cli(self, pod: str, *command: str, check: bool = True) -> str:
         script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
         return self.cluster.exec(NAMESPACE, pod, "sh", "-c", script, "redis-cli", *command, check=check).stdout
@@ -76,6 +85,8 @@ def prod(module_cluster, tmp_path_factory) -> Iterator[Prod]:
     project.pulumi("prod", "up", "--yes", "--skip-preview")
     deployed = Prod(project, module_cluster)
     module_cluster.wait(lambda: all(deployed.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 60, "both replicas linked")
+    # The ingress controller routes a Service only once it has seen its endpoints.
+    module_cluster.wait(lambda: deployed.status("/api/healthz") == deployed.status("/") == 200, 30, "the ingress to route /api and /")
     yield deployed
     project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
     project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
