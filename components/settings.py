@@ -123,9 +123,9 @@ class TlsIssuer(str, Enum):
 
 @dataclass(frozen=True)
 class Rollout:
-    """How long `pulumi up` waits for any one resource (a rollout's pods Ready, a
-    Service's endpoints, an Ingress's address) before it fails with the reasons, instead
-    of the provider's ten minutes."""
+    """How long `pulumi up` waits for any one resource (a rollout's pods Ready, the
+    Ingress's address) before it fails with the reasons, instead of the provider's ten
+    minutes."""
 
     timeout_seconds: int
 
