@@ -3,6 +3,8 @@ and Services work, NetworkPolicies are enforced, Pod Security refuses a root pod
 packet can leave the machine, and `down` leaves the host as it was before `up`."""
 
 import json
+import os
+import signal
 import subprocess
 
 import pytest
@@ -11,6 +13,7 @@ from local_cluster import CLIENT_IMAGE, SLEEPER, cluster, cluster_session, harde
 from localcluster import cluster as local_cluster
 from localcluster import images
 from localcluster.host import HostState
+from redis_nodes import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -217,4 +220,26 @@ def test_up_twice_is_refused_and_down_restores_the_host(cluster):
     before = HostState.load(local_cluster.PATHS.host_state)
     local_cluster.down()
     assert local_cluster.status() == "not running"
+    assert before.differences(HostState.read()) == []
+
+
+def test_an_up_killed_half_way_is_cleared_by_the_next_up(cluster_session):
+    """What a session stopped hard leaves (processes, mounts, rules, links, cgroups, the
+    state directory) is recognised and cleared, and the host still ends as it began."""
+    if local_cluster.is_running():
+        local_cluster.down()
+    before = HostState.read()
+    up = subprocess.Popen([str(local_cluster.PROJECT_DIR / "scripts" / "cluster.sh"), "up"], start_new_session=True,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        # Killed once the node runs: containerd, the kubelet and the network are all set up.
+        wait_for("the kubelet to start", lambda: (local_cluster.PATHS.logs / "kubelet.log").exists() or up.poll() is not None, 240, interval=0.2)
+    finally:
+        os.killpg(up.pid, signal.SIGKILL)
+        up.wait()
+    assert local_cluster.status().startswith("not running (an earlier cluster left state behind")
+    assert before.differences(HostState.read()) != []
+    local_cluster.up()
+    assert local_cluster.is_running()
+    local_cluster.down()
     assert before.differences(HostState.read()) == []
