@@ -35,7 +35,7 @@ from typing import Callable, Iterator
 from . import images, pki
 from .api import Api
 from .host import HostState
-from .provisioner import PROVISIONER
+from .provisioner import PROVISIONER, STORAGE_CLASS
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("JOURNAL_IAC_CLUSTER_DIR") or "/var/lib/journal-iac/cluster")
@@ -511,6 +511,8 @@ def start_addons(bin_dir: Path) -> None:
         ingress_ip=INGRESS_IP,
         coredns_image=images.COREDNS_IMAGE,
         traefik_image=images.TRAEFIK_IMAGE,
+        storage_class=STORAGE_CLASS,
+        provisioner=PROVISIONER,
     )
     kubectl(bin_dir, "apply", "--server-side", "--field-manager=journal-iac-cluster", "-f", "-", input=addons)
     kubectl(bin_dir, "apply", "--server-side", "--field-manager=journal-iac-cluster", "-f", str((bin_dir / "cert-manager-crds").resolve()))
@@ -520,7 +522,7 @@ def kubectl(bin_dir: Path, *args: str, input: str | None = None) -> str:
     return run(str(bin_dir / "kubectl"), f"--kubeconfig={PATHS.admin_kubeconfig}", *args, input=input)
 
 
-def wait_usable(bin_dir: Path, api: Api, deadline: float) -> None:
+def wait_usable(api: Api, deadline: float) -> None:
     def available(namespace: str, name: str) -> bool:
         deployment = api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}")
         return any(c["type"] == "Available" and c["status"] == "True" for c in deployment["status"].get("conditions", []))
@@ -592,7 +594,7 @@ def up() -> float:
             start_node(bin_dir)
             wait_for("the node to be Ready", lambda: node_ready(api), max(deadline - time.monotonic(), 1), logs=("kubelet",))
             start_addons(bin_dir)
-            wait_usable(bin_dir, api, deadline)
+            wait_usable(api, deadline)
             PATHS.ready.write_text(f"{time.time()}\n")
         except BaseException:
             log("up failed; stopping what it started and restoring the host")
