@@ -271,8 +271,10 @@ def debian_root(image: DebianImage, rootfs: Path) -> dict[str, str]:
             shutil.copyfile(path, target)
     for trimmed in TRIMMED:
         for path in (rootfs / trimmed).glob("*"):
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-    # Debian's /tmp is created by the bootstrap; the pods mount their own emptyDir there.
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
     return versions
 
 

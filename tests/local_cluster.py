@@ -134,10 +134,10 @@ SLEEPER = ["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, 
 
 
 def cluster_bin_dir() -> Path:
-    result = subprocess.run([str(PROJECT_DIR / "scripts" / "install-kubernetes.sh")], stdout=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        pytest.fail("scripts/install-kubernetes.sh failed", pytrace=False)
-    return Path(result.stdout.strip())
+    try:
+        return local_cluster.tools()
+    except local_cluster.ClusterError as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
