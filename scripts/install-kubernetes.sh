@@ -19,6 +19,16 @@
 #                      statically with the host's C compiler (gcc, libc6-dev)
 #   cert-manager-crds  deploy/crds/*.yaml of github.com/cert-manager/cert-manager
 #                      v1.21.2 (toolchain/cert-manager; nothing built)
+#   cert-manager-controller, cert-manager-webhook, cert-manager-cainjector,
+#   cert-manager-acmesolver
+#                    cert-manager v1.21.2: upstream's cmd/ sources, which the module
+#                      proxy does not serve, are kept in toolchain/cert-manager-binaries
+#                      and built against the module pinned by toolchain/cert-manager,
+#                      without the Venafi issuer (see without-venafi.patch there)
+#   pebble           github.com/letsencrypt/pebble/v2 v2.10.3 (toolchain/pebble), the
+#                      ACME server of the local cluster
+#   gateway-api-crds config/crd/standard of sigs.k8s.io/gateway-api v1.4.0, the Gateway
+#                      API release Traefik v3.6.12 implements (pinned by toolchain/traefik)
 #
 # Usage:
 #   scripts/install-kubernetes.sh [--force]   build what is missing or out of date,
@@ -70,6 +80,8 @@ TRAEFIK_BUILD_DATE=2026-03-26T09:54:04Z
 # build/pause/Makefile's TAG in k8s.io/kubernetes v1.34.4 (kubeadm's PauseVersion).
 PAUSE_VERSION=3.10.1
 CERT_MANAGER_VERSION=v1.21.2
+PEBBLE_VERSION=v2.10.3
+GATEWAY_API_VERSION=v1.4.0
 
 # shellcheck source-path=SCRIPTDIR source=lib/go-tools.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
@@ -84,8 +96,11 @@ dir_kube_router="$tools/kube-router-$KUBE_ROUTER_VERSION"
 dir_traefik="$tools/traefik-$TRAEFIK_VERSION"
 dir_pause="$tools/pause-$PAUSE_VERSION"
 dir_cert_manager="$tools/cert-manager-$CERT_MANAGER_VERSION"
+dir_pebble="$tools/pebble-$PEBBLE_VERSION"
+dir_gateway_api="$tools/gateway-api-$GATEWAY_API_VERSION"
 combined="$tools/bin-kubernetes-$KUBERNETES_VERSION"
-modules=(k8s etcd coredns kube-router traefik cert-manager)
+modules=(k8s etcd coredns kube-router traefik cert-manager cert-manager-binaries pebble)
+cert_manager_commands=(controller webhook cainjector acmesolver)
 kubernetes_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 links=(
 	"etcd:$dir_etcd"
@@ -94,7 +109,10 @@ links=(
 	"traefik:$dir_traefik"
 	"pause:$dir_pause"
 	"cert-manager-crds:$dir_cert_manager"
+	"pebble:$dir_pebble"
+	"gateway-api-crds:$dir_gateway_api"
 )
+for command in "${cert_manager_commands[@]}"; do links+=("cert-manager-$command:$dir_cert_manager"); done
 for command in "${kubernetes_commands[@]}"; do links+=("$command:$dir_kubernetes"); done
 # Static binaries, as upstream releases them; also keeps the build independent
 # of the host's C toolchain.
@@ -205,6 +223,51 @@ build_cert_manager_crds() {
 	finish_build "$dir_cert_manager" cert-manager-crds "$fp"
 }
 
+# cert-manager's commands: upstream's cmd/ sources (toolchain/cert-manager-binaries)
+# against a patched copy of the module that toolchain/cert-manager pins and go.sum
+# verifies; the copy is built in a scratch dir, so the clone is never written to.
+build_cert_manager() {
+	local fp source work command
+	local ldflags="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION"
+	fp=$(fingerprint "$toolchain/cert-manager-binaries" "$(cat "$toolchain/cert-manager/go.sum")" "CGO_ENABLED=$CGO_ENABLED" "$ldflags")
+	begin_build "cert-manager $CERT_MANAGER_VERSION" "$dir_cert_manager" cert-manager "$fp" \
+		"${cert_manager_commands[@]/#/cert-manager-}" || return 0
+	source=$(cd "$toolchain/cert-manager" && module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
+	scratch_dir cert-manager-src
+	work=$scratch_path
+	cp -R "$toolchain/cert-manager-binaries/." "$work/"
+	cp -R "$source" "$work/upstream"
+	chmod -R u+w "$work/upstream"
+	patch --quiet -p1 -d "$work/upstream" <"$toolchain/cert-manager-binaries/without-venafi.patch"
+	for command in "${cert_manager_commands[@]}"; do
+		(cd "$work" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" -o "$staging/cert-manager-$command" "./$command")
+	done
+	finish_build "$dir_cert_manager" cert-manager "$fp"
+	# They have no version flag (the controller logs its version when it starts): the
+	# string the linker set must be in every binary.
+	for command in "${cert_manager_commands[@]}"; do
+		grep -qaF "$CERT_MANAGER_VERSION" "$dir_cert_manager/bin/cert-manager-$command" ||
+			die "cert-manager-$command does not carry $CERT_MANAGER_VERSION"
+	done
+}
+
+build_pebble() {
+	build_go "Pebble $PEBBLE_VERSION" "$dir_pebble" pebble pebble \
+		"-s -w -X main.version=$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2/cmd/pebble
+	expect_version "$dir_pebble/bin/pebble" "Pebble version: $PEBBLE_VERSION" -version
+}
+
+build_gateway_api_crds() {
+	local fp source
+	fp=$(fingerprint "$toolchain/traefik" "$GATEWAY_API_VERSION")
+	begin_build "Gateway API CRDs $GATEWAY_API_VERSION" "$dir_gateway_api" gateway-api-crds "$fp" gateway-api-crds || return 0
+	source=$(cd "$toolchain/traefik" && module_dir "sigs.k8s.io/gateway-api@$GATEWAY_API_VERSION")/config/crd/standard
+	mkdir "$staging/gateway-api-crds"
+	install -m 0644 "$source"/*.yaml "$staging/gateway-api-crds/"
+	rm -rf "$dir_gateway_api/bin/gateway-api-crds"
+	finish_build "$dir_gateway_api" gateway-api-crds "$fp"
+}
+
 # The versions above must be the ones the wrapper modules pin (the staging modules at
 # v0.<minor>.<patch> of the same release).
 check_pins() {
@@ -219,7 +282,10 @@ check_pins() {
 		"coredns github.com/coredns/coredns $COREDNS_VERSION" \
 		"kube-router github.com/cloudnativelabs/kube-router/v2 $KUBE_ROUTER_VERSION" \
 		"traefik github.com/traefik/traefik/v3 $TRAEFIK_VERSION" \
-		"cert-manager github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION"; do
+		"cert-manager github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" \
+		"cert-manager-binaries github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" \
+		"pebble github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION" \
+		"traefik sigs.k8s.io/gateway-api $GATEWAY_API_VERSION"; do
 		read -r wrapper module version <<<"$pin"
 		grep -qE "^(require)?\s*${module//./\\.} ${version//./\\.}( |$)" "$toolchain/$wrapper/go.mod" ||
 			die "toolchain/$wrapper/go.mod does not require $module $version"
@@ -232,6 +298,9 @@ build_all() {
 	build_kubernetes
 	build_pause
 	build_cert_manager_crds
+	build_gateway_api_crds
+	build_cert_manager
+	build_pebble
 	build_coredns
 	build_kube_router
 	build_traefik
