@@ -1,10 +1,20 @@
-"""Edge: one Ingress that sends /api to the frontend and everything else to the file server,
-with a certificate from Let's Encrypt through cert-manager when TLS is on.
+"""Edge: where the outside's requests come in. /api goes to the frontend and everything
+else to the file server, either through an Ingress (edge `ingress`) or through a Gateway
+API Gateway and HTTPRoute (edge `gateway`). With TLS, the certificate comes from an ACME
+server through cert-manager, over HTTP-01 on the same edge.
 
-The cluster provides the ingress controller and cert-manager; the Edge only declares
-what it wants from them.
+The cluster provides the ingress or gateway controller and cert-manager; the Edge only
+declares what it wants from them.
+
+`up` waits until HTTPS works before it exports the URL: the Issuer until its ACME
+account is registered, the Certificate until it is issued, and the Ingress (its address)
+or the Gateway (programmed, every listener with its certificate) and the routes
+(accepted, backends resolved). The Certificate is declared here rather than left to
+cert-manager's ingress or gateway "shim": an object made by the shim is not Pulumi's,
+so `up` could not wait for it.
 """
 
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -12,7 +22,20 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .labels import TierLabels
-from .settings import EdgeSettings
+from .settings import EdgeMode, EdgeSettings, TlsSettings
+
+HTTP_PORT = 80
+HTTPS_PORT = 443
+# Pulumi's wait on objects it has no built-in wait for: each awaited expression must hold.
+WAIT_FOR = "pulumi.com/waitFor"
+READY = "condition=Ready"
+# A route's one parent, the Gateway, accepted it, and every backend Service exists.
+ROUTE_READY = json.dumps(
+    [
+        'jsonpath={.status.parents[0].conditions[?(@.type=="Accepted")].status}=True',
+        'jsonpath={.status.parents[0].conditions[?(@.type=="ResolvedRefs")].status}=True',
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -24,8 +47,7 @@ class Route:
 
 class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
-    ingress_name: pulumi.Output[str]
-    cluster_issuer_name: Optional[str]
+    """Exported only once the edge serves it (with TLS: HTTPS with its certificate)."""
 
     def __init__(
         self,
@@ -37,38 +59,79 @@ class Edge(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("journal:index:Edge", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        self._name = name
+        self._settings = settings
+        self._labels = labels
+        self._namespace = namespace
 
-        annotations = {}
-        tls = []
-        ingress_depends_on = []
-        self.cluster_issuer_name = None
-        if settings.tls is not None:
-            # A ClusterIssuer is cluster-wide: the instance in its name keeps the dev and
-            # prod stacks of one cluster from fighting over the same object.
-            self.cluster_issuer_name = f"{labels.instance}-{settings.tls.issuer.value}"
-            issuer = k8s.apiextensions.CustomResource(
-                f"{name}-cluster-issuer",
-                api_version="cert-manager.io/v1",
-                kind="ClusterIssuer",
-                metadata={"name": self.cluster_issuer_name, "labels": labels.labels},
-                spec={
-                    "acme": {
-                        "server": settings.tls.issuer.acme_server,
-                        "email": settings.tls.email,
-                        "privateKeySecretRef": {"name": f"{self.cluster_issuer_name}-account-key"},
-                        "solvers": [{"http01": {"ingress": {"ingressClassName": settings.ingress_class}}}],
-                    }
-                },
-                opts=child,
-            )
-            annotations["cert-manager.io/cluster-issuer"] = self.cluster_issuer_name
-            # The annotation names the issuer by a plain string: say the dependency, so the
-            # issuer exists before the Ingress asks for a certificate and outlives it.
-            ingress_depends_on.append(issuer)
-            tls = [{"hosts": [settings.host], "secretName": f"{labels.component}-tls"}]
+        # The Secret cert-manager writes the certificate to, and the edge serves it from.
+        self._secret_name = f"{labels.component}-tls" if settings.tls else None
+        certificate = self._certificate(settings.tls) if settings.tls else None
 
-        rule = {
+        if settings.mode is EdgeMode.GATEWAY:
+            entry = self._gateway_entry(routes)
+        else:
+            entry = self._ingress_entry(routes)
+
+        scheme = "https" if settings.tls else "http"
+        url = f"{scheme}://{settings.host}/" if settings.host else ""
+        awaited = [resource.id for resource in (*entry, *([certificate] if certificate else []))]
+        self.url = pulumi.Output.all(*awaited).apply(lambda _: url)
+        self.register_outputs({"url": self.url})
+
+    # --- the certificate -------------------------------------------------------------
+
+    def _certificate(self, tls: TlsSettings) -> k8s.apiextensions.CustomResource:
+        # An Issuer in the stack's own namespace, not a ClusterIssuer: the stack needs no
+        # cluster-wide object for it, and its ACME account key stays in its namespace.
+        issuer_name = tls.issuer.value
+        acme = {
+            "server": tls.acme_server,
+            "email": tls.email,
+            "privateKeySecretRef": {"name": f"{issuer_name}-account-key"},
+            "solvers": [{"http01": self._http01_solver()}],
+        }
+        if tls.ca_bundle_base64:
+            acme["caBundle"] = tls.ca_bundle_base64
+        issuer = k8s.apiextensions.CustomResource(
+            f"{self._name}-issuer",
+            api_version="cert-manager.io/v1",
+            kind="Issuer",
+            # Ready once the ACME account is registered: a wrong server or CA bundle fails
+            # here, naming the reason, rather than as a certificate that never comes.
+            metadata=self._metadata(issuer_name, {WAIT_FOR: READY}),
+            spec={"acme": acme},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-certificate",
+            api_version="cert-manager.io/v1",
+            kind="Certificate",
+            metadata=self._metadata(self._labels.name, {WAIT_FOR: READY}),
+            spec={
+                "secretName": self._secret_name,
+                "dnsNames": [self._settings.host],
+                "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": issuer_name},
+                # A fresh key with every renewal: a leaked key dies with its certificate.
+                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            },
+            # Never after the Gateway: a Gateway is programmed only once its certificate
+            # exists, and the certificate needs the Gateway to answer the challenge.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer]),
+        )
+
+    def _http01_solver(self) -> dict:
+        """cert-manager answers the challenge through the same edge as the service."""
+        if self._settings.mode is EdgeMode.GATEWAY:
+            parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self._labels.name, "sectionName": "http"}
+            return {"gatewayHTTPRoute": {"parentRefs": [parent]}}
+        return {"ingress": {"ingressClassName": self._settings.ingress_class}}
+
+    # --- Ingress ---------------------------------------------------------------------
+
+    def _ingress_entry(self, routes: list[Route]) -> tuple[k8s.networking.v1.Ingress]:
+        settings = self._settings
+        rule: k8s.networking.v1.IngressRuleArgsDict = {
             "http": {
                 # Longest prefix wins regardless of order; the order here is for the reader.
                 "paths": [
@@ -83,23 +146,102 @@ class Edge(pulumi.ComponentResource):
         }
         if settings.host:
             rule["host"] = settings.host
-
-        spec = {"ingressClassName": settings.ingress_class, "rules": [rule]}
-        if tls:
-            spec["tls"] = tls
+        spec: k8s.networking.v1.IngressSpecArgsDict = {"ingressClassName": settings.ingress_class, "rules": [rule]}
+        if self._secret_name:
+            spec["tls"] = [{"hosts": [settings.host], "secretName": self._secret_name}]
         ingress = k8s.networking.v1.Ingress(
-            f"{name}-ingress",
-            metadata={
-                "name": labels.name,
-                "namespace": namespace,
-                "labels": labels.labels,
-                "annotations": annotations,
-            },
+            f"{self._name}-ingress",
+            metadata=self._metadata(self._labels.name),
             spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=ingress_depends_on),
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        return (ingress,)
 
-        scheme = "https" if settings.tls else "http"
-        self.url = pulumi.Output.from_input(f"{scheme}://{settings.host}/" if settings.host else "")
-        self.ingress_name = ingress.metadata.name
-        self.register_outputs({"url": self.url, "ingressName": self.ingress_name})
+    # --- Gateway API -----------------------------------------------------------------
+
+    def _gateway_entry(self, routes: list[Route]) -> tuple[k8s.apiextensions.CustomResource, ...]:
+        settings = self._settings
+        tls = self._secret_name is not None
+        host = {"hostname": settings.host} if settings.host else {}
+        same_namespace = {"namespaces": {"from": "Same"}}
+        # Plain HTTP always: it carries the ACME challenges, and with TLS only a redirect.
+        listeners = [{"name": "http", "protocol": "HTTP", "port": HTTP_PORT, **host, "allowedRoutes": same_namespace}]
+        if tls:
+            listeners.append(
+                {
+                    "name": "https",
+                    "protocol": "HTTPS",
+                    "port": HTTPS_PORT,
+                    **host,
+                    "allowedRoutes": same_namespace,
+                    "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": self._secret_name}]},
+                }
+            )
+        gateway = k8s.apiextensions.CustomResource(
+            f"{self._name}-gateway",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="Gateway",
+            # Programmed: the controller serves every listener, the HTTPS one with its
+            # certificate.
+            metadata=self._metadata(self._labels.name, {WAIT_FOR: "condition=Programmed"}),
+            spec={"gatewayClassName": settings.gateway_class, "listeners": listeners},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        hostnames = {"hostnames": [settings.host]} if settings.host else {}
+        service_route = k8s.apiextensions.CustomResource(
+            f"{self._name}-route",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=self._metadata(self._labels.name, {WAIT_FOR: ROUTE_READY}),
+            spec={
+                "parentRefs": [self._gateway_ref("https" if tls else "http")],
+                **hostnames,
+                # The longest matching prefix wins, as with the Ingress.
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
+                        "backendRefs": [{"name": route.service_name, "port": route.service_port}],
+                    }
+                    for route in routes
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+        )
+        if not tls:
+            return gateway, service_route
+        # cert-manager's challenge route matches its token's exact path, which wins over
+        # this prefix: the challenges still reach the solver.
+        redirect = k8s.apiextensions.CustomResource(
+            f"{self._name}-https-redirect",
+            api_version="gateway.networking.k8s.io/v1",
+            kind="HTTPRoute",
+            metadata=self._metadata(f"{self._labels.name}-https-redirect", {WAIT_FOR: ROUTE_READY}),
+            spec={
+                "parentRefs": [self._gateway_ref("http")],
+                **hostnames,
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                        "filters": [
+                            {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+                        ],
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+        )
+        return gateway, service_route, redirect
+
+    def _gateway_ref(self, listener: str) -> dict:
+        return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self._labels.name, "sectionName": listener}
+
+    # ---------------------------------------------------------------------------------
+
+    def _metadata(self, object_name: str, annotations: Optional[dict[str, str]] = None) -> dict:
+        return {
+            "name": object_name,
+            "namespace": self._namespace,
+            "labels": self._labels.labels,
+            "annotations": annotations or {},
+        }
+

@@ -3,11 +3,14 @@
 Everything in the namespace is denied in both directions first; each policy after that
 opens exactly one path the service needs:
 
-    ingress controller -> frontend :8080, file server :8080
-    frontend           -> redis :6379
-    redis              -> redis :6379        (replicas follow the master)
-    every pod          -> cluster DNS :53
-    ingress controller -> cert-manager's HTTP-01 solver :8089   (only with TLS)
+    edge proxy  -> frontend :8080, file server :8080
+    frontend    -> redis :6379
+    redis       -> redis :6379        (replicas follow the master)
+    every pod   -> cluster DNS :53
+    edge proxy  -> cert-manager's HTTP-01 solver :8089   (only with TLS)
+
+The edge proxy is every pod in one namespace: the ingress controller's
+(ingressControllerNamespace) or, with a Gateway, that of its proxies (gatewayNamespace).
 
 Kubelet probes come from the node, which the common network plugins do not subject to
 NetworkPolicy, so no rule is needed for them.
@@ -44,11 +47,7 @@ class TrafficPolicy(pulumi.ComponentResource):
     ):
         super().__init__("journal:index:TrafficPolicy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        ingress_controller = {
-            "namespaceSelector": {
-                "matchLabels": {"kubernetes.io/metadata.name": settings.edge.ingress_controller_namespace}
-            }
-        }
+        edge_proxy = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.edge.proxy_namespace}}}
 
         def policy(policy_name: str, spec: dict) -> k8s.networking.v1.NetworkPolicy:
             return k8s.networking.v1.NetworkPolicy(
@@ -83,7 +82,7 @@ class TrafficPolicy(pulumi.ComponentResource):
                 {
                     "podSelector": {"matchLabels": tiers.frontend.selector},
                     "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [{"from": [ingress_controller], "ports": _tcp(API_PORT)}],
+                    "ingress": [{"from": [edge_proxy], "ports": _tcp(API_PORT)}],
                     "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
             ),
@@ -103,20 +102,20 @@ class TrafficPolicy(pulumi.ComponentResource):
                 {
                     "podSelector": {"matchLabels": tiers.fileserver.selector},
                     "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [ingress_controller], "ports": _tcp(FILESERVER_PORT)}],
+                    "ingress": [{"from": [edge_proxy], "ports": _tcp(FILESERVER_PORT)}],
                 },
             ),
         ]
         if settings.edge.tls is not None:
             # cert-manager starts its solver pods in this namespace, labelled like this;
-            # Let's Encrypt reaches them through the ingress controller.
+            # the ACME server reaches them through the edge proxy.
             created.append(
                 policy(
                     "acme-http01-solver",
                     {
                         "podSelector": {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}},
                         "policyTypes": ["Ingress"],
-                        "ingress": [{"from": [ingress_controller], "ports": _tcp(ACME_SOLVER_PORT)}],
+                        "ingress": [{"from": [edge_proxy], "ports": _tcp(ACME_SOLVER_PORT)}],
                     },
                 )
             )

@@ -6,12 +6,15 @@ is half-created. Defaults live in Pulumi.yaml (the engine applies them); this mo
 holds no second copy of them.
 """
 
+import base64
 import ipaddress
 import re
+import ssl
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 from typing import Callable, Optional, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import pulumi
 
@@ -109,13 +112,20 @@ class TlsIssuer(str, Enum):
     NONE = "none"
     LETSENCRYPT_STAGING = "letsencrypt-staging"
     LETSENCRYPT_PRODUCTION = "letsencrypt-production"
+    # Any other ACME server: a company's own CA (step-ca, Vault, ...), named by acmeServer.
+    ACME = "acme"
 
     @property
-    def acme_server(self) -> str:
+    def lets_encrypt_directory(self) -> Optional[str]:
         return {
             TlsIssuer.LETSENCRYPT_STAGING: "https://acme-staging-v02.api.letsencrypt.org/directory",
             TlsIssuer.LETSENCRYPT_PRODUCTION: "https://acme-v02.api.letsencrypt.org/directory",
-        }[self]
+        }.get(self)
+
+
+class EdgeMode(str, Enum):
+    INGRESS = "ingress"
+    GATEWAY = "gateway"
 
 
 # --- settings of each tier -----------------------------------------------------------------
@@ -165,14 +175,35 @@ class FileServerSettings:
 class TlsSettings:
     issuer: TlsIssuer
     email: str
+    acme_server: str
+    """The ACME directory URL: Let's Encrypt's for its issuers, acmeServer for 'acme'."""
+    ca_bundle: Optional[str]
+    """PEM CA certificates that sign the ACME server's own HTTPS certificate, when the
+    public roots do not (a private ACME server); None trusts the public roots."""
+
+    @property
+    def ca_bundle_base64(self) -> Optional[str]:
+        """The bundle as cert-manager's `caBundle` field takes it."""
+        return base64.b64encode(self.ca_bundle.encode()).decode() if self.ca_bundle else None
 
 
 @dataclass(frozen=True)
 class EdgeSettings:
-    ingress_class: str
+    mode: EdgeMode
     host: Optional[str]
     tls: Optional[TlsSettings]
+    ingress_class: str
     ingress_controller_namespace: str
+    gateway_class: Optional[str]
+    gateway_namespace: Optional[str]
+
+    @property
+    def proxy_namespace(self) -> str:
+        """The namespace whose pods carry the outside's requests into the service: the
+        ingress controller's, or that of the Gateway's proxies."""
+        if self.mode is EdgeMode.GATEWAY:
+            return self.gateway_namespace or ""
+        return self.ingress_controller_namespace
 
 
 @dataclass(frozen=True)
@@ -215,6 +246,8 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _REGISTRY = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]+)?")
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*")
 _EMAIL = re.compile(r"[^@\s]+@[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", re.IGNORECASE)
+_PEM_CERTIFICATE = re.compile(r"-----BEGIN CERTIFICATE-----\s*[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+_ANY = re.compile(r".+", re.DOTALL)
 MAX_REPLICAS = 50
 # Every Redis replica is a full copy that syncs from the one master: past a handful,
 # more replicas cost the master more than they add.
@@ -418,30 +451,21 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
     if host is not None and _is_ip_address(host):
         read.problems.append(f"{CONFIG_NAMESPACE}:host must be a DNS name, not an IP address (an Ingress rule's host cannot be one), got {host!r}")
         host = None
-    issuer = read.choice("tlsIssuer", TlsIssuer)
-    tls = None
-    if issuer not in (None, TlsIssuer.NONE):
-        email = read.string("tlsEmail", _EMAIL, f"must be an email address for the ACME account when tlsIssuer is {issuer.value!r}")
-        if host is not None and "." not in host:
-            read.problems.append(
-                f"{CONFIG_NAMESPACE}:host must be a fully qualified name when {CONFIG_NAMESPACE}:tlsIssuer is "
-                f"{issuer.value!r}: Let's Encrypt certifies no single-label name, got {host!r}"
-            )
-        if host is None and source.get("host") in (None, ""):
-            read.problems.append(
-                f"{CONFIG_NAMESPACE}:host must be set when {CONFIG_NAMESPACE}:tlsIssuer is {issuer.value!r}: "
-                "a certificate names a host"
-            )
-        tls = TlsSettings(issuer=issuer, email=email or "")
     edge = EdgeSettings(
-        ingress_class=read.string("ingressClassName", _DNS_SUBDOMAIN, "must be an IngressClass name such as 'nginx'") or "",
+        mode=read.choice("edge", EdgeMode) or EdgeMode.INGRESS,
         host=host,
-        tls=tls,
+        tls=_tls_settings(read, source, host),
+        ingress_class=read.string("ingressClassName", _DNS_SUBDOMAIN, "must be an IngressClass name such as 'nginx'") or "",
         ingress_controller_namespace=read.string(
             "ingressControllerNamespace", _DNS_LABEL, "must be the namespace name of the ingress controller"
         )
         or "",
+        gateway_class=read.string("gatewayClassName", _DNS_SUBDOMAIN, "must be a GatewayClass name", optional=True),
+        gateway_namespace=read.string(
+            "gatewayNamespace", _DNS_LABEL, "must be the namespace name of the Gateway's proxy pods", optional=True
+        ),
     )
+    _check_edge_mode(read, edge)
 
     if read.problems:
         raise SettingsError(read.problems)
@@ -456,6 +480,111 @@ def load_settings(source: ConfigSource, stack: str, kube_context: Optional[str],
         fileserver=fileserver,
         edge=edge,
     )
+
+
+def _tls_settings(read: _Reader, source: ConfigSource, host: Optional[str]) -> Optional[TlsSettings]:
+    issuer = read.choice("tlsIssuer", TlsIssuer)
+    acme_keys = ("acmeServer", "acmeCaBundle")
+    if issuer is not None and issuer is not TlsIssuer.ACME:
+        # A CA bundle or server that is set but unused would look like it is in force.
+        for key in acme_keys:
+            if source.get(key):
+                read.problems.append(
+                    f"{CONFIG_NAMESPACE}:{key} is only used when {CONFIG_NAMESPACE}:tlsIssuer is 'acme', "
+                    f"but tlsIssuer is {issuer.value!r}"
+                )
+    if issuer in (None, TlsIssuer.NONE):
+        return None
+    email = read.string("tlsEmail", _EMAIL, f"must be an email address for the ACME account when tlsIssuer is {issuer.value!r}")
+    if host is not None and "." not in host:
+        read.problems.append(
+            f"{CONFIG_NAMESPACE}:host must be a fully qualified name when {CONFIG_NAMESPACE}:tlsIssuer is "
+            f"{issuer.value!r}: an ACME server certifies no single-label name, got {host!r}"
+        )
+    if host is None and source.get("host") in (None, ""):
+        read.problems.append(
+            f"{CONFIG_NAMESPACE}:host must be set when {CONFIG_NAMESPACE}:tlsIssuer is {issuer.value!r}: "
+            "a certificate names a host"
+        )
+    acme_server = issuer.lets_encrypt_directory
+    ca_bundle = None
+    if issuer is TlsIssuer.ACME:
+        acme_server = read.string(
+            "acmeServer", _ANY, "must be the https:// URL of an ACME directory, such as 'https://ca.example.internal/acme/directory'"
+        )
+        if acme_server is not None and not _is_https_url(acme_server):
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:acmeServer must be the https:// URL of an ACME directory, such as "
+                f"'https://ca.example.internal/acme/directory', got {acme_server!r}"
+            )
+        ca_bundle = _ca_bundle(read, source.get("acmeCaBundle") or None)
+    return TlsSettings(issuer=issuer, email=email or "", acme_server=acme_server or "", ca_bundle=ca_bundle)
+
+
+def _is_https_url(value: str) -> bool:
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        return False
+    return (
+        url.scheme == "https"
+        and bool(url.hostname)
+        and "@" not in url.netloc
+        and not url.fragment
+        and not any(c.isspace() for c in value)
+    )
+
+
+def _ca_bundle(read: _Reader, raw: Optional[str]) -> Optional[str]:
+    """The PEM bundle, normalised to its certificate blocks, or None (the public roots);
+    every problem with it is added to `read`."""
+    if raw is None:
+        return None
+    key = f"{CONFIG_NAMESPACE}:acmeCaBundle"
+    # Before anything else: a key pasted into config is a secret in plaintext.
+    if "PRIVATE KEY-----" in raw:
+        read.problems.append(
+            f"{key} holds a private key: it must hold CA certificates only (remove the key from the "
+            "configuration and treat it as exposed)"
+        )
+        return None
+    blocks = _PEM_CERTIFICATE.findall(raw)
+    leftover = _PEM_CERTIFICATE.sub("", raw).strip()
+    if not blocks or leftover:
+        shown = repr(leftover[:40] + "...") if leftover else "no certificate"
+        read.problems.append(
+            f"{key} must be PEM CA certificates ('-----BEGIN CERTIFICATE-----' blocks and nothing else), got {shown}"
+        )
+        return None
+    bundle = "\n".join(blocks) + "\n"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=bundle)
+    except ssl.SSLError as error:
+        read.problems.append(f"{key} holds a certificate that does not parse ({error.reason or error}): check the PEM blocks")
+        return None
+    stats = context.cert_store_stats()
+    if stats["x509_ca"] != len(blocks):
+        read.problems.append(
+            f"{key} must hold CA certificates only (the ones that sign the ACME server's certificate): "
+            f"{len(blocks) - stats['x509_ca']} of its {len(blocks)} certificates are not CAs"
+        )
+        return None
+    return bundle
+
+
+def _check_edge_mode(read: _Reader, edge: EdgeSettings) -> None:
+    gateway_keys = {"gatewayClassName": edge.gateway_class, "gatewayNamespace": edge.gateway_namespace}
+    for key, value in gateway_keys.items():
+        if edge.mode is EdgeMode.GATEWAY and value is None and not any(p.startswith(f"{CONFIG_NAMESPACE}:{key} ") for p in read.problems):
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:{key} must be set when {CONFIG_NAMESPACE}:edge is 'gateway', got nothing"
+            )
+        if edge.mode is EdgeMode.INGRESS and value is not None:
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:{key} is only used when {CONFIG_NAMESPACE}:edge is 'gateway', but edge is 'ingress'"
+            )
 
 
 def load_stack_settings() -> StackSettings:

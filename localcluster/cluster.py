@@ -20,6 +20,7 @@ machine itself: no packet leaves the machine.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import shutil
@@ -51,6 +52,16 @@ SERVICE_CIDR = "10.96.0.0/16"
 API_SERVICE_IP = "10.96.0.1"
 DNS_IP = "10.96.0.10"
 INGRESS_IP = "10.96.0.80"
+# Every name under this zone resolves to INGRESS_IP in the cluster DNS: the stacks' hosts
+# (journal.dev.example.com, journal.example.com) are public names of the ingress there.
+INGRESS_ZONE = "example.com"
+# The ACME server (Pebble): its directory, and the fixed address of its Service, whose
+# management port the host reads the issuing root from.
+ACME_IP = "10.96.0.14"
+ACME_HOST = "pebble.pebble.svc.cluster.local"
+ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
+ACME_ROOT_URL = f"https://{ACME_IP}:15000/roots/0"
+GATEWAY_CLASS = "traefik"
 CLUSTER_DOMAIN = "cluster.local"
 BRIDGE = "journal-br0"
 API_PORT = 6443
@@ -497,7 +508,22 @@ def node_ready(api: Api) -> bool:
     return ready and bool(node["spec"].get("podCIDR"))
 
 
-def start_addons(bin_dir: Path) -> None:
+def acme_server_certificate(bin_dir: Path) -> tuple[Path, Path]:
+    """The ACME server's HTTPS certificate and key, signed by Pebble's published test CA
+    (the bundle a stack names in acmeCaBundle to trust the server)."""
+    test_ca = (bin_dir / "pebble-test-ca").resolve()
+    identity = pki.Identity("acme-server", "pebble", alt_names=(
+        "DNS:pebble.pebble.svc", f"DNS:{ACME_HOST}", f"IP:{ACME_IP}",
+    ))  # fmt: skip
+    pki.issue(PATHS.pki, identity, ca=(test_ca / "ca.crt", test_ca / "ca.key"))
+    return PATHS.pki / "acme-server.crt", PATHS.pki / "acme-server.key"
+
+
+def manifest(name: str, values: dict[str, str]) -> str:
+    return string.Template((Path(__file__).parent / name).read_text()).substitute(values)
+
+
+def start_addons(bin_dir: Path, api: Api, deadline: float) -> None:
     spawn("kube-router", [
         str(bin_dir / "kube-router"), f"--kubeconfig={PATHS.kubeconfig('kube-router')}",
         "--run-firewall=true", "--run-router=false", "--run-service-proxy=false", "--enable-cni=false",
@@ -505,17 +531,42 @@ def start_addons(bin_dir: Path) -> None:
         "--enable-ipv6=false",
     ])  # fmt: skip
     spawn("provisioner", [sys.executable, "-m", "localcluster.provisioner", str(PATHS.root)], env={"PYTHONPATH": str(PROJECT_DIR)})
-    addons = string.Template((Path(__file__).parent / "addons.yaml").read_text()).substitute(
-        cluster_domain=CLUSTER_DOMAIN,
-        dns_ip=DNS_IP,
-        ingress_ip=INGRESS_IP,
-        coredns_image=images.COREDNS_IMAGE,
-        traefik_image=images.TRAEFIK_IMAGE,
-        storage_class=STORAGE_CLASS,
-        provisioner=PROVISIONER,
+    # The CRDs first: the GatewayClass below is one of their objects, and cert-manager and
+    # Traefik watch their kinds from the start.
+    for crds in ("cert-manager-crds", "gateway-api-crds"):
+        apply(bin_dir, "-f", str((bin_dir / crds).resolve()))
+    wait_for("the CRDs to be established", lambda: crds_established(api), max(deadline - time.monotonic(), 1))
+    acme_crt, acme_key = acme_server_certificate(bin_dir)
+    # One set of values for every manifest: each takes the ones it names.
+    values = {
+        "cluster_domain": CLUSTER_DOMAIN,
+        "dns_ip": DNS_IP,
+        "ingress_ip": INGRESS_IP,
+        "ingress_zone": INGRESS_ZONE,
+        "acme_host": ACME_HOST,
+        "acme_ip": ACME_IP,
+        "acme_tls_crt": base64.b64encode(acme_crt.read_bytes()).decode(),
+        "acme_tls_key": base64.b64encode(acme_key.read_bytes()).decode(),
+        "storage_class": STORAGE_CLASS,
+        "provisioner": PROVISIONER,
+        "coredns_image": images.COREDNS_IMAGE,
+        "traefik_image": images.TRAEFIK_IMAGE,
+        "pebble_image": images.PEBBLE_IMAGE,
+        **{f"cert_manager_{command}_image": images.cert_manager_image(command) for command in images.CERT_MANAGER_COMMANDS},
+    }
+    addons = [manifest(name, values) for name in ("addons.yaml", "acme.yaml", "cert-manager.yaml")]
+    apply(bin_dir, "-f", "-", input="\n---\n".join(addons))
+
+
+def apply(bin_dir: Path, *args: str, input: str | None = None) -> None:
+    kubectl(bin_dir, "apply", "--server-side", "--field-manager=journal-iac-cluster", *args, input=input)
+
+
+def crds_established(api: Api) -> bool:
+    return all(
+        any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"].get("conditions", []))
+        for crd in api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]
     )
-    kubectl(bin_dir, "apply", "--server-side", "--field-manager=journal-iac-cluster", "-f", "-", input=addons)
-    kubectl(bin_dir, "apply", "--server-side", "--field-manager=journal-iac-cluster", "-f", str((bin_dir / "cert-manager-crds").resolve()))
 
 
 def kubectl(bin_dir: Path, *args: str, input: str | None = None) -> str:
@@ -528,17 +579,30 @@ def wait_usable(api: Api, deadline: float) -> None:
         return any(c["type"] == "Available" and c["status"] == "True" for c in deployment["status"].get("conditions", []))
 
     remaining = lambda: max(deadline - time.monotonic(), 1)  # noqa: E731
-    wait_for("CoreDNS", lambda: available("kube-system", "coredns"), remaining(), logs=("kubelet",))
-    wait_for("Traefik", lambda: available("ingress-nginx", "traefik"), remaining(), logs=("kubelet",))
+    for namespace, name in (
+        ("kube-system", "coredns"),
+        ("ingress-nginx", "traefik"),
+        ("pebble", "pebble"),
+        ("cert-manager", "cert-manager"),
+        ("cert-manager", "cert-manager-cainjector"),
+        ("cert-manager", "cert-manager-webhook"),
+    ):
+        wait_for(f"{namespace}/{name}", lambda: available(namespace, name), remaining(), logs=("kubelet",))
     wait_for("the default ServiceAccount", lambda: bool(api.get("/api/v1/namespaces/default/serviceaccounts/default")), remaining())
-    wait_for(
-        "the cert-manager CRDs",
-        lambda: all(
-            any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"].get("conditions", []))
-            for crd in api.get("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")["items"]
-        ),
-        remaining(),
-    )
+    # The webhook is Available before the cainjector has given the API server its CA:
+    # until then every cert-manager object is refused.
+    wait_for("cert-manager's webhook to admit objects", lambda: webhook_admits(api), remaining())
+
+
+def webhook_admits(api: Api) -> bool:
+    issuer = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"name": "webhook-check", "namespace": "default"},
+        "spec": {"selfSigned": {}},
+    }
+    api.create("/apis/cert-manager.io/v1/namespaces/default/issuers?dryRun=All", issuer)
+    return True
 
 
 def admin_api() -> Api:
@@ -593,7 +657,7 @@ def up() -> float:
             start_containerd(archives)
             start_node(bin_dir)
             wait_for("the node to be Ready", lambda: node_ready(api), max(deadline - time.monotonic(), 1), logs=("kubelet",))
-            start_addons(bin_dir)
+            start_addons(bin_dir, api, deadline)
             wait_usable(api, deadline)
             PATHS.ready.write_text(f"{time.time()}\n")
         except BaseException:

@@ -110,6 +110,14 @@ REDIS_IMAGE = "docker.io/library/redis:7.0.15-bookworm"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1"
 TRAEFIK_IMAGE = "docker.io/library/traefik:v3.6.12"
+CERT_MANAGER_VERSION = "v1.21.2"
+CERT_MANAGER_COMMANDS = ("controller", "webhook", "cainjector", "acmesolver")
+PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble:v2.10.3"
+
+
+def cert_manager_image(command: str) -> str:
+    return f"quay.io/jetstack/cert-manager-{command}:{CERT_MANAGER_VERSION}"
+
 
 IMAGES: tuple[Image, ...] = (
     DebianImage(
@@ -158,8 +166,21 @@ IMAGES: tuple[Image, ...] = (
         key="coredns", names=(COREDNS_IMAGE,), binary="coredns", user="65532:65532", entrypoint=("/coredns",), ports=(53,)
     ),
     ScratchImage(
-        key="traefik", names=(TRAEFIK_IMAGE,), binary="traefik", user="65532:65532", entrypoint=("/traefik",), ports=(8000, 8443)
+        key="traefik", names=(TRAEFIK_IMAGE,), binary="traefik", user="65532:65532", entrypoint=("/traefik",), ports=(80, 443)
     ),
+    # uid 1000 as upstream's chart runs them; the solver image's user is what its pods run
+    # as, since cert-manager sets runAsNonRoot on them without a uid.
+    *(
+        ScratchImage(
+            key=f"cert-manager-{command}",
+            names=(cert_manager_image(command),),
+            binary=f"cert-manager-{command}",
+            user="1000:1000",
+            entrypoint=(f"/cert-manager-{command}",),
+        )
+        for command in CERT_MANAGER_COMMANDS
+    ),
+    ScratchImage(key="pebble", names=(PEBBLE_IMAGE,), binary="pebble", user="65532:65532", entrypoint=("/pebble",), ports=(14000, 15000)),
 )
 
 

@@ -47,8 +47,10 @@ def make_ca(directory: Path) -> None:
     )  # fmt: skip
 
 
-def issue(directory: Path, identity: Identity) -> None:
-    """<name>.crt and <name>.key in `directory`, signed by its ca.crt and ca.key."""
+def issue(directory: Path, identity: Identity, ca: tuple[Path, Path] | None = None) -> None:
+    """<name>.crt and <name>.key in `directory`, signed by `ca` (certificate, key), by
+    default the directory's own ca.crt and ca.key."""
+    ca_crt, ca_key = ca or (directory / "ca.crt", directory / "ca.key")
     subject = f"/CN={identity.common_name}" + (f"/O={identity.organization}" if identity.organization else "")
     usage = "serverAuth" if identity.serving else "clientAuth"
     extensions = [
@@ -61,7 +63,7 @@ def issue(directory: Path, identity: Identity) -> None:
     _openssl(
         "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
         "-keyout", str(directory / f"{identity.name}.key"), "-out", str(directory / f"{identity.name}.crt"),
-        "-CA", str(directory / "ca.crt"), "-CAkey", str(directory / "ca.key"), "-days", str(DAYS),
+        "-CA", str(ca_crt), "-CAkey", str(ca_key), "-days", str(DAYS),
         "-subj", subject, *extensions,
     )  # fmt: skip
 

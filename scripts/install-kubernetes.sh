@@ -27,6 +27,9 @@
 #                      without the Venafi issuer (see without-venafi.patch there)
 #   pebble           github.com/letsencrypt/pebble/v2 v2.10.3 (toolchain/pebble), the
 #                      ACME server of the local cluster
+#   pebble-test-ca   test/certs/pebble.minica{,.key}.pem of the same module: Pebble's
+#                      published test CA (its key is public by design), which signs the
+#                      local ACME server's own HTTPS certificate
 #   gateway-api-crds config/crd/standard of sigs.k8s.io/gateway-api v1.4.0, the Gateway
 #                      API release Traefik v3.6.12 implements (pinned by toolchain/traefik)
 #
@@ -110,6 +113,7 @@ links=(
 	"pause:$dir_pause"
 	"cert-manager-crds:$dir_cert_manager"
 	"pebble:$dir_pebble"
+	"pebble-test-ca:$dir_pebble"
 	"gateway-api-crds:$dir_gateway_api"
 )
 for command in "${cert_manager_commands[@]}"; do links+=("cert-manager-$command:$dir_cert_manager"); done
@@ -255,6 +259,15 @@ build_pebble() {
 	build_go "Pebble $PEBBLE_VERSION" "$dir_pebble" pebble pebble \
 		"-s -w -X main.version=$PEBBLE_VERSION" github.com/letsencrypt/pebble/v2/cmd/pebble
 	expect_version "$dir_pebble/bin/pebble" "Pebble version: $PEBBLE_VERSION" -version
+	local fp source
+	fp=$(fingerprint "$toolchain/pebble" "$PEBBLE_VERSION")
+	begin_build "Pebble test CA $PEBBLE_VERSION" "$dir_pebble" pebble-test-ca "$fp" pebble-test-ca || return 0
+	source=$(cd "$toolchain/pebble" && module_dir "github.com/letsencrypt/pebble/v2@$PEBBLE_VERSION")/test/certs
+	mkdir "$staging/pebble-test-ca"
+	install -m 0644 "$source/pebble.minica.pem" "$staging/pebble-test-ca/ca.crt"
+	install -m 0644 "$source/pebble.minica.key.pem" "$staging/pebble-test-ca/ca.key"
+	rm -rf "$dir_pebble/bin/pebble-test-ca"
+	finish_build "$dir_pebble" pebble-test-ca "$fp"
 }
 
 build_gateway_api_crds() {

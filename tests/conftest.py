@@ -22,6 +22,11 @@ PROJECT = "journal"
 # The Kubernetes release every schema and API-server test holds the objects to.
 KUBERNETES_VERSION = "1.34.0"
 STACKS = ("dev", "prod")
+# The dev stack with a Gateway API edge, as the local cluster serves it (Traefik's
+# GatewayClass, its proxies in ingress-nginx).
+GATEWAY_EDGE = {"edge": "gateway", "gatewayClassName": "traefik", "gatewayNamespace": "ingress-nginx"}
+# Each stack file as it is, and dev in the other edge mode.
+VARIANTS = {"dev": ("dev", {}), "prod": ("prod", {}), "dev-gateway": ("dev", GATEWAY_EDGE)}
 
 
 def stack_config(stack: str, **overrides: object) -> dict[str, str]:
@@ -202,7 +207,8 @@ def run_program(stack: str, registered: Optional[list[Registered]] = None, **ove
     return run_under_mocks(stack, stack_config(stack, **overrides), program, registered)
 
 
-@pytest.fixture(scope="session", params=STACKS)
+@pytest.fixture(scope="session", params=list(VARIANTS))
 def deployed(request) -> Deployment:
-    """The whole program, once per real stack file."""
-    return run_program(request.param)
+    """The whole program, once per real stack file, and once with the gateway edge."""
+    stack, overrides = VARIANTS[request.param]
+    return run_program(stack, **overrides)

@@ -1,8 +1,10 @@
-"""Every built-in object the program emits for dev and prod, created on a real Kubernetes
-1.34 API server (tests/kube_apiserver.py: etcd and kube-apiserver, no nodes): the server
-accepts each one, keeps the fields we set, and Pod Security Admission at "restricted" finds
-nothing to warn about in our pod templates, nor anything to refuse in the pods that the
-controllers would make from them.
+"""Every object the program emits for dev, prod and dev with the gateway edge, created on a
+real Kubernetes 1.34 API server (tests/kube_apiserver.py: etcd and kube-apiserver, no
+nodes) with the cert-manager and Gateway API (standard channel) CRDs the local cluster
+installs: the server accepts each one, with strict field validation, custom resources
+included (their OpenAPI schemas and CEL rules), keeps the fields we set, and Pod Security
+Admission at "restricted" finds nothing to warn about in our pod templates, nor anything
+to refuse in the pods that the controllers would make from them.
 
 Negative controls prove the harness sees problems: under the same namespace policy, a pod
 template running as root, privileged, draws Pod Security warnings and the same spec as a
@@ -17,15 +19,13 @@ import copy
 
 import pytest
 
-from conftest import KUBERNETES_VERSION, STACKS, run_program
+from conftest import KUBERNETES_VERSION, VARIANTS, run_program
 from kube_apiserver import KubeAPIServer, Response, StartError, running_apiserver, secret_data, wire_form
 
 pytestmark = pytest.mark.apiserver
 
 KUBERNETES_MINOR = KUBERNETES_VERSION.split(".")[1]  # the release the schema tests use
-# ClusterIssuer is a cert-manager custom resource: its CRD is not installed on a bare API
-# server (the schema test in test_program.py checks its shape instead).
-NOT_BUILT_IN = ("ClusterIssuer",)
+CRDS = ("cert-manager-crds", "gateway-api-crds")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 # The negative control's pod: root, privileged, escalating, all that "restricted" forbids.
@@ -50,6 +50,7 @@ def server():
     failure = None
     try:
         with running_apiserver() as api:
+            api.install_crds(*CRDS)
             yield api
     except StartError as error:
         failure = str(error)
@@ -72,11 +73,14 @@ class Applied:
         return [m for m in self.manifests if m["kind"] in WORKLOAD_KINDS]
 
 
-@pytest.fixture(scope="module", params=STACKS)
+@pytest.fixture(scope="module", params=list(VARIANTS))
 def applied(request, server: KubeAPIServer) -> Applied:
-    """The program's objects for one stack, exactly as it registers them (under mocks),
-    created for real: the Namespace first, then every other object in program order."""
-    manifests = [wire_form(m) for m in run_program(request.param).kubernetes_objects() if m["kind"] not in NOT_BUILT_IN]
+    """The program's objects for one variant, exactly as it registers them (under mocks),
+    created for real: the Namespace first, then every other object in program order. Each
+    variant in a namespace named after it (dev's two edge modes would share one)."""
+    stack, overrides = VARIANTS[request.param]
+    program = run_program(stack, **overrides, namespace=f"journal-{request.param}")
+    manifests = [wire_form(m) for m in program.kubernetes_objects()]
     manifests.sort(key=lambda m: m["kind"] != "Namespace")  # stable: program order otherwise
     return Applied(request.param, manifests, [server.create(m) for m in manifests])
 
@@ -142,9 +146,10 @@ def test_the_server_is_the_kubernetes_release_the_schema_tests_use(server):
 # --- the program's objects ---------------------------------------------------------------------
 
 
-def test_the_server_accepts_every_builtin_object(applied):
+def test_the_server_accepts_every_object(applied):
     kinds = {m["kind"] for m in applied.manifests}
-    assert {"Namespace", "Deployment", "StatefulSet", "Service", "Ingress", "NetworkPolicy", "Secret", "ConfigMap"} <= kinds
+    assert {"Namespace", "Deployment", "StatefulSet", "Service", "NetworkPolicy", "Secret", "ConfigMap", "Issuer", "Certificate"} <= kinds
+    assert {"Ingress"} <= kinds or {"Gateway", "HTTPRoute"} <= kinds
     refused = [
         f"{describe(m)}: {r.error()}" for m, r in zip(applied.manifests, applied.responses) if r.status != 201
     ]
@@ -202,11 +207,20 @@ def test_the_fields_the_design_relies_on_survive_the_server(applied, server):
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
 
-    (ingress,) = applied.of_kind("Ingress")
-    kept = stored(server, ingress)["spec"]
-    paths = [(p["path"], p["pathType"], p["backend"]["service"]["name"]) for rule in kept["rules"] for p in rule["http"]["paths"]]
-    assert paths == [("/api", "Prefix", "frontend"), ("/", "Prefix", "fileserver")]
-    assert kept["ingressClassName"] == "nginx"
+    for ingress in applied.of_kind("Ingress"):
+        kept = stored(server, ingress)["spec"]
+        paths = [(p["path"], p["pathType"], p["backend"]["service"]["name"]) for rule in kept["rules"] for p in rule["http"]["paths"]]
+        assert paths == [("/api", "Prefix", "frontend"), ("/", "Prefix", "fileserver")]
+        assert kept["ingressClassName"] == "nginx"
+    for route in applied.of_kind("HTTPRoute"):
+        kept = stored(server, route)["spec"]
+        if route["metadata"]["name"].endswith("-https-redirect"):
+            continue
+        paths = [(r["matches"][0]["path"]["value"], r["backendRefs"][0]["name"], r["backendRefs"][0]["port"]) for r in kept["rules"]]
+        assert paths == [("/api", "frontend", 8080), ("/", "fileserver", 80)]
+    for gateway in applied.of_kind("Gateway"):
+        kept = stored(server, gateway)["spec"]
+        assert [(l["name"], l["port"]) for l in kept["listeners"]] == [("http", 80), ("https", 443)]
 
     headless = stored(server, next(s for s in applied.of_kind("Service") if s["metadata"]["name"] == "redis-write"))
     assert headless["spec"]["clusterIP"] == "None"
@@ -299,3 +313,23 @@ def test_one_hardening_field_less_in_a_program_template_draws_a_warning(server, 
         f'would violate PodSecurity "restricted:v1.{KUBERNETES_MINOR}": seccompProfile '
         '(pod or container "nginx" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")'
     ]
+
+
+def test_custom_resources_are_held_to_their_crd_schemas_and_rules(server):
+    """The negative control of the custom kinds: a misspelt field is refused (strict field
+    validation against the CRD's schema), and so is a Gateway that breaks one of the Gateway
+    API's CEL rules (TLS on a plain HTTP listener)."""
+    stack, overrides = VARIANTS["dev-gateway"]
+    program = run_program(stack, **overrides, namespace="journal-crd-control")
+    namespace = wire_form(program.objects("Namespace")[0])
+    assert server.create(namespace).status == 201
+    certificate = wire_form(copy.deepcopy(program.objects("Certificate")[0]))
+    certificate["spec"]["dnsName"] = certificate["spec"].pop("dnsNames")
+    misspelt = server.create(certificate)
+    assert misspelt.status == 400 and 'unknown field "spec.dnsName"' in misspelt.error(), misspelt.error()
+
+    gateway = wire_form(copy.deepcopy(program.objects("Gateway")[0]))
+    http, https = gateway["spec"]["listeners"]
+    http["tls"] = https["tls"]
+    broken = server.create(gateway)
+    assert broken.status == 422 and "tls must not be specified for protocols ['HTTP'" in broken.error(), broken.error()

@@ -70,7 +70,7 @@ def test_every_image_the_stacks_name_is_on_the_node(cluster):
             assert name in on_node
 
 
-def test_cluster_dns_resolves_services_and_nothing_outside(cluster):
+def test_cluster_dns_resolves_services_the_public_zone_and_nothing_outside(cluster):
     namespace = cluster.namespace("dns")
     cluster.apply(
         hardened_pod("client", CLIENT_IMAGE, SLEEPER),
@@ -84,10 +84,13 @@ def test_cluster_dns_resolves_services_and_nothing_outside(cluster):
         result = cluster.exec(namespace, "client", "python3", "-c", resolve, name)
         assert result.stdout.strip() == service_ip
     assert cluster.exec(namespace, "client", "python3", "-c", resolve, "kubernetes.default").stdout.strip() == local_cluster.API_SERVICE_IP
-    # CoreDNS serves the cluster's names only; it forwards nothing (the query goes to
-    # CoreDNS, in the cluster, and gets an error answer).
-    outside = cluster.exec(namespace, "client", "python3", "-c", resolve, "example.com", check=False)
-    assert outside.returncode != 0 and "gaierror" in outside.stderr
+    # The stacks' public names are the ingress address, as a public zone would have them.
+    for name in (f"journal.dev.{local_cluster.INGRESS_ZONE}", f"journal.{local_cluster.INGRESS_ZONE}"):
+        assert cluster.exec(namespace, "client", "python3", "-c", resolve, name).stdout.strip() == local_cluster.INGRESS_IP
+    # Anything else gets an error answer from CoreDNS, in the cluster: it forwards nothing.
+    for name in ("example.org", "pypi.org"):
+        outside = cluster.exec(namespace, "client", "python3", "-c", resolve, name, check=False)
+        assert outside.returncode != 0 and "gaierror" in outside.stderr
 
 
 def test_a_cluster_ip_service_reaches_its_pod(cluster):

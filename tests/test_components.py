@@ -1,6 +1,10 @@
 """Each component on its own, under mocks: what its settings change in what it emits."""
 
+import base64
+import json
+
 import pulumi
+import pytest
 
 from components.edge import Edge, Route
 from components.fileserver import FileServer
@@ -114,41 +118,150 @@ def test_fileserver_serves_the_configured_image_on_port_80():
 
 
 ROUTES = [Route("/api", "frontend", 8080), Route("/", "fileserver", 80)]
+NO_TLS = {"tlsIssuer": "none", "tlsEmail": "", "acmeServer": "", "acmeCaBundle": ""}
+LETS_ENCRYPT_PRODUCTION = {"tlsIssuer": "letsencrypt-production", "acmeServer": "", "acmeCaBundle": ""}
+GATEWAY = {"edge": "gateway", "gatewayClassName": "traefik", "gatewayNamespace": "gateway-proxies"}
 
 
-def test_edge_without_tls_has_no_issuer_no_annotation_and_no_tls_block():
-    settings = settings_for(tlsIssuer="none", tlsEmail="", host="journal.test.example.com").edge
-    deployed = build(lambda: {"url": Edge("edge", settings, TIERS.edge, "ns", ROUTES).url})
+def build_edge(**overrides: object):
+    settings = settings_for(**overrides).edge
+    return build(lambda: {"url": Edge("edge", settings, TIERS.edge, "ns", ROUTES).url})
+
+
+def test_edge_without_tls_has_no_issuer_no_certificate_and_no_tls_block():
+    deployed = build_edge(**NO_TLS, host="journal.test.example.com")
     (ingress,) = deployed.objects("Ingress")
-    assert deployed.objects("ClusterIssuer") == []
+    assert deployed.objects("Issuer") == deployed.objects("Certificate") == []
     assert "tls" not in ingress["spec"]
     assert ingress["metadata"]["annotations"] == {}
     assert deployed.outputs["url"] == "http://journal.test.example.com/"
 
 
 def test_edge_without_a_host_serves_any_host():
-    settings = settings_for(tlsIssuer="none", tlsEmail="", host="").edge
-    deployed = build(lambda: {"url": Edge("edge", settings, TIERS.edge, "ns", ROUTES).url})
+    deployed = build_edge(**NO_TLS, host="")
     (rule,) = deployed.objects("Ingress")[0]["spec"]["rules"]
     assert "host" not in rule
     assert deployed.outputs["url"] == ""
 
 
-def test_edge_issuer_points_at_the_chosen_lets_encrypt_endpoint():
-    settings = settings_for(tlsIssuer="letsencrypt-production").edge
-    deployed = build(lambda: Edge("edge", settings, TIERS.edge, "ns", ROUTES))
-    (issuer,) = deployed.objects("ClusterIssuer")
-    assert issuer["metadata"]["name"] == "journal-test-letsencrypt-production"
+def test_lets_encrypt_is_an_acme_issuer_of_the_stacks_own_namespace():
+    (issuer,) = build_edge(**LETS_ENCRYPT_PRODUCTION).objects("Issuer")
+    assert issuer["metadata"]["name"] == "letsencrypt-production"
+    assert issuer["metadata"]["namespace"] == "ns"
     assert issuer["spec"]["acme"]["server"] == "https://acme-v02.api.letsencrypt.org/directory"
     assert issuer["spec"]["acme"]["email"] == "platform-team@example.com"
+    assert "caBundle" not in issuer["spec"]["acme"]
 
 
-def test_edge_uses_the_configured_ingress_class():
-    settings = settings_for(ingressClassName="haproxy").edge
-    deployed = build(lambda: Edge("edge", settings, TIERS.edge, "ns", ROUTES))
+def test_any_acme_server_is_trusted_through_its_own_ca_bundle_only():
+    tls = settings_for().edge.tls
+    (issuer,) = build_edge().objects("Issuer")
+    assert issuer["metadata"]["name"] == "acme"
+    assert issuer["spec"]["acme"]["server"] == tls.acme_server == "https://pebble.pebble.svc.cluster.local:14000/dir"
+    assert base64.b64decode(issuer["spec"]["acme"]["caBundle"]).decode() == tls.ca_bundle
+
+
+def test_the_certificate_covers_the_host_into_the_secret_the_ingress_serves():
+    deployed = build_edge(host="journal.test.example.com")
+    (certificate,) = deployed.objects("Certificate")
+    (issuer,) = deployed.objects("Issuer")
+    (tls,) = deployed.objects("Ingress")[0]["spec"]["tls"]
+    assert certificate["spec"]["dnsNames"] == tls["hosts"] == ["journal.test.example.com"]
+    assert certificate["spec"]["secretName"] == tls["secretName"]
+    assert certificate["spec"]["issuerRef"] == {"group": "cert-manager.io", "kind": "Issuer", "name": issuer["metadata"]["name"]}
+    assert certificate["spec"]["privateKey"]["rotationPolicy"] == "Always"
+
+
+def test_up_waits_for_the_acme_account_and_the_certificate_and_the_certificate_for_its_issuer():
+    deployed = build_edge()
+    for kind in ("Issuer", "Certificate"):
+        (awaited,) = deployed.objects(kind)
+        assert awaited["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Ready"}
+    (certificate,) = deployed.of_type("kubernetes:cert-manager.io/v1:Certificate")
+    (issuer,) = deployed.of_type("kubernetes:cert-manager.io/v1:Issuer")
+    assert issuer.urn in certificate.dependencies
+
+
+def test_no_shim_annotation_asks_cert_manager_for_a_second_certificate():
+    for overrides in ({}, GATEWAY):
+        deployed = build_edge(**overrides)
+        for entry in deployed.objects("Ingress") + deployed.objects("Gateway"):
+            assert not any(key.startswith("cert-manager.io/") for key in entry["metadata"]["annotations"])
+
+
+def test_edge_uses_the_configured_ingress_class_for_the_ingress_and_the_challenges():
+    deployed = build_edge(ingressClassName="haproxy")
     assert deployed.objects("Ingress")[0]["spec"]["ingressClassName"] == "haproxy"
-    (solver,) = deployed.objects("ClusterIssuer")[0]["spec"]["acme"]["solvers"]
-    assert solver["http01"]["ingress"]["ingressClassName"] == "haproxy"
+    (solver,) = deployed.objects("Issuer")[0]["spec"]["acme"]["solvers"]
+    assert solver == {"http01": {"ingress": {"ingressClassName": "haproxy"}}}
+
+
+def test_gateway_mode_serves_https_for_the_host_with_the_certificate_and_no_ingress():
+    deployed = build_edge(**GATEWAY, host="journal.test.example.com")
+    assert deployed.objects("Ingress") == []
+    gateway = deployed.object("Gateway", "journal")
+    (certificate,) = deployed.objects("Certificate")
+    assert gateway["spec"]["gatewayClassName"] == "traefik"
+    listeners = {listener["name"]: listener for listener in gateway["spec"]["listeners"]}
+    assert {name: (l["protocol"], l["port"], l["hostname"]) for name, l in listeners.items()} == {
+        "http": ("HTTP", 80, "journal.test.example.com"),
+        "https": ("HTTPS", 443, "journal.test.example.com"),
+    }
+    assert listeners["https"]["tls"] == {
+        "mode": "Terminate",
+        "certificateRefs": [{"kind": "Secret", "name": certificate["spec"]["secretName"]}],
+    }
+    for listener in listeners.values():
+        assert listener["allowedRoutes"] == {"namespaces": {"from": "Same"}}
+    assert gateway["metadata"]["annotations"] == {"pulumi.com/waitFor": "condition=Programmed"}
+    assert deployed.outputs["url"] == "https://journal.test.example.com/"
+
+
+def test_gateway_mode_routes_each_path_prefix_to_its_service_over_https_only():
+    deployed = build_edge(**GATEWAY, host="journal.test.example.com")
+    route = deployed.object("HTTPRoute", "journal")
+    assert route["spec"]["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "journal", "sectionName": "https"}
+    ]
+    assert route["spec"]["hostnames"] == ["journal.test.example.com"]
+    assert [(r["matches"], r["backendRefs"]) for r in route["spec"]["rules"]] == [
+        ([{"path": {"type": "PathPrefix", "value": "/api"}}], [{"name": "frontend", "port": 8080}]),
+        ([{"path": {"type": "PathPrefix", "value": "/"}}], [{"name": "fileserver", "port": 80}]),
+    ]
+    awaited = json.loads(route["metadata"]["annotations"]["pulumi.com/waitFor"])
+    assert {expression.split('"')[1] for expression in awaited} == {"Accepted", "ResolvedRefs"}
+
+
+def test_gateway_mode_redirects_plain_http_and_answers_challenges_there():
+    deployed = build_edge(**GATEWAY)
+    redirect = deployed.object("HTTPRoute", "journal-https-redirect")
+    assert redirect["spec"]["parentRefs"][0]["sectionName"] == "http"
+    (rule,) = redirect["spec"]["rules"]
+    assert rule["filters"] == [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]
+    (solver,) = deployed.objects("Issuer")[0]["spec"]["acme"]["solvers"]
+    assert solver == {
+        "http01": {
+            "gatewayHTTPRoute": {
+                "parentRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "journal", "sectionName": "http"}]
+            }
+        }
+    }
+
+
+def test_gateway_mode_without_tls_serves_plain_http_and_redirects_nothing():
+    deployed = build_edge(**GATEWAY, **NO_TLS)
+    (listener,) = deployed.object("Gateway", "journal")["spec"]["listeners"]
+    assert listener["protocol"] == "HTTP"
+    (route,) = deployed.objects("HTTPRoute")
+    assert route["spec"]["parentRefs"][0]["sectionName"] == "http"
+    assert deployed.outputs["url"] == "http://journal.dev.example.com/"
+
+
+def test_the_certificate_never_waits_for_the_gateway_that_waits_for_it():
+    deployed = build_edge(**GATEWAY)
+    (certificate,) = deployed.of_type("kubernetes:cert-manager.io/v1:Certificate")
+    (gateway,) = deployed.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    assert gateway.urn not in certificate.dependencies
 
 
 def policy_names(deployed):
@@ -157,19 +270,22 @@ def policy_names(deployed):
 
 def test_traffic_policy_opens_the_acme_solver_only_with_tls():
     with_tls = settings_for()
-    without_tls = settings_for(tlsIssuer="none", tlsEmail="")
+    without_tls = settings_for(**NO_TLS)
     assert "acme-http01-solver" in policy_names(build(lambda: TrafficPolicy("t", with_tls, TIERS, "ns")))
     assert "acme-http01-solver" not in policy_names(build(lambda: TrafficPolicy("t", without_tls, TIERS, "ns")))
 
 
-def test_traffic_policy_admits_only_the_configured_ingress_controller():
-    settings = settings_for(ingressControllerNamespace="haproxy-controller")
+@pytest.mark.parametrize(
+    "overrides, proxies",
+    [({"ingressControllerNamespace": "haproxy-controller"}, "haproxy-controller"), (GATEWAY, "gateway-proxies")],
+    ids=["ingress", "gateway"],
+)
+def test_traffic_policy_admits_only_the_edge_proxies(overrides, proxies):
+    settings = settings_for(**overrides)
     deployed = build(lambda: TrafficPolicy("t", settings, TIERS, "ns"))
-    for name in ("frontend", "fileserver"):
+    for name in ("frontend", "fileserver", "acme-http01-solver"):
         (rule,) = deployed.object("NetworkPolicy", name)["spec"]["ingress"]
-        assert rule["from"] == [
-            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "haproxy-controller"}}}
-        ]
+        assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": proxies}}}]
 
 
 def test_redis_keeps_its_data_within_its_memory_limit():

@@ -9,7 +9,10 @@ from components.settings import parse_image
 from conftest import KUBERNETES_VERSION, is_secret, run_program
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
-CLUSTER_SCOPED_KINDS = ("Namespace", "ClusterIssuer")
+CLUSTER_SCOPED_KINDS = ("Namespace",)
+# Kinds of CustomResourceDefinitions (cert-manager, Gateway API): the Kubernetes schema
+# does not know them; tests/test_apiserver.py checks them against the real CRDs.
+CUSTOM_API_GROUPS = ("cert-manager.io", "gateway.networking.k8s.io")
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -38,19 +41,28 @@ def matches(selector: dict, labels: dict) -> bool:
 # --- schema -------------------------------------------------------------------------------
 
 
+def is_custom(manifest: dict) -> bool:
+    return manifest["apiVersion"].split("/")[0] in CUSTOM_API_GROUPS
+
+
 def test_every_builtin_object_is_valid_against_the_kubernetes_schema(deployed):
-    builtin = [m for m in deployed.kubernetes_objects() if m["kind"] != "ClusterIssuer"]
-    assert len(builtin) >= 15
+    builtin = [m for m in deployed.kubernetes_objects() if not is_custom(m)]
+    assert len(builtin) >= 14
     for manifest in builtin:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
 
 
-def test_the_cluster_issuer_is_a_cert_manager_v1_acme_issuer(deployed):
-    (issuer,) = deployed.objects("ClusterIssuer")
+def test_the_issuer_is_a_cert_manager_v1_acme_issuer_solving_through_the_edge(deployed):
+    (issuer,) = deployed.objects("Issuer")
     assert issuer["apiVersion"] == "cert-manager.io/v1"
     acme = issuer["spec"]["acme"]
-    assert set(acme) == {"server", "email", "privateKeySecretRef", "solvers"}
-    assert acme["solvers"] == [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
+    assert {"server", "email", "privateKeySecretRef", "solvers"} <= set(acme)
+    (solver,) = acme["solvers"]
+    if deployed.objects("Gateway"):
+        (parent,) = solver["http01"]["gatewayHTTPRoute"]["parentRefs"]
+        assert parent["name"] == deployed.objects("Gateway")[0]["metadata"]["name"]
+    else:
+        assert solver["http01"]["ingress"]["ingressClassName"] == deployed.objects("Ingress")[0]["spec"]["ingressClassName"]
 
 
 # --- where things live and how they are labelled -----------------------------------------
@@ -123,35 +135,49 @@ def test_every_statefulset_is_governed_by_a_headless_service_of_the_stack(deploy
         assert matches(service["spec"]["selector"], statefulset["spec"]["template"]["metadata"]["labels"])
 
 
-def test_every_ingress_backend_names_an_existing_service_and_port(deployed):
+def routes(deployed) -> dict[str, tuple[str, int]]:
+    """Path prefix -> (Service, port), from the Ingress or the HTTPRoute that serves the host."""
+    found = {}
     for ingress in deployed.objects("Ingress"):
-        for rule in ingress["spec"]["rules"]:
-            for path in rule["http"]["paths"]:
-                backend = path["backend"]["service"]
-                service = deployed.object("Service", backend["name"])
-                assert backend["port"]["number"] in [p["port"] for p in service["spec"]["ports"]]
+        (rule,) = ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]:
+            assert path["pathType"] == "Prefix"
+            backend = path["backend"]["service"]
+            found[path["path"]] = (backend["name"], backend["port"]["number"])
+    for route in deployed.objects("HTTPRoute"):
+        for rule in route["spec"]["rules"]:
+            for backend in rule.get("backendRefs", []):
+                ((match,),) = [rule["matches"]]
+                assert match["path"]["type"] == "PathPrefix"
+                found[match["path"]["value"]] = (backend["name"], backend["port"])
+    return found
+
+
+def test_every_route_names_an_existing_service_and_port(deployed):
+    assert routes(deployed)
+    for service_name, port in routes(deployed).values():
+        service = deployed.object("Service", service_name)
+        assert port in [p["port"] for p in service["spec"]["ports"]]
 
 
 def test_the_api_and_the_static_files_share_one_host(deployed):
-    (ingress,) = deployed.objects("Ingress")
-    (rule,) = ingress["spec"]["rules"]
-    routes = {p["path"]: (p["pathType"], p["backend"]["service"]["name"]) for p in rule["http"]["paths"]}
-    assert routes == {"/api": ("Prefix", "frontend"), "/": ("Prefix", "fileserver")}
+    assert {path: service for path, (service, _) in routes(deployed).items()} == {"/api": "frontend", "/": "fileserver"}
+    hosts = [rule.get("host") for ingress in deployed.objects("Ingress") for rule in ingress["spec"]["rules"]]
+    hosts += [host for route in deployed.objects("HTTPRoute") for host in route["spec"]["hostnames"]]
+    assert len(set(hosts)) == 1
 
 
-def test_tls_covers_exactly_the_rule_host_with_the_stacks_issuer(deployed):
-    (ingress,) = deployed.objects("Ingress")
-    (issuer,) = deployed.objects("ClusterIssuer")
-    (rule,) = ingress["spec"]["rules"]
-    (tls,) = ingress["spec"]["tls"]
-    assert tls["hosts"] == [rule["host"]]
-    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == issuer["metadata"]["name"]
-
-
-def test_the_ingress_waits_for_the_cluster_issuer_it_names(deployed):
-    (ingress,) = deployed.of_type("kubernetes:networking.k8s.io/v1:Ingress")
-    (issuer,) = deployed.of_type("kubernetes:cert-manager.io/v1:ClusterIssuer")
-    assert issuer.urn in ingress.dependencies
+def test_the_certificate_covers_exactly_the_served_host_into_the_secret_the_edge_serves(deployed):
+    (certificate,) = deployed.objects("Certificate")
+    for ingress in deployed.objects("Ingress"):
+        (rule,) = ingress["spec"]["rules"]
+        assert ingress["spec"]["tls"] == [{"hosts": [rule["host"]], "secretName": certificate["spec"]["secretName"]}]
+        assert certificate["spec"]["dnsNames"] == [rule["host"]]
+    for gateway in deployed.objects("Gateway"):
+        https = [listener for listener in gateway["spec"]["listeners"] if listener["protocol"] == "HTTPS"]
+        assert [(l["hostname"], l["tls"]["certificateRefs"][0]["name"]) for l in https] == [
+            (certificate["spec"]["dnsNames"][0], certificate["spec"]["secretName"])
+        ]
 
 
 def test_a_storage_change_never_replaces_the_redis_statefulset(deployed):
@@ -307,7 +333,8 @@ def test_every_network_policy_selects_pods_that_exist(deployed):
 
 # --- the flows the service needs, each checked from both ends -------------------------------
 
-INGRESS_CONTROLLER = {"namespace": "ingress-nginx"}
+# The edge proxy of every variant: the ingress controller's namespace, or the gateway's.
+EDGE_PROXY = {"namespace": "ingress-nginx"}
 CLUSTER_DNS = {"namespace": "kube-system", "labels": {"k8s-app": "kube-dns"}}
 
 
@@ -357,13 +384,13 @@ def test_a_needed_flow_between_tiers_is_open_at_both_ends(deployed, source, dest
 
 
 @pytest.mark.parametrize("destination", ["frontend", "fileserver"])
-def test_the_ingress_controller_reaches_the_container_port_behind_each_route(deployed, destination):
+def test_the_edge_proxy_reaches_the_container_port_behind_each_route(deployed, destination):
     pods = pod_labels(deployed, destination)
     (container_port,) = [
         p["containerPort"] for w in workloads(deployed) if matches(pods["labels"], w["spec"]["template"]["metadata"]["labels"])
         for c in w["spec"]["template"]["spec"]["containers"] for p in c["ports"]
     ]
-    assert allowed(deployed, "Ingress", pods, INGRESS_CONTROLLER, "TCP", container_port)
+    assert allowed(deployed, "Ingress", pods, EDGE_PROXY, "TCP", container_port)
 
 
 @pytest.mark.parametrize("component", ["frontend", "redis", "fileserver"])
@@ -384,9 +411,9 @@ def test_a_flow_the_service_does_not_need_stays_closed(deployed, source, destina
     )
 
 
-def test_cert_manager_solvers_are_reachable_from_the_ingress_controller(deployed):
+def test_cert_manager_solvers_are_reachable_from_the_edge_proxy(deployed):
     solver = {"labels": {"acme.cert-manager.io/http01-solver": "true"}}
-    assert allowed(deployed, "Ingress", solver, INGRESS_CONTROLLER, "TCP", 8089)
+    assert allowed(deployed, "Ingress", solver, EDGE_PROXY, "TCP", 8089)
 
 
 def test_only_the_frontend_and_redis_itself_may_reach_redis(deployed):

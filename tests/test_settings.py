@@ -1,10 +1,16 @@
 """Stack configuration is validated once, up front, with errors that name the key."""
 
+import base64
+import subprocess
+
 import pytest
 import yaml
 
-from components.settings import Image, SettingsError, TlsIssuer, load_settings
+from components.settings import EdgeMode, Image, SettingsError, TlsIssuer, load_settings
 from conftest import PROJECT_DIR, STACKS, Registered, journal_keys, run_program, stack_config
+
+LETS_ENCRYPT_STAGING = {"tlsIssuer": "letsencrypt-staging", "acmeServer": "", "acmeCaBundle": ""}
+GATEWAY = {"edge": "gateway", "gatewayClassName": "traefik", "gatewayNamespace": "traefik-system"}
 
 
 def settings_for(stack: str, **overrides: object):
@@ -12,12 +18,15 @@ def settings_for(stack: str, **overrides: object):
     return load_settings(journal_keys(config), stack, config["kubernetes:context"])
 
 
-def test_dev_stack_is_small_and_uses_staging_certificates():
+def test_dev_stack_is_small_and_gets_certificates_from_the_local_acme_server():
     settings = settings_for("dev")
     assert settings.namespace == "journal-dev"
     assert settings.frontend.replicas == 1
     assert settings.redis.replicas == 1
-    assert settings.edge.tls.issuer is TlsIssuer.LETSENCRYPT_STAGING
+    assert settings.edge.tls.issuer is TlsIssuer.ACME
+    assert settings.edge.tls.acme_server == "https://pebble.pebble.svc.cluster.local:14000/dir"
+    assert settings.edge.tls.ca_bundle.startswith("-----BEGIN CERTIFICATE-----\n")
+    assert settings.edge.mode is EdgeMode.INGRESS
 
 
 def test_prod_stack_is_replicated_persistent_and_trusted():
@@ -36,7 +45,7 @@ def test_namespace_can_be_chosen_explicitly():
 
 
 def test_tls_can_be_turned_off_without_a_host():
-    settings = settings_for("dev", tlsIssuer="none", host="", tlsEmail="")
+    settings = settings_for("dev", tlsIssuer="none", host="", tlsEmail="", acmeServer="", acmeCaBundle="")
     assert settings.edge.tls is None
     assert settings.edge.host is None
 
@@ -102,13 +111,27 @@ INVALID = [
     ("rolloutTimeout", "2h", "duration"),
     ("rolloutTimeout", "61m", "to 60m"),
     ("protectData", "yes", "true or false"),
+    ("edge", "gatway", "one of 'ingress', 'gateway'"),
+    ("acmeServer", "", "https:// URL of an ACME directory"),
+    ("acmeServer", "http://pebble.example.com/dir", "https:// URL"),
+    ("acmeServer", "https://", "https:// URL"),
+    ("acmeServer", "https://ca.example.com:99999/dir", "https:// URL"),
+    ("acmeServer", "https://admin:hunter2@ca.example.com/dir", "https:// URL"),
+    ("acmeServer", "https://ca.example.com/dir\n", "https:// URL"),
+    ("gatewayClassName", "Traefik_GW", "GatewayClass name"),
+    ("gatewayNamespace", "gateway.system", "namespace name"),
 ]
+
+
+def base_for(key: str) -> dict:
+    """The gateway keys are only valid in gateway mode: their rows start from it."""
+    return GATEWAY if key.startswith("gateway") else {}
 
 
 @pytest.mark.parametrize("key, value, expected", INVALID, ids=[f"{k}={v!r}" for k, v, _ in INVALID])
 def test_invalid_value_is_refused_naming_key_and_value(key, value, expected):
     with pytest.raises(SettingsError) as refused:
-        settings_for("dev", **{key: value})
+        settings_for("dev", **{**base_for(key), key: value})
     (problem,) = refused.value.problems
     assert problem.startswith(f"journal:{key}")
     assert repr(value) in problem
@@ -118,9 +141,106 @@ def test_invalid_value_is_refused_naming_key_and_value(key, value, expected):
 def test_tls_without_a_host_is_refused():
     with pytest.raises(SettingsError) as refused:
         settings_for("dev", host="")
+    assert refused.value.problems == ["journal:host must be set when journal:tlsIssuer is 'acme': a certificate names a host"]
+
+
+def test_lets_encrypt_issuers_name_their_own_directory():
+    assert settings_for("dev", **LETS_ENCRYPT_STAGING).edge.tls.acme_server == (
+        "https://acme-staging-v02.api.letsencrypt.org/directory"
+    )
+    assert settings_for("prod").edge.tls.acme_server == "https://acme-v02.api.letsencrypt.org/directory"
+    assert settings_for("prod").edge.tls.ca_bundle is None
+
+
+@pytest.mark.parametrize("key", ["acmeServer", "acmeCaBundle"])
+@pytest.mark.parametrize("issuer", ["none", "letsencrypt-production"])
+def test_an_acme_setting_without_the_acme_issuer_is_refused_not_ignored(key, issuer):
+    dev_acme = {"acmeServer": "https://ca.example.com/directory", "acmeCaBundle": settings_for("dev").edge.tls.ca_bundle}
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", **{"tlsIssuer": issuer, "acmeServer": "", "acmeCaBundle": "", key: dev_acme[key]})
+    assert refused.value.problems == [f"journal:{key} is only used when journal:tlsIssuer is 'acme', but tlsIssuer is {issuer!r}"]
+
+
+def test_an_acme_server_may_be_publicly_trusted():
+    tls = settings_for("dev", acmeCaBundle="", acmeServer="https://ca.example.com/acme/directory").edge.tls
+    assert tls.ca_bundle is None and tls.ca_bundle_base64 is None
+    assert tls.acme_server == "https://ca.example.com/acme/directory"
+
+
+def openssl_certificate(tmp_path, *extensions: str) -> str:
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"), "-days", "1",
+         "-subj", "/CN=test", *[arg for extension in extensions for arg in ("-addext", extension)]],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return (tmp_path / "cert.pem").read_text()
+
+
+def test_a_ca_bundle_of_several_cas_is_kept_whole_and_encoded_for_cert_manager(tmp_path):
+    own_ca = openssl_certificate(tmp_path, "basicConstraints=critical,CA:TRUE")
+    pebble_ca = settings_for("dev").edge.tls.ca_bundle
+    tls = settings_for("dev", acmeCaBundle=f"\n{own_ca}\n\n{pebble_ca}\n").edge.tls
+    assert tls.ca_bundle == own_ca + pebble_ca
+    assert base64.b64decode(tls.ca_bundle_base64).decode() == own_ca + pebble_ca
+
+
+def test_a_ca_bundle_holding_a_private_key_is_refused_without_echoing_it(tmp_path):
+    bundle = settings_for("dev").edge.tls.ca_bundle
+    openssl_certificate(tmp_path, "basicConstraints=critical,CA:TRUE")
+    key = (tmp_path / "key.pem").read_text()
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", acmeCaBundle=bundle + key)
+    (problem,) = refused.value.problems
+    assert problem.startswith("journal:acmeCaBundle holds a private key")
+    assert key.splitlines()[1] not in str(refused.value)
+
+
+def test_a_ca_bundle_with_a_certificate_that_is_not_a_ca_is_refused(tmp_path):
+    leaf = openssl_certificate(tmp_path, "basicConstraints=critical,CA:FALSE")
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", acmeCaBundle=leaf)
     assert refused.value.problems == [
-        "journal:host must be set when journal:tlsIssuer is 'letsencrypt-staging': a certificate names a host"
+        "journal:acmeCaBundle must hold CA certificates only (the ones that sign the ACME server's certificate): "
+        "1 of its 1 certificates are not CAs"
     ]
+
+
+@pytest.mark.parametrize(
+    "bundle, expected",
+    [
+        ("not a certificate", "must be PEM CA certificates"),
+        ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "does not parse"),
+        ("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\ntrailing words", "must be PEM CA certificates"),
+    ],
+)
+def test_a_ca_bundle_that_is_not_pem_certificates_is_refused(bundle, expected):
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", acmeCaBundle=bundle)
+    (problem,) = refused.value.problems
+    assert problem.startswith("journal:acmeCaBundle") and expected in problem
+
+
+def test_gateway_mode_takes_its_class_and_the_namespace_of_its_proxies():
+    edge = settings_for("dev", **GATEWAY).edge
+    assert edge.mode is EdgeMode.GATEWAY
+    assert edge.gateway_class == "traefik"
+    assert edge.proxy_namespace == "traefik-system"
+    assert settings_for("dev").edge.proxy_namespace == "ingress-nginx"
+
+
+@pytest.mark.parametrize("key", ["gatewayClassName", "gatewayNamespace"])
+def test_gateway_mode_without_its_class_or_namespace_is_refused(key):
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", **{**GATEWAY, key: ""})
+    assert refused.value.problems == [f"journal:{key} must be set when journal:edge is 'gateway', got nothing"]
+
+
+@pytest.mark.parametrize("key", ["gatewayClassName", "gatewayNamespace"])
+def test_a_gateway_setting_in_ingress_mode_is_refused_not_ignored(key):
+    with pytest.raises(SettingsError) as refused:
+        settings_for("dev", **{key: GATEWAY[key]})
+    assert refused.value.problems == [f"journal:{key} is only used when journal:edge is 'gateway', but edge is 'ingress'"]
 
 
 def test_tls_without_an_email_is_refused():
@@ -173,7 +293,7 @@ def test_every_problem_is_reported_at_once():
 def test_the_program_with_an_invalid_value_registers_no_resource(key, value, expected):
     registered: list[Registered] = []
     with pytest.raises(SettingsError, match=f"journal:{key}"):
-        run_program("dev", registered=registered, **{key: value})
+        run_program("dev", registered=registered, **{**base_for(key), key: value})
     assert registered == []
 
 
