@@ -33,7 +33,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Mapping, Optional, TypeVar
+from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
 from loopback import free_port
 from redis_nodes import wait_for
@@ -74,8 +74,10 @@ def resolver_rules(hosts: Mapping[str, str]) -> str:
 class Browser:
     """One headless Chromium session; `hosts` maps the only names it may resolve to addresses."""
 
-    def __init__(self, hosts: Mapping[str, str], log: Optional[Path] = None) -> None:
-        """`log`: where chromedriver's log is kept (by default, removed with the profile)."""
+    def __init__(self, hosts: Mapping[str, str], log: Optional[Path] = None, trusted_keys: Sequence[str] = ()) -> None:
+        """`log`: where chromedriver's log is kept (by default, removed with the profile).
+        `trusted_keys`: base64 SHA-256 hashes of the only certificate keys Chromium accepts
+        beyond its own roots (a certificate from a test ACME server)."""
         self.home = Path(tempfile.mkdtemp(prefix="journal-browser-"))
         self.log = Path(log) if log else self.home / "chromedriver.log"
         self.port = 0
@@ -85,6 +87,8 @@ class Browser:
             self._start_driver()
             args = [*CHROMIUM_FLAGS, f"--host-resolver-rules={resolver_rules(hosts)}",
                     f"--user-data-dir={self.home / 'profile'}"]
+            if trusted_keys:
+                args.append(f"--ignore-certificate-errors-spki-list={','.join(trusted_keys)}")
             capabilities = {"browserName": "chrome", "unhandledPromptBehavior": "ignore",
                             "timeouts": {"pageLoad": 20000, "script": 10000, "implicit": 0},
                             "goog:chromeOptions": {"binary": CHROMIUM, "args": args}}

@@ -9,8 +9,11 @@ server that issued the certificate (or over plain HTTP).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import socket
+import subprocess
 import ssl
 import urllib.request
 from pathlib import Path
@@ -83,3 +86,15 @@ class EdgeClient:
         with socket.create_connection((self.address, 443), self.timeout) as sock:
             with self.context.wrap_socket(sock, server_hostname=self.host) as tls:
                 return tls.getpeercert()
+
+    def public_key_pin(self) -> str:
+        """The base64 SHA-256 of the public key of the certificate the edge presents (which
+        the root has just verified): the form Chromium's --ignore-certificate-errors-spki-list
+        takes, so a browser trusts exactly this certificate's key and nothing else."""
+        assert self.context is not None
+        with socket.create_connection((self.address, 443), self.timeout) as sock:
+            with self.context.wrap_socket(sock, server_hostname=self.host) as tls:
+                der = tls.getpeercert(binary_form=True)
+        pem_key = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-pubkey"], input=der, capture_output=True, check=True).stdout
+        spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem_key, capture_output=True, check=True).stdout
+        return base64.b64encode(hashlib.sha256(spki).digest()).decode()

@@ -1,22 +1,18 @@
 """`pulumi up` for real: the dev stack, Pulumi.dev.yaml as committed, deployed with
-scripts/pulumi.sh on the local cluster as a user deploys it, then used through the
-ingress controller with the stack's host name, then changed, and destroyed.
-
-HTTP, not HTTPS: the dev stack asks cert-manager for a Let's Encrypt staging certificate,
-and no ACME server answers here, so the Ingress has no certificate to serve; the journal
-itself is the same behind either."""
+scripts/pulumi.sh on the local cluster as a user deploys it, then used over HTTPS through
+the ingress controller with the stack's host name (its certificate from the cluster's ACME
+server: tests/test_edge.py looks at the edge itself), then changed, and destroyed."""
 
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Iterator
 
 import pytest
 
 from browser import Browser, exercise_journal_page
 from conftest import PROJECT_DIR
+from edge_client import EdgeClient, acme_root
 from local_cluster import Cluster, cluster_session, module_cluster  # noqa: F401
 from localcluster import cluster as local_cluster
 from localcluster import images
@@ -29,23 +25,17 @@ HOST = "journal.dev.example.com"
 
 
 class Journal:
-    """The deployed stack as its users reach it: through the ingress controller's address,
-    with the stack's host name."""
+    """The deployed stack as its users reach it: over HTTPS to the stack's host name, at the
+    ingress controller's address."""
 
     def __init__(self, project: Project, cluster: Cluster):
         self.project = project
         self.cluster = cluster
+        self.client = EdgeClient(HOST, acme_root(cluster.bin_dir))
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "text/plain") -> tuple[int, bytes]:
-        request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}{path}", data=body, method=method)
-        request.add_header("Host", HOST)
-        if body is not None:
-            request.add_header("Content-Type", content_type)
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read()
+        status, _, answer = self.client.request(method, path, body, content_type)
+        return status, answer
 
     def entries(self) -> list[dict]:
         status, body = self.request("GET", "/api")
@@ -75,11 +65,11 @@ def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
     project.pulumi("dev", "up", "--yes", "--skip-preview")
     journal = Journal(project, module_cluster)
     journal.ready_endpoints_after_up = ready_endpoints(module_cluster)
-    # `up` returns once the pods are Ready and the Services have endpoints; the ingress
-    # controller learns of those endpoints a moment later (Traefik batches its updates
-    # for up to two seconds, and leaves out a route whose Service has no endpoints yet).
+    # `up` returns once the pods are Ready, the Services have endpoints and the
+    # certificate is issued; the ingress controller applies them a moment later (Traefik
+    # batches its updates for up to two seconds).
     module_cluster.wait(
-        lambda: journal.request("GET", "/api/healthz")[0] == journal.request("GET", "/")[0] == 200, 30, "the ingress to route /api and /"
+        lambda: journal.client.serves_https("/api/healthz") and journal.client.serves_https("/"), 30, "the ingress to route /api and /"
     )
     yield journal
     project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
@@ -135,10 +125,11 @@ def test_the_web_page_is_served_at_the_root(journal):
 
 
 def test_a_person_adds_an_entry_in_the_browser_and_html_shows_as_text(journal):
-    """Headless Chromium through the ingress, the stack's host name mapped to the
-    ingress controller's address (and every other name unresolvable)."""
-    with Browser({HOST: local_cluster.INGRESS_IP}) as browser:
-        exercise_journal_page(browser, f"http://{HOST}/")
+    """Headless Chromium over HTTPS through the ingress, the stack's host name mapped to
+    the ingress controller's address (and every other name unresolvable), trusting the
+    key of the certificate the test has verified against the ACME server's root."""
+    with Browser({HOST: local_cluster.INGRESS_IP}, trusted_keys=[journal.client.public_key_pin()]) as browser:
+        exercise_journal_page(browser, f"https://{HOST}/")
         artifacts = PROJECT_DIR / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         print(f"screenshot: {browser.screenshot(artifacts / 'journal-dev-through-the-ingress.png')}")
@@ -303,5 +294,6 @@ def test_renaming_a_component_with_an_alias_deletes_nothing(journal):
 def test_destroy_removes_what_the_stack_made(journal):
     journal.project.pulumi("dev", "destroy", "--yes", "--skip-preview")
     journal.cluster.wait(lambda: journal.cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0, 90, "the namespace to go")
-    assert journal.cluster.get("clusterissuers")["items"] == []
+    # Nothing of the stack lives outside its namespace: no issuer, no certificate is left.
+    assert journal.cluster.get("clusterissuers")["items"] == journal.cluster.get("certificates", "-A")["items"] == []
     journal.cluster.wait(lambda: journal.cluster.get("pv")["items"] == [], 30, "the volumes to be reclaimed")
