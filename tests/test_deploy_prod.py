@@ -5,8 +5,11 @@ scripts/pulumi.sh, with what one 2-core node forces on it and nothing else:
 - frontendCpuRequest 250m -> 100m and redisCpuRequest 500m -> 100m: prod's requests add up
   to 2.35 cores (3 x 250m + 3 x 500m + 2 x 50m), more than the node has beside CoreDNS
   and Traefik, and the scheduler would leave pods Pending. Replicas (3 frontends, a Redis
-  master and two replicas, 2 file servers), limits, memory, 50Gi volumes, TLS settings and
-  protectData stay as in prod.
+  master and two replicas, 2 file servers), limits, memory, 50Gi volumes and protectData
+  stay as in prod;
+- the certificate comes from the cluster's own ACME server, as dev's does (Pulumi.dev.yaml's
+  tlsIssuer, acmeServer and acmeCaBundle), not from Let's Encrypt, which nothing here may
+  reach.
 
 Then Redis is shown working in the cluster (replication by the headless DNS name, reads
 spread over replicas, replicas refusing writes, a master pod deleted and back with its
@@ -16,13 +19,13 @@ stop `pulumi destroy` from taking the data."""
 import json
 import re
 import time
-import urllib.error
-import urllib.request
 from typing import Iterator
 
 import pytest
 import yaml
 
+from conftest import stack_config
+from edge_client import EdgeClient, acme_root
 from local_cluster import CLIENT_IMAGE, SLEEPER, Cluster, cluster_session, hardened_pod, module_cluster  # noqa: F401
 from localcluster import cluster as local_cluster
 from project_copy import Project, copy_project
@@ -35,29 +38,23 @@ LOCAL_NODE = {
     "kubernetes:context": "journal-local",
     "journal:frontendCpuRequest": "100m",
     "journal:redisCpuRequest": "100m",
+    **{key: stack_config("dev")[key] for key in ("journal:tlsIssuer", "journal:acmeServer", "journal:acmeCaBundle")},
 }
 
 
 class Prod:
     def __init__(self, project: Project, cluster: Cluster):
         self.project, self.cluster = project, cluster
+        self.client = EdgeClient(HOST, acme_root(cluster.bin_dir))
 
     def post(self, text: str) -> dict:
-        """POST an entry through the ingress controller, from the host, as any client."""
-        request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}/api", data=text.encode(), method="POST")
-        request.add_header("Host", HOST)
-        request.add_header("Content-Type", "text/plain")
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert response.status == 201
-            return json.loads(response.read())
+        """POST an entry over HTTPS through the ingress controller, from the host, as any client."""
+        status, _, body = self.client.request("POST", "/api", text.encode())
+        assert status == 201, body
+        return json.loads(body)
 
     def status(self, path: str) -> int:
-        request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}{path}", headers={"Host": HOST})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return response.status
-        except urllib.error.HTTPError as error:
-            return error.code
+        return self.client.request("GET", path)[0]
 
     def redis_cli(self, pod: str, *command: str, check: bool = True) -> str:
         script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
@@ -86,7 +83,9 @@ def prod(module_cluster, tmp_path_factory) -> Iterator[Prod]:
     deployed = Prod(project, module_cluster)
     module_cluster.wait(lambda: all(deployed.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 60, "both replicas linked")
     # The ingress controller routes a Service only once it has seen its endpoints.
-    module_cluster.wait(lambda: deployed.status("/api/healthz") == deployed.status("/") == 200, 30, "the ingress to route /api and /")
+    module_cluster.wait(
+        lambda: deployed.client.serves_https("/api/healthz") and deployed.client.serves_https("/"), 30, "the ingress to route /api and /"
+    )
     yield deployed
     project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
     project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
@@ -202,9 +201,7 @@ def test_every_flow_the_service_needs_is_open(prod):
     assert can_connect(prod.cluster, NAMESPACE, "redis-1", redis_ip, 6379)
     # Ingress controller -> frontend -> Redis master, and ingress controller -> file server.
     assert prod.post("through the ingress, to the frontend, to redis")["id"] > 0
-    request = urllib.request.Request(f"http://{local_cluster.INGRESS_IP}/", headers={"Host": HOST})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert response.status == 200
+    assert prod.status("/") == 200
 
 
 @pytest.mark.parametrize(
