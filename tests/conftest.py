@@ -25,6 +25,16 @@ STACKS = ("dev", "prod")
 # The dev stack with a Gateway API edge, as the local cluster serves it (Traefik's
 # GatewayClass, its proxies in ingress-nginx).
 GATEWAY_EDGE = {"edge": "gateway", "gatewayClassName": "traefik", "gatewayNamespace": "ingress-nginx"}
+# The API groups of the custom kinds the program declares (cert-manager, Gateway API): the
+# built-in Kubernetes schema does not know them; tests/test_apiserver.py checks them
+# against their real CRDs.
+CUSTOM_API_GROUPS = ("cert-manager.io", "gateway.networking.k8s.io")
+
+
+def is_custom_resource(manifest: dict) -> bool:
+    return manifest["apiVersion"].split("/")[0] in CUSTOM_API_GROUPS
+
+
 # Each stack file as it is, and dev in the other edge mode.
 VARIANTS = {"dev": ("dev", {}), "prod": ("prod", {}), "dev-gateway": ("dev", GATEWAY_EDGE)}
 

@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from conftest import KUBERNETES_VERSION, run_program
+from conftest import KUBERNETES_VERSION, is_custom_resource, run_program
 from project_copy import Project, copy_project
 
 pytestmark = pytest.mark.engine
@@ -47,7 +47,7 @@ def assert_rendered_completely(project: Project, stack: str) -> dict[str, dict]:
     by_name = {}
     for path in manifests:
         manifest = yaml.safe_load(path.read_text())
-        if manifest["kind"] != "ClusterIssuer":
+        if not is_custom_resource(manifest):
             kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
         by_name[f"{manifest['kind']}/{manifest['metadata']['name']}"] = manifest

@@ -6,13 +6,10 @@ import pytest
 
 from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
 from components.settings import parse_image
-from conftest import KUBERNETES_VERSION, is_secret, run_program
+from conftest import KUBERNETES_VERSION, is_custom_resource, is_secret, run_program
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CLUSTER_SCOPED_KINDS = ("Namespace",)
-# Kinds of CustomResourceDefinitions (cert-manager, Gateway API): the Kubernetes schema
-# does not know them; tests/test_apiserver.py checks them against the real CRDs.
-CUSTOM_API_GROUPS = ("cert-manager.io", "gateway.networking.k8s.io")
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/instance",
@@ -41,12 +38,8 @@ def matches(selector: dict, labels: dict) -> bool:
 # --- schema -------------------------------------------------------------------------------
 
 
-def is_custom(manifest: dict) -> bool:
-    return manifest["apiVersion"].split("/")[0] in CUSTOM_API_GROUPS
-
-
 def test_every_builtin_object_is_valid_against_the_kubernetes_schema(deployed):
-    builtin = [m for m in deployed.kubernetes_objects() if not is_custom(m)]
+    builtin = [m for m in deployed.kubernetes_objects() if not is_custom_resource(m)]
     assert len(builtin) >= 14
     for manifest in builtin:
         kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
