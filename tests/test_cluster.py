@@ -5,7 +5,9 @@ packet can leave the machine, and `down` leaves the host as it was before `up`."
 import json
 import os
 import signal
+import ssl
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -164,6 +166,27 @@ def test_the_ingress_controller_publishes_ingress_status(cluster):
     storage_classes = cluster.get("storageclass")["items"]
     defaults = [c["metadata"]["name"] for c in storage_classes if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
     assert defaults == ["local"]
+
+
+def test_the_edge_add_ons_answer_cert_manager_pebble_and_the_gateway_class(cluster):
+    # cert-manager's webhook is wired into admission: only it refuses an Issuer of two kinds.
+    namespace = cluster.namespace("issuer")
+    issuer = {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Issuer",
+        "metadata": {"name": "two-kinds", "namespace": namespace},
+        "spec": {"selfSigned": {}, "ca": {"secretName": "ca"}},
+    }
+    refused = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(issuer), check=False)
+    assert refused.returncode != 0 and "webhook.cert-manager.io" in refused.stderr, refused.stderr
+    # Pebble serves its ACME directory over HTTPS under its published test CA.
+    context = ssl.create_default_context(cafile=str(cluster.bin_dir / "pebble-test-ca" / "ca.crt"))
+    directory_url = local_cluster.ACME_DIRECTORY.replace(local_cluster.ACME_HOST, local_cluster.ACME_IP)
+    with urllib.request.urlopen(directory_url, context=context, timeout=10) as response:
+        assert {"newAccount", "newNonce", "newOrder"} <= set(json.loads(response.read()))
+    # Traefik has taken the GatewayClass the gateway edge names.
+    conditions = cluster.get("gatewayclass", local_cluster.GATEWAY_CLASS)["status"]["conditions"]
+    assert any(c["type"] == "Accepted" and c["status"] == "True" for c in conditions)
 
 
 def test_the_default_storage_class_binds_a_claim_a_non_root_pod_can_write(cluster):
