@@ -123,8 +123,7 @@ class Edge(pulumi.ComponentResource):
     def _http01_solver(self) -> dict:
         """cert-manager answers the challenge through the same edge as the service."""
         if self._settings.mode is EdgeMode.GATEWAY:
-            parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self._labels.name, "sectionName": "http"}
-            return {"gatewayHTTPRoute": {"parentRefs": [parent]}}
+            return {"gatewayHTTPRoute": {"parentRefs": [self._gateway_ref("http")]}}
         return {"ingress": {"ingressClassName": self._settings.ingress_class}}
 
     # --- Ingress ---------------------------------------------------------------------
