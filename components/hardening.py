@@ -45,18 +45,33 @@ def pod_spec_defaults(user_id: int) -> dict:
 
 
 def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[dict]:
-    constraint = {
+    selector = {"matchLabels": labels.selector}
+    across_nodes = {
         "maxSkew": 1,
         "topologyKey": "kubernetes.io/hostname",
-        # A small cluster (or a single-node dev cluster) must still schedule the pods.
-        "whenUnsatisfiable": "ScheduleAnyway",
-        "labelSelector": {"matchLabels": labels.selector},
+        # A rule, not a preference: two pods of a tier share a node only once every node
+        # has one, so losing any one node never takes a replicated tier down. (The skew is
+        # counted over the nodes there are: one node still takes them all.)
+        "whenUnsatisfiable": "DoNotSchedule",
+        # A cordoned, draining or unreachable node is tainted: left out of the count, it
+        # does not hold back the replacements of its pods on the nodes that remain.
+        "nodeTaintsPolicy": "Honor",
+        "labelSelector": selector,
     }
+    across_zones = {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        # A preference: nodes without a zone label (a one-node cluster) must still qualify.
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": selector,
+    }
+    constraints = [across_nodes, across_zones]
     if rollout_aware:
         # During a rollout the old and the new ReplicaSet's pods would be counted
         # together; pod-template-hash makes the skew count the new pods only.
-        constraint["matchLabelKeys"] = ["pod-template-hash"]
-    return [constraint]
+        for constraint in constraints:
+            constraint["matchLabelKeys"] = ["pod-template-hash"]
+    return constraints
 
 
 def disruption_budget(

@@ -30,6 +30,12 @@
 #   pebble-test-ca   test/certs/pebble.minica{,.key}.pem of the same module: Pebble's
 #                      published test CA (its key is public by design), which signs the
 #                      local ACME server's own HTTPS certificate
+#   kwok, kwok-stages
+#                    sigs.k8s.io/kwok v0.8.0 (toolchain/kwok), the simulated kubelets of the
+#                      fleet tests, and the stages of its module's kustomize/stage it runs
+#                      (node initialize and heartbeat with lease, pod ready and complete,
+#                      volume provision, bind and delete: the "fast" set; the tests bring
+#                      their own pod deletion, see tests/kwok_kubelet_stages.yaml)
 #   gateway-api-crds config/crd/standard of sigs.k8s.io/gateway-api v1.4.0, the Gateway
 #                      API release Traefik v3.6.12 implements (pinned by toolchain/traefik)
 #
@@ -85,6 +91,7 @@ PAUSE_VERSION=3.10.1
 CERT_MANAGER_VERSION=v1.21.2
 PEBBLE_VERSION=v2.10.3
 GATEWAY_API_VERSION=v1.4.0
+KWOK_VERSION=v0.8.0
 
 # shellcheck source-path=SCRIPTDIR source=lib/go-tools.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/go-tools.sh"
@@ -101,8 +108,9 @@ dir_pause="$tools/pause-$PAUSE_VERSION"
 dir_cert_manager="$tools/cert-manager-$CERT_MANAGER_VERSION"
 dir_pebble="$tools/pebble-$PEBBLE_VERSION"
 dir_gateway_api="$tools/gateway-api-$GATEWAY_API_VERSION"
+dir_kwok="$tools/kwok-$KWOK_VERSION"
 combined="$tools/bin-kubernetes-$KUBERNETES_VERSION"
-modules=(k8s etcd coredns kube-router traefik cert-manager cert-manager-binaries pebble)
+modules=(k8s etcd coredns kube-router traefik cert-manager cert-manager-binaries pebble kwok)
 cert_manager_commands=(controller webhook cainjector acmesolver)
 kubernetes_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 links=(
@@ -115,6 +123,8 @@ links=(
 	"pebble:$dir_pebble"
 	"pebble-test-ca:$dir_pebble"
 	"gateway-api-crds:$dir_gateway_api"
+	"kwok:$dir_kwok"
+	"kwok-stages:$dir_kwok"
 )
 for command in "${cert_manager_commands[@]}"; do links+=("cert-manager-$command:$dir_cert_manager"); done
 for command in "${kubernetes_commands[@]}"; do links+=("$command:$dir_kubernetes"); done
@@ -270,6 +280,28 @@ build_pebble() {
 	finish_build "$dir_pebble" pebble-test-ca "$fp"
 }
 
+kwok_stages=(
+	node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml
+	pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml
+	volume/fast/pvc-provision.yaml volume/fast/pv-bind.yaml volume/fast/pvc-delete.yaml volume/fast/pv-delete.yaml
+	volume/fast/storage-class.yaml
+)
+
+build_kwok() {
+	build_go "kwok $KWOK_VERSION" "$dir_kwok" kwok kwok "-s -w" sigs.k8s.io/kwok/cmd/kwok
+	expect_version "$dir_kwok/bin/kwok" "kwok version $KWOK_VERSION" --version
+	local fp source stage
+	fp=$(fingerprint "$toolchain/kwok" "$KWOK_VERSION" "${kwok_stages[@]}")
+	begin_build "kwok stages $KWOK_VERSION" "$dir_kwok" kwok-stages "$fp" kwok-stages || return 0
+	source=$(cd "$toolchain/kwok" && module_dir "sigs.k8s.io/kwok@$KWOK_VERSION")/kustomize/stage
+	mkdir "$staging/kwok-stages"
+	for stage in "${kwok_stages[@]}"; do
+		install -m 0644 "$source/$stage" "$staging/kwok-stages/${stage//\//-}"
+	done
+	rm -rf "$dir_kwok/bin/kwok-stages"
+	finish_build "$dir_kwok" kwok-stages "$fp"
+}
+
 build_gateway_api_crds() {
 	local fp source
 	fp=$(fingerprint "$toolchain/traefik" "$GATEWAY_API_VERSION")
@@ -298,7 +330,8 @@ check_pins() {
 		"cert-manager github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" \
 		"cert-manager-binaries github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" \
 		"pebble github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION" \
-		"traefik sigs.k8s.io/gateway-api $GATEWAY_API_VERSION"; do
+		"traefik sigs.k8s.io/gateway-api $GATEWAY_API_VERSION" \
+		"kwok sigs.k8s.io/kwok $KWOK_VERSION"; do
 		read -r wrapper module version <<<"$pin"
 		grep -qE "^(require)?\s*${module//./\\.} ${version//./\\.}( |$)" "$toolchain/$wrapper/go.mod" ||
 			die "toolchain/$wrapper/go.mod does not require $module $version"
@@ -314,6 +347,7 @@ build_all() {
 	build_gateway_api_crds
 	build_cert_manager
 	build_pebble
+	build_kwok
 	build_coredns
 	build_kube_router
 	build_traefik

@@ -8,7 +8,9 @@
 #   pulumi-language-python-exec     built against sdk/v3 v3.274.1; the exec script
 #                                   is the one shipped in sdk/v3 v3.274.1)
 #   pulumi-resource-kubernetes    provider 4.25.0 (pulumi-kubernetes/provider/v4 at
-#                                   the v4.25.0 commit)
+#                                   the v4.25.0 commit), with upstream's fix of its
+#                                   StatefulSet wait applied (toolchain/kubernetes/
+#                                   statefulset-observed-generation.patch)
 #   pulumi-resource-random        provider for the pulumi-random 4.21.4 SDK
 #                                   (toolchain/random: terraform-provider-random
 #                                   3.9.0 through pulumi-terraform-bridge v3.137.0)
@@ -125,7 +127,14 @@ build_kubernetes() {
 	cmd="$work/cmd/pulumi-resource-kubernetes"
 	mkdir -p "$cmd"
 	cp "$src"/cmd/pulumi-resource-kubernetes/*.go "$src"/cmd/pulumi-resource-kubernetes/*.json "$cmd/"
+	# The StatefulSet wait of 4.25 can report an update complete before the controller
+	# has seen it (upstream issue 3329); upstream's fix (pull request 4094, in 4.26, which
+	# the module proxy does not serve) is applied to a copy of the module, verified by
+	# go.sum when it was downloaded.
+	cp -R "$src" "$work/provider"
 	chmod -R u+w "$work"
+	patch --quiet -p1 -d "$work/provider" <"$toolchain/kubernetes/statefulset-observed-generation.patch"
+	(cd "$work" && "$GO" mod edit -replace "$KUBERNETES_MODULE=./provider")
 	(cd "$cmd" && VERSION=$KUBERNETES_VERSION "$GO" run "${goflags[@]}" ./generate.go)
 	rm "$cmd/generate.go"
 	(cd "$work" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" \

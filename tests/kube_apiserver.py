@@ -119,8 +119,10 @@ class Response(tuple):
 class KubeAPIServer:
     """etcd and kube-apiserver, started by start() and removed by stop()."""
 
-    def __init__(self, bin_dir: Path):
+    def __init__(self, bin_dir: Path, extra_args: tuple[str, ...] = ()):
+        """`extra_args`: more kube-apiserver flags (the fleet's shorter eviction timeouts)."""
         self.bin_dir = Path(bin_dir)
+        self.extra_args = extra_args
         self.workdir: Optional[Path] = None
         self.processes: dict[str, subprocess.Popen] = {}
         self.url = ""
@@ -148,11 +150,10 @@ class KubeAPIServer:
         raise AssertionError("unreachable")
 
     def stop(self) -> None:
-        """Stops both process groups (SIGTERM, then SIGKILL) and removes the temp dir."""
-        for name in ("kube-apiserver", "etcd"):
-            process = self.processes.pop(name, None)
-            if process is not None:
-                _kill_group(process)
+        """Stops every process group it started, the last first (SIGTERM, then SIGKILL),
+        and removes the temp dir."""
+        for name in reversed(list(self.processes)):
+            _kill_group(self.processes.pop(name))
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -168,7 +169,7 @@ class KubeAPIServer:
         self.workdir = Path(tempfile.mkdtemp(prefix="journal-iac-apiserver-"))
         etcd_client, etcd_peer, secure_port = free_port(), free_port(), free_port()
         self._make_credentials()
-        self._spawn(
+        self.spawn(
             "etcd",
             [
                 "--name=test",
@@ -185,7 +186,7 @@ class KubeAPIServer:
             ],
         )
         tls = self.workdir / "tls"
-        self._spawn(
+        self.spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
@@ -205,6 +206,7 @@ class KubeAPIServer:
                 # Security Admission, not refused by validation before admission.
                 "--allow-privileged=true",
                 "--profiling=false",
+                *self.extra_args,
             ],
         )
         self.url = f"https://127.0.0.1:{secure_port}"
@@ -245,12 +247,14 @@ class KubeAPIServer:
         tokens.write_text(f'{self.token},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n')
         tokens.chmod(0o600)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
+    def spawn(self, name: str, args: list[str], binary: Optional[str] = None) -> None:
+        """Starts `binary` (by default `name`) from the bin dir in a process group of its
+        own, its output in <name>.log of the temp dir; stop() stops it."""
         assert self.workdir is not None
         log = open(self.workdir / f"{name}.log", "wb")
         with log:
             self.processes[name] = subprocess.Popen(
-                [str(self.bin_dir / name), *args],
+                [str(self.bin_dir / (binary or name)), *args],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -295,11 +295,18 @@ def test_replicated_workloads_have_a_disruption_budget_and_single_pods_none(depl
             assert budget["spec"]["maxUnavailable"] == 1
 
 
-def test_pods_spread_across_nodes(deployed):
-    for name, spec in pod_specs(deployed):
-        (spread,) = spec["topologySpreadConstraints"]
-        assert spread["topologyKey"] == "kubernetes.io/hostname", name
-        assert spread["labelSelector"]["matchLabels"]
+def test_pods_spread_across_nodes_as_a_rule_and_across_zones_as_a_preference(deployed):
+    for workload in workloads(deployed):
+        spec = workload["spec"]["template"]["spec"]
+        nodes, zones = spec["topologySpreadConstraints"]
+        pod_labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert (nodes["topologyKey"], nodes["whenUnsatisfiable"], nodes["maxSkew"]) == ("kubernetes.io/hostname", "DoNotSchedule", 1)
+        assert nodes["nodeTaintsPolicy"] == "Honor"
+        assert (zones["topologyKey"], zones["whenUnsatisfiable"]) == ("topology.kubernetes.io/zone", "ScheduleAnyway")
+        for constraint in (nodes, zones):
+            # The tier's own pods: the selector matches the template and names the tier.
+            assert matches(constraint["labelSelector"]["matchLabels"], pod_labels)
+            assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == pod_labels["app.kubernetes.io/component"]
 
 
 def test_the_frontend_rolls_out_without_losing_capacity(deployed):
