@@ -234,9 +234,8 @@ def test_an_image_that_does_not_exist_fails_up_in_bounded_time_naming_the_deploy
 
 
 def test_a_redis_that_cannot_start_fails_up_in_bounded_time_and_a_fixed_value_converges(journal):
-    """On a stack of its own: a first `up` whose Redis image does not exist. (An image
-    change on a running StatefulSet is not shown failing: pulumi-kubernetes 4.25 reports a
-    StatefulSet update complete too early, upstream issue 3329, fixed in 4.26.)"""
+    """On a stack of its own: a first `up` whose Redis image does not exist. (A new Redis
+    image rolled onto a running StatefulSet is awaited pod by pod: tests/test_fleet.py.)"""
     stack_file = journal.project.root / "Pulumi.broken.yaml"
     stack_file.write_text(
         journal.project.stack_files["dev"]
