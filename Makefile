@@ -20,6 +20,7 @@ render: setup pulumi-tools
 bench: everything
 	scripts/benchmark.sh
 	scripts/benchmark-cluster.sh
+	$(VENV)/bin/python scripts/benchmark-fleet.py
 
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.

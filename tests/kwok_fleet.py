@@ -104,8 +104,41 @@ class Fleet(KubeAPIServer):
         self._node_stages = self._stage_file("node-stages.yaml", [*node_stages, KUBELET_STAGES])
         # The cluster's part (volumes, the edge's controllers), for no node of its own.
         cluster_stages = self._stage_file("cluster-stages.yaml", [*(p for p in stages if p not in node_stages), EDGE_STAGES])
-        self.spawn("kwok-cluster", self._kwok_args(cluster_stages, "no-such-node"), binary="kwok")
+        self._start_cluster_kwok(cluster_stages)
         self.wait(lambda: self.kubectl("get", "serviceaccount", "default", check=False).returncode == 0, timeout, "the default ServiceAccount")
+
+    def _start_cluster_kwok(self, stages: Path, attempts: int = 3) -> None:
+        """The cluster's kwok, proven to act on the edge's kinds before anything is
+        deployed: a probe Issuer must turn Ready. kwok reads each kind's OpenAPI schema
+        when it starts and exits if one is missing, and the API server publishes a new
+        CRD's schema a moment after the CRD is established: wait for those first."""
+        for group_version in ("cert-manager.io/v1", "networking.k8s.io/v1"):
+            self.wait(
+                lambda: f"apis/{group_version}" in (self.request("GET", "/openapi/v3").body or {}).get("paths", {}),
+                30,
+                f"the OpenAPI schema of {group_version}",
+            )
+        probe = {
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": {"name": "kwok-probe", "namespace": "default"},
+            "spec": {"selfSigned": {}},
+        }
+        self.kubectl("create", "-f", "-", input=json.dumps(probe))
+        for attempt in range(1, attempts + 1):
+            self.spawn("kwok-cluster", self._kwok_args(stages, "no-such-node"), binary="kwok")
+            try:
+                self.wait(lambda: self._probe_ready(), 20, "the cluster's kwok to mark a probe Issuer Ready")
+                break
+            except (AssertionError, StartError):
+                _stop(self.processes.pop("kwok-cluster"))
+                if attempt == attempts:
+                    raise
+        self.kubectl("delete", "issuer", "kwok-probe", "-n", "default")
+
+    def _probe_ready(self) -> bool:
+        issuer = self.get("issuer", "kwok-probe", "-n", "default")
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in issuer.get("status", {}).get("conditions", []))
 
     def _stage_file(self, name: str, paths: list[Path]) -> Path:
         assert self.workdir is not None
@@ -175,9 +208,7 @@ class Fleet(KubeAPIServer):
     def lose_node(self, name: str) -> None:
         """The node's machine dies: its kubelet (its kwok) is killed, and nothing more is
         heard from it."""
-        process = self.processes.pop(f"kwok-{name}")
-        process.kill()
-        process.wait()
+        _stop(self.processes.pop(f"kwok-{name}"))
 
     # --- kubectl -------------------------------------------------------------------------
 
@@ -211,3 +242,8 @@ class Fleet(KubeAPIServer):
                     raise StartError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
             time.sleep(interval)
 
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait()
