@@ -363,9 +363,27 @@ def allowed(deployed, direction: str, at: dict, other: dict, protocol: str, port
         if direction not in spec["policyTypes"] or not matches(spec["podSelector"].get("matchLabels", {}), at["labels"]):
             continue
         for rule in spec.get(key, []):
-            if port_matches(rule, protocol, port) and any(peer_matches(p, other, namespace) for p in rule.get(peers, [])):
+            # As Kubernetes reads it: a rule without peers (no `from`/`to`, or an empty
+            # list) admits every peer, not none.
+            admitted = not rule.get(peers) or any(peer_matches(p, other, namespace) for p in rule[peers])
+            if port_matches(rule, protocol, port) and admitted:
                 return True
     return False
+
+
+def test_the_policy_checker_reads_a_rule_without_peers_as_everybody():
+    class OnePolicy:
+        def __init__(self, rule: dict):
+            self.policy = {"spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [rule]}}
+
+        def objects(self, kind: str) -> list[dict]:
+            return {"Namespace": [{"metadata": {"name": "ns"}}], "NetworkPolicy": [self.policy]}[kind]
+
+    stranger = {"namespace": "elsewhere", "labels": {"app": "anything"}}
+    for open_rule in ({}, {"from": []}, {"ports": [{"protocol": "TCP", "port": 80}]}):
+        assert allowed(OnePolicy(open_rule), "Ingress", {"labels": {}}, stranger, "TCP", 80), open_rule
+    closed = {"from": [{"podSelector": {"matchLabels": {"app": "friend"}}}]}
+    assert not allowed(OnePolicy(closed), "Ingress", {"labels": {}}, stranger, "TCP", 80)
 
 
 def pod_labels(deployed, component: str) -> dict:
