@@ -182,6 +182,23 @@ def test_up_waits_for_the_acme_account_and_the_certificate_and_the_certificate_f
     assert issuer.urn in certificate.dependencies
 
 
+async def names_of_resources_behind(output: pulumi.Output) -> list[str]:
+    return sorted(resource._name for resource in await output.resources())
+
+
+@pytest.mark.parametrize("overrides", [{}, GATEWAY], ids=["ingress", "gateway"])
+def test_the_url_is_exported_only_once_the_certificate_and_the_entry_are_ready(overrides):
+    settings = settings_for(**overrides).edge
+
+    def program():
+        url = Edge("edge", settings, TIERS.edge, "ns", ROUTES).url
+        return {"awaits": pulumi.Output.from_input(names_of_resources_behind(url))}
+
+    awaited = build(program).outputs["awaits"]
+    entry = ["edge-ingress"] if not overrides else ["edge-gateway", "edge-https-redirect", "edge-route"]
+    assert awaited == sorted(["edge-certificate", *entry])
+
+
 def test_no_shim_annotation_asks_cert_manager_for_a_second_certificate():
     for overrides in ({}, GATEWAY):
         deployed = build_edge(**overrides)

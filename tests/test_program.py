@@ -1,12 +1,16 @@
 """The whole program, run under mocks with the real Pulumi.dev.yaml and Pulumi.prod.yaml:
 every object it emits is valid Kubernetes, and the objects fit together."""
 
+import re
+
 import kubernetes_validate
 import pytest
 
 from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
 from components.settings import parse_image
-from conftest import KUBERNETES_VERSION, is_custom_resource, is_secret, run_program
+from conftest import KUBERNETES_VERSION, PROJECT_DIR, is_custom_resource, is_secret, run_program
+
+NGINX_CONF = PROJECT_DIR / "fileserver" / "nginx.conf"
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 CLUSTER_SCOPED_KINDS = ("Namespace",)
@@ -91,6 +95,14 @@ def test_selectors_use_stable_labels_that_the_pod_template_carries(deployed):
         selector = workload["spec"]["selector"]["matchLabels"]
         assert "app.kubernetes.io/version" not in selector
         assert matches(selector, workload["spec"]["template"]["metadata"]["labels"])
+
+
+def test_workloads_and_their_pods_carry_the_version_they_run(deployed):
+    for workload in workloads(deployed):
+        (container,) = workload["spec"]["template"]["spec"]["containers"]
+        version = parse_image(container["image"]).version
+        for labels in (workload["metadata"]["labels"], workload["spec"]["template"]["metadata"]["labels"]):
+            assert labels["app.kubernetes.io/version"] == version, workload["metadata"]["name"]
 
 
 def test_every_resource_is_a_child_of_a_journal_component(deployed):
@@ -245,8 +257,13 @@ def test_every_pod_runs_restricted(deployed):
         security = spec["securityContext"]
         assert security["runAsNonRoot"] is True, name
         assert security["runAsUser"] > 0, name
+        # The user's own group, which also owns the mounted volumes; chowned only when
+        # their root does not already belong to it.
+        assert security["runAsGroup"] == security["fsGroup"] == security["runAsUser"], name
+        assert security["fsGroupChangePolicy"] == "OnRootMismatch", name
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["automountServiceAccountToken"] is False, name
+        assert spec["enableServiceLinks"] is False, name
 
 
 def test_every_container_is_locked_down_and_sized(deployed):
@@ -258,6 +275,50 @@ def test_every_container_is_locked_down_and_sized(deployed):
         for kind in ("requests", "limits"):
             assert set(container["resources"][kind]) == {"cpu", "memory"}, name
         assert "readinessProbe" in container and "livenessProbe" in container, name
+
+
+def test_every_scratch_volume_is_bounded_and_the_http_tiers_write_only_to_tmp(deployed):
+    for name, spec in pod_specs(deployed):
+        for volume in spec["volumes"]:
+            if "emptyDir" in volume:
+                assert "sizeLimit" in volume["emptyDir"], (name, volume)
+    for deployment in deployed.objects("Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        scratch = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for container in spec["containers"]:
+            writable = [m for m in container["volumeMounts"] if not m.get("readOnly")]
+            assert [(m["name"] in scratch, m["mountPath"]) for m in writable] == [(True, "/tmp")]
+
+
+def test_the_redis_config_which_holds_the_password_never_touches_the_nodes_disk(deployed):
+    spec = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    config_dir = {e["name"]: e.get("value") for e in container["env"]}["REDIS_CONF_DIR"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == config_dir]
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"]["medium"] == "Memory"
+
+
+def test_password_files_are_readable_by_their_owner_and_group_only(deployed):
+    modes = {
+        name: [v["secret"]["defaultMode"] for v in spec["volumes"] if "secret" in v] for name, spec in pod_specs(deployed)
+    }
+    assert modes == {"frontend": [0o440], "redis": [0o440], "fileserver": []}
+
+
+def test_http_probes_ask_each_tiers_health_endpoint(deployed):
+    health_paths = {"frontend": "/api/healthz", "fileserver": "/"}
+    for deployment in deployed.objects("Deployment"):
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        expected = health_paths[deployment["metadata"]["name"]]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"] == {"path": expected, "port": "http"}
+
+
+def test_the_file_server_port_is_the_one_its_nginx_conf_listens_on(deployed):
+    listens = [int(port) for port in re.findall(r"^\s*listen\s+(\d+)\s*;", NGINX_CONF.read_text(), re.MULTILINE)]
+    (container,) = deployed.object("Deployment", "fileserver")["spec"]["template"]["spec"]["containers"]
+    assert [int(port["containerPort"]) for port in container["ports"]] == listens
 
 
 def test_every_image_is_pinned(deployed):
@@ -293,6 +354,7 @@ def test_replicated_workloads_have_a_disruption_budget_and_single_pods_none(depl
         assert len(covering) == expected, workload["metadata"]["name"]
         for budget in covering:
             assert budget["spec"]["maxUnavailable"] == 1
+            assert budget["spec"]["selector"] == workload["spec"]["selector"]
 
 
 def test_pods_spread_across_nodes_as_a_rule_and_across_zones_as_a_preference(deployed):
@@ -307,6 +369,10 @@ def test_pods_spread_across_nodes_as_a_rule_and_across_zones_as_a_preference(dep
             # The tier's own pods: the selector matches the template and names the tier.
             assert matches(constraint["labelSelector"]["matchLabels"], pod_labels)
             assert constraint["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == pod_labels["app.kubernetes.io/component"]
+            # A Deployment's rollout runs two ReplicaSets at once: only the new one's pods
+            # count. StatefulSet pods carry no pod-template-hash to match on.
+            rollout_aware = ["pod-template-hash"] if workload["kind"] == "Deployment" else None
+            assert constraint.get("matchLabelKeys") == rollout_aware, workload["metadata"]["name"]
 
 
 def test_the_frontend_rolls_out_without_losing_capacity(deployed):
@@ -415,6 +481,19 @@ def test_the_edge_proxy_reaches_the_container_port_behind_each_route(deployed, d
 @pytest.mark.parametrize("protocol", ["UDP", "TCP"])
 def test_every_pod_can_ask_the_cluster_dns(deployed, component, protocol):
     assert allowed(deployed, "Egress", pod_labels(deployed, component), CLUSTER_DNS, protocol, 53)
+
+
+@pytest.mark.parametrize("component", ["frontend", "redis", "fileserver"])
+@pytest.mark.parametrize("port", [6379, 8080, 443])
+def test_no_pod_sends_anything_out_of_the_namespace(deployed, component, port):
+    elsewhere = {"namespace": "elsewhere", "labels": pod_labels(deployed, component)["labels"]}
+    assert not allowed(deployed, "Egress", pod_labels(deployed, component), elsewhere, "TCP", port)
+
+
+@pytest.mark.parametrize("component", ["frontend", "redis", "fileserver"])
+def test_port_53_is_open_to_the_cluster_dns_only(deployed, component):
+    other_system_pod = {"namespace": "kube-system", "labels": {"k8s-app": "metrics-server"}}
+    assert not allowed(deployed, "Egress", pod_labels(deployed, component), other_system_pod, "UDP", 53)
 
 
 @pytest.mark.parametrize(
