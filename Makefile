@@ -6,13 +6,17 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test render bench everything setup pulumi-tools kubernetes-tools cluster-images system-packages
+.PHONY: preview test mutants render bench everything setup pulumi-tools kubernetes-tools cluster-images system-packages
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview
 
 test: everything
 	$(PYTEST)
+
+# Each promise of tests/mutants.yaml broken in turn; the mock tests must catch every one.
+mutants: setup
+	$(VENV)/bin/python scripts/mutants.py
 
 render: setup pulumi-tools
 	scripts/render.sh $(STACK)
