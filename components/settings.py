@@ -265,11 +265,17 @@ class _Reader:
     def __init__(self, source: ConfigSource):
         self._source = source
         self.problems: list[str] = []
+        self._refused: set[str] = set()
 
     def _raw(self, key: str) -> Optional[str]:
         return self._source.get(key)
 
+    def refused(self, key: str) -> bool:
+        """Whether the value of `key` was read and refused: a problem names it already."""
+        return key in self._refused
+
     def _fail(self, key: str, expectation: str, value: Optional[str]) -> None:
+        self._refused.add(key)
         shown = "nothing" if value is None else repr(value)
         self.problems.append(f"{CONFIG_NAMESPACE}:{key} {expectation}, got {shown}")
 
@@ -577,7 +583,7 @@ def _ca_bundle(read: _Reader, raw: Optional[str]) -> Optional[str]:
 def _check_edge_mode(read: _Reader, edge: EdgeSettings) -> None:
     gateway_keys = {"gatewayClassName": edge.gateway_class, "gatewayNamespace": edge.gateway_namespace}
     for key, value in gateway_keys.items():
-        if edge.mode is EdgeMode.GATEWAY and value is None and not any(p.startswith(f"{CONFIG_NAMESPACE}:{key} ") for p in read.problems):
+        if edge.mode is EdgeMode.GATEWAY and value is None and not read.refused(key):
             read.problems.append(
                 f"{CONFIG_NAMESPACE}:{key} must be set when {CONFIG_NAMESPACE}:edge is 'gateway', got nothing"
             )

@@ -6,28 +6,24 @@
 #   PULUMI_CONFIG_PASSPHRASE_FILE=~/prod.pass scripts/pulumi.sh prod up
 #   scripts/pulumi.sh STACK --config-file-path
 #
-# - the CLI and plugins come from scripts/install-pulumi.sh (built if missing); the
-#   providers are installed into PULUMI_HOME under the versions requirements.txt pins
-#   (the versions the Python SDK asks the engine for) and never downloaded;
-# - PULUMI_HOME and the state backend are local to the clone (.pulumi/, git-ignored)
-#   unless PULUMI_HOME / PULUMI_BACKEND_URL are already set;
+# Its environment is scripts/lib/pulumi-env.sh's: the CLI and the providers built here,
+# never downloaded; PULUMI_HOME and the state backend local to the clone (.pulumi/,
+# git-ignored) unless already set; secrets in state encrypted with a passphrase, which
+# every stack other than dev needs from your environment (a production passphrase never
+# lives in the repository; Pulumi keeps its salt as `encryptionsalt:` in
+# Pulumi.STACK.yaml, to be committed once). What this script adds:
 # - the stack is created on first use and selected on every run, so any Pulumi command
 #   (`version`, `stack output`, `state ...`) acts on STACK; the commands that take
 #   --stack get it as well (never after a `--`), which keeps two runs on different
 #   stacks in one clone apart;
-# - secrets in state are encrypted with a passphrase. Every stack other than dev needs
-#   PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE from your environment (a
-#   production passphrase never lives in the repository); Pulumi keeps its salt as
-#   `encryptionsalt:` in Pulumi.STACK.yaml, to be committed once.
-#   Without either variable, dev uses a random passphrase generated once into
-#   .pulumi/dev-passphrase (owner-only, never committed). That passphrase, and so its
-#   salt, belongs to this clone alone: the salt is kept out of the tracked
-#   Pulumi.dev.yaml, in .pulumi/stacks/Pulumi.dev.yaml, a private copy of it rebuilt
-#   on every run (your edits to Pulumi.dev.yaml take effect) that preview, up,
-#   refresh, destroy, import and the reading config commands are given as
-#   --config-file. `config set` and the other writing config commands still write
-#   Pulumi.dev.yaml; secret values (`--secret`) are refused there, as no other clone
-#   could decrypt them.
+# - with dev's own passphrase (neither PULUMI_CONFIG_PASSPHRASE nor
+#   PULUMI_CONFIG_PASSPHRASE_FILE set), which belongs to this clone alone and so does its
+#   salt, the salt is kept out of the tracked Pulumi.dev.yaml, in
+#   .pulumi/stacks/Pulumi.dev.yaml, a private copy of it rebuilt on every run (your edits
+#   to Pulumi.dev.yaml take effect) that preview, up, refresh, destroy, import and the
+#   reading config commands are given as --config-file. `config set` and the other
+#   writing config commands still write Pulumi.dev.yaml; secret values (`--secret`) are
+#   refused there, as no other clone could decrypt them.
 # - `--config-file-path` as the only argument creates the stack if needed and prints
 #   the configuration file the commands above read (used by scripts/render.sh).
 set -euo pipefail
@@ -40,59 +36,21 @@ stack=$1
 shift
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-state_dir="$root/.pulumi"
-mkdir -p "$state_dir"
-chmod 700 "$state_dir"
-
-tools_bin=$("$root/scripts/install-pulumi.sh")
-export PATH="$tools_bin:$root/venv/bin:$PATH"
-export PULUMI_HOME="${PULUMI_HOME:-$state_dir/home}"
-export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$state_dir/state}"
-case $PULUMI_BACKEND_URL in
-file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
-esac
-export PULUMI_SKIP_UPDATE_CHECK=true
-export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-# Providers come from PULUMI_HOME only, at exactly the pinned versions.
-export PULUMI_IGNORE_AMBIENT_PLUGINS=true
-
-installed_plugins=$(pulumi plugin ls --json)
-for provider in kubernetes random; do
-	version=$(sed -n "s/^pulumi-$provider==//p" "$root/requirements.txt")
-	[ -n "$version" ] || { echo "pulumi.sh: requirements.txt pins no pulumi-$provider" >&2; exit 2; }
-	if ! "$root/venv/bin/python" -c '
-import json, sys
-name, version = sys.argv[1:]
-sys.exit(not any(p["name"] == name and p["kind"] == "resource" and p["version"] == version for p in json.load(sys.stdin)))
-' "$provider" "$version" <<<"$installed_plugins"; then
-		pulumi plugin install resource "$provider" "$version" --file "$tools_bin/pulumi-resource-$provider" >&2
-	fi
-done
+# shellcheck source-path=SCRIPTDIR source=lib/pulumi-env.sh
+source "$root/scripts/lib/pulumi-env.sh"
 
 cd "$root"
 stack_file="Pulumi.$stack.yaml"
 # The stack configuration file the commands read: empty means Pulumi's own choice,
 # the tracked Pulumi.STACK.yaml.
 config_file=
-if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
-	if [ "$stack" != dev ]; then
-		echo "pulumi.sh: stack '$stack' needs PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE in the environment" >&2
-		exit 2
-	fi
-	passphrase_file="$state_dir/dev-passphrase"
+if [ -n "$private_dir" ]; then
 	# The private stack file: the tracked one without any salt of its own, plus the
 	# salt Pulumi wrote into the private file (at `stack init`, below, or whenever it
 	# finds none). A directory of its own, with a copy of Pulumi.yaml, so that
 	# `stack init` can run there and write the salt nowhere else.
-	private_dir="$state_dir/stacks"
 	config_file="$private_dir/$stack_file"
 	mkdir -p "$private_dir"
-	if [ ! -s "$passphrase_file" ]; then
-		(umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$passphrase_file")
-		rm -f "$config_file" # a salt made with an earlier passphrase
-	fi
-	export PULUMI_CONFIG_PASSPHRASE_FILE="$passphrase_file"
-
 	cp Pulumi.yaml "$private_dir/Pulumi.yaml"
 	salt=
 	if [ -f "$config_file" ]; then salt=$(sed -n 's/^encryptionsalt: *//p' "$config_file" | head -n 1); fi

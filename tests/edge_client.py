@@ -16,8 +16,9 @@ import socket
 import subprocess
 import ssl
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from localcluster import cluster as local_cluster
 
@@ -80,21 +81,25 @@ class EdgeClient:
         except (OSError, http.client.HTTPException):
             return False
 
-    def peer_certificate(self) -> dict:
-        """The certificate the edge presents for the host, as ssl decodes a verified one."""
-        assert self.context is not None
+    @contextmanager
+    def _verified_tls(self) -> Iterator[ssl.SSLSocket]:
+        """A TLS connection to the edge for the host, its certificate verified by the root."""
+        assert self.context is not None, "HTTPS needs the ACME server's root"
         with socket.create_connection((self.address, 443), self.timeout) as sock:
             with self.context.wrap_socket(sock, server_hostname=self.host) as tls:
-                return tls.getpeercert()
+                yield tls
+
+    def peer_certificate(self) -> dict:
+        """The certificate the edge presents for the host, as ssl decodes a verified one."""
+        with self._verified_tls() as tls:
+            return tls.getpeercert()
 
     def public_key_pin(self) -> str:
         """The base64 SHA-256 of the public key of the certificate the edge presents (which
         the root has just verified): the form Chromium's --ignore-certificate-errors-spki-list
         takes, so a browser trusts exactly this certificate's key and nothing else."""
-        assert self.context is not None
-        with socket.create_connection((self.address, 443), self.timeout) as sock:
-            with self.context.wrap_socket(sock, server_hostname=self.host) as tls:
-                der = tls.getpeercert(binary_form=True)
+        with self._verified_tls() as tls:
+            der = tls.getpeercert(binary_form=True)
         pem_key = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-pubkey"], input=der, capture_output=True, check=True).stdout
         spki = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pem_key, capture_output=True, check=True).stdout
         return base64.b64encode(hashlib.sha256(spki).digest()).decode()

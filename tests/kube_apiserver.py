@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from kubectl import has_condition
 from loopback import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -373,10 +374,7 @@ class KubeAPIServer:
         deadline = time.monotonic() + timeout
         for crd in crds:
             path = f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
-            while not any(
-                c["type"] == "Established" and c["status"] == "True"
-                for c in (self.request("GET", path).body.get("status") or {}).get("conditions", [])
-            ):
+            while not has_condition(self.request("GET", path).body, "Established"):
                 if time.monotonic() > deadline:
                     raise StartError(f"{crd['metadata']['name']} was not established after {timeout:.0f}s")
                 time.sleep(0.1)

@@ -32,9 +32,10 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from kube_apiserver import KubeAPIServer, StartError
+from kubectl import KubectlClient, has_condition
 
 ZONES = ("zone-a", "zone-b", "zone-c")
 NODE_CAPACITY = {"cpu": "4", "memory": "16Gi", "pods": "110", "ephemeral-storage": "100Gi"}
@@ -48,7 +49,7 @@ LEASE_SECONDS = 8
 EVICTION_SECONDS = 5
 
 
-class Fleet(KubeAPIServer):
+class Fleet(KubectlClient, KubeAPIServer):
     def __init__(self, bin_dir: Path):
         super().__init__(
             bin_dir,
@@ -128,17 +129,17 @@ class Fleet(KubeAPIServer):
         for attempt in range(1, attempts + 1):
             self.spawn("kwok-cluster", self._kwok_args(stages, "no-such-node"), binary="kwok")
             try:
-                self.wait(lambda: self._probe_ready(), 20, "the cluster's kwok to mark a probe Issuer Ready")
+                self.wait(
+                    lambda: has_condition(self.get("issuer", "kwok-probe", "-n", "default"), "Ready"),
+                    20,
+                    "the cluster's kwok to mark a probe Issuer Ready",
+                )
                 break
             except (AssertionError, StartError):
                 _stop(self.processes.pop("kwok-cluster"))
                 if attempt == attempts:
                     raise
         self.kubectl("delete", "issuer", "kwok-probe", "-n", "default")
-
-    def _probe_ready(self) -> bool:
-        issuer = self.get("issuer", "kwok-probe", "-n", "default")
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in issuer.get("status", {}).get("conditions", []))
 
     def _stage_file(self, name: str, paths: list[Path]) -> Path:
         assert self.workdir is not None
@@ -202,35 +203,12 @@ class Fleet(KubeAPIServer):
         return added
 
     def node_ready(self, name: str) -> bool:
-        node = self.get("node", name)
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", []))
+        return has_condition(self.get("node", name), "Ready")
 
     def lose_node(self, name: str) -> None:
         """The node's machine dies: its kubelet (its kwok) is killed, and nothing more is
         heard from it."""
         _stop(self.processes.pop(f"kwok-{name}"))
-
-    # --- kubectl -------------------------------------------------------------------------
-
-    def kubectl(self, *args: str, input: Optional[str] = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-    def get(self, *args: str) -> dict:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
-
-    def pods(self, namespace: str, component: str) -> list[dict]:
-        """The component's pods that are not on their way out."""
-        pods = self.get("pods", "-n", namespace, "-l", f"app.kubernetes.io/component={component}")["items"]
-        return [pod for pod in pods if "deletionTimestamp" not in pod["metadata"]]
 
     def wait(self, check: Callable[[], object], timeout: float, what: str, interval: float = 0.5) -> None:
         deadline = time.monotonic() + timeout

@@ -25,30 +25,15 @@ sys.path.insert(0, str(PROJECT_DIR))
 
 from localcluster import cluster as local_cluster  # noqa: E402
 from localcluster import images  # noqa: E402
+from kubectl import KubectlClient  # noqa: E402
 from redis_nodes import wait_for  # noqa: E402
 
 
-class Cluster:
+class Cluster(KubectlClient):
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
         self.kubeconfig = local_cluster.PATHS.admin_kubeconfig
         self.created_namespaces: list[str] = []
-
-    def kubectl(self, *args: str, input: Optional[str] = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [str(self.bin_dir / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
-            input=input,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=timeout,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-    def get(self, *args: str) -> dict:
-        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
     def apply(self, *manifests: dict, namespace: Optional[str] = None) -> None:
         document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})

@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from kubectl import has_condition
 from local_cluster import CLIENT_IMAGE, SLEEPER, cluster, cluster_session, hardened_pod  # noqa: F401
 from localcluster import cluster as local_cluster
 from localcluster import images
@@ -49,8 +50,7 @@ def service_on_8080(name: str, selects: str) -> dict:
 def test_the_cluster_has_one_ready_node(cluster):
     nodes = cluster.get("nodes")["items"]
     assert [node["metadata"]["name"] for node in nodes] == [local_cluster.NODE_NAME]
-    conditions = {c["type"]: c["status"] for c in nodes[0]["status"]["conditions"]}
-    assert conditions["Ready"] == "True"
+    assert has_condition(nodes[0], "Ready")
     assert nodes[0]["spec"]["podCIDR"] == local_cluster.POD_CIDR
 
 
@@ -185,8 +185,7 @@ def test_the_edge_add_ons_answer_cert_manager_pebble_and_the_gateway_class(clust
     with urllib.request.urlopen(directory_url, context=context, timeout=10) as response:
         assert {"newAccount", "newNonce", "newOrder"} <= set(json.loads(response.read()))
     # Traefik has taken the GatewayClass the gateway edge names.
-    conditions = cluster.get("gatewayclass", local_cluster.GATEWAY_CLASS)["status"]["conditions"]
-    assert any(c["type"] == "Accepted" and c["status"] == "True" for c in conditions)
+    assert has_condition(cluster.get("gatewayclass", local_cluster.GATEWAY_CLASS), "Accepted")
 
 
 def test_the_default_storage_class_binds_a_claim_a_non_root_pod_can_write(cluster):

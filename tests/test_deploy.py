@@ -4,15 +4,16 @@ the ingress controller with the stack's host name (its certificate from the clus
 server: tests/test_edge.py looks at the edge itself), then changed, and destroyed."""
 
 import json
-import threading
 import time
 from typing import Iterator
 
 import pytest
 
+from background_watch import BackgroundWatch
 from browser import Browser, exercise_journal_page
 from conftest import PROJECT_DIR
-from edge_client import EdgeClient, acme_root
+from deployed_stack import DeployedStack, failure_output
+from kubectl import has_condition
 from local_cluster import Cluster, cluster_session, module_cluster  # noqa: F401
 from localcluster import cluster as local_cluster
 from localcluster import images
@@ -24,14 +25,11 @@ NAMESPACE = "journal-dev"
 HOST = "journal.dev.example.com"
 
 
-class Journal:
-    """The deployed stack as its users reach it: over HTTPS to the stack's host name, at the
-    ingress controller's address."""
+class Journal(DeployedStack):
+    """The dev stack as deployed, with the journal's own requests."""
 
     def __init__(self, project: Project, cluster: Cluster):
-        self.project = project
-        self.cluster = cluster
-        self.client = EdgeClient(HOST, acme_root(cluster.bin_dir))
+        super().__init__(project, cluster, NAMESPACE, HOST)
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "text/plain") -> tuple[int, bytes]:
         status, _, answer = self.client.request(method, path, body, content_type)
@@ -47,17 +45,6 @@ class Journal:
         assert status == 201, body
         return json.loads(body)
 
-    def redis_cli(self, pod: str, *command: str) -> str:
-        """redis-cli in a Redis pod, authenticated the way the probes are (REDISCLI_AUTH
-        from the mounted file: the password never appears in an argument)."""
-        script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
-        return self.cluster.exec(NAMESPACE, pod, "sh", "-c", script, "redis-cli", *command).stdout
-
-    def pods(self, component: str) -> list[dict]:
-        """The component's pods, those on their way out (terminating) left out."""
-        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
-        return [pod for pod in pods if "deletionTimestamp" not in pod["metadata"]]
-
 
 @pytest.fixture(scope="module")
 def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
@@ -65,12 +52,7 @@ def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
     project.pulumi("dev", "up", "--yes", "--skip-preview")
     journal = Journal(project, module_cluster)
     journal.ready_endpoints_after_up = ready_endpoints(module_cluster)
-    # `up` returns once the pods are Ready, the Services have endpoints and the
-    # certificate is issued; the ingress controller applies them a moment later (Traefik
-    # batches its updates for up to two seconds).
-    module_cluster.wait(
-        lambda: journal.client.serves_https("/api/healthz") and journal.client.serves_https("/"), 30, "the ingress to route /api and /"
-    )
+    journal.wait_until_routed()
     yield journal
     project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
 
@@ -85,16 +67,12 @@ def ready_endpoints(cluster: Cluster) -> dict[str, int]:
     return counts
 
 
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-
-
 def test_up_leaves_every_pod_running_and_ready_from_the_images_built_here(journal):
     # The stack's own pods: cert-manager's HTTP-01 solver may still be on its way out.
     pods = journal.cluster.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/part-of=journal")["items"]
     assert sorted(pod["metadata"]["labels"]["app.kubernetes.io/component"] for pod in pods) == ["fileserver", "frontend", "redis"]
     for pod in pods:
-        assert pod["status"]["phase"] == "Running" and ready(pod), pod["metadata"]["name"]
+        assert pod["status"]["phase"] == "Running" and has_condition(pod, "Ready"), pod["metadata"]["name"]
     claim = journal.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)
     assert claim["status"]["phase"] == "Bound"
     ingress = journal.cluster.get("ingress", "-n", NAMESPACE)["items"][0]
@@ -148,31 +126,18 @@ def test_a_second_up_changes_nothing(journal):
     journal.project.pulumi("dev", "preview", "--expect-no-changes")
 
 
-class ReadyWatch:
+class ReadyWatch(BackgroundWatch):
     """Polls a Deployment's ready replicas in the background, keeping the lowest seen."""
 
     def __init__(self, cluster: Cluster, name: str):
+        super().__init__(interval=0.2)
         self.cluster, self.name = cluster, name
         self.lowest: int | None = None
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            status = self.cluster.get("deployment", self.name, "-n", NAMESPACE)["status"]
-            ready = status.get("readyReplicas", 0)
-            self.lowest = ready if self.lowest is None else min(self.lowest, ready)
-            self.samples += 1
-            time.sleep(0.2)
-
-    def __enter__(self) -> "ReadyWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def sample(self) -> None:
+        status = self.cluster.get("deployment", self.name, "-n", NAMESPACE)["status"]
+        ready = status.get("readyReplicas", 0)
+        self.lowest = ready if self.lowest is None else min(self.lowest, ready)
 
 
 def test_a_config_change_rolls_the_frontend_without_losing_ready_capacity(journal):
@@ -213,10 +178,7 @@ def test_a_new_image_tag_rolls_the_pods(journal):
 
 
 def assert_fails_in_bounded_time_naming(result, started: float, workload: str) -> None:
-    took = time.monotonic() - started
-    output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert took < 120, f"up took {took:.0f}s to fail"
+    output = failure_output(result, started)
     assert workload in output and ("ErrImagePull" in output or "ImagePullBackOff" in output), output[-3000:]
 
 

@@ -25,7 +25,8 @@ import pytest
 import yaml
 
 from conftest import stack_config
-from edge_client import EdgeClient, acme_root
+from deployed_stack import DeployedStack
+from kubectl import has_condition
 from local_cluster import CLIENT_IMAGE, SLEEPER, Cluster, cluster_session, hardened_pod, module_cluster  # noqa: F401
 from localcluster import cluster as local_cluster
 from project_copy import Project, copy_project
@@ -42,10 +43,9 @@ LOCAL_NODE = {
 }
 
 
-class Prod:
+class Prod(DeployedStack):
     def __init__(self, project: Project, cluster: Cluster):
-        self.project, self.cluster = project, cluster
-        self.client = EdgeClient(HOST, acme_root(cluster.bin_dir))
+        super().__init__(project, cluster, NAMESPACE, HOST)
 
     def post(self, text: str) -> dict:
         """POST an entry over HTTPS through the ingress controller, from the host, as any client."""
@@ -56,17 +56,12 @@ class Prod:
     def status(self, path: str) -> int:
         return self.client.request("GET", path)[0]
 
-    def redis_cli(self, pod: str, *command: str, check: bool = True) -> str:
-        script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
-        return self.cluster.exec(NAMESPACE, pod, "sh", "-c", script, "redis-cli", *command, check=check).stdout
-
     def replication(self, pod: str) -> dict[str, str]:
         info = self.redis_cli(pod, "INFO", "replication")
         return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
 
     def pod_name(self, component: str) -> str:
-        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", f"app.kubernetes.io/component={component}")["items"]
-        return next(pod["metadata"]["name"] for pod in pods if "deletionTimestamp" not in pod["metadata"])
+        return self.pods(component)[0]["metadata"]["name"]
 
     def pod_ip(self, name: str, namespace: str = NAMESPACE) -> str:
         return self.cluster.get("pod", name, "-n", namespace)["status"]["podIP"]
@@ -82,10 +77,7 @@ def prod(module_cluster, tmp_path_factory) -> Iterator[Prod]:
     project.pulumi("prod", "up", "--yes", "--skip-preview")
     deployed = Prod(project, module_cluster)
     module_cluster.wait(lambda: all(deployed.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 60, "both replicas linked")
-    # The ingress controller routes a Service only once it has seen its endpoints.
-    module_cluster.wait(
-        lambda: deployed.client.serves_https("/api/healthz") and deployed.client.serves_https("/"), 30, "the ingress to route /api and /"
-    )
+    deployed.wait_until_routed()
     yield deployed
     project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
     project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
@@ -96,7 +88,7 @@ def test_every_pod_of_the_production_shape_is_ready(prod):
     pods = prod.cluster.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/part-of=journal")["items"]
     counts: dict[str, int] = {}
     for pod in pods:
-        assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"]), pod["metadata"]["name"]
+        assert has_condition(pod, "Ready"), pod["metadata"]["name"]
         component = pod["metadata"]["labels"]["app.kubernetes.io/component"]
         counts[component] = counts.get(component, 0) + 1
     assert counts == {"frontend": 3, "redis": 3, "fileserver": 2}

@@ -14,7 +14,9 @@ from typing import Iterator
 
 import pytest
 
+from deployed_stack import failure_output
 from edge_client import EdgeClient, acme_root
+from kubectl import has_condition
 from local_cluster import Cluster, cluster_session, module_cluster  # noqa: F401
 from localcluster import cluster as local_cluster
 from project_copy import Project, copy_project
@@ -92,8 +94,7 @@ def deployed(request, project: Project, module_cluster: Cluster) -> Iterator[Dep
 def test_up_exports_the_https_url_and_https_answers_within_the_controllers_batching(deployed):
     print(f"{deployed.mode}: up {deployed.up_seconds:.1f}s, HTTPS answered {deployed.https_after_up_seconds:.1f}s after it returned")
     assert deployed.outputs()["url"] == f"https://{deployed.host}/"
-    certificate = deployed.get("certificate", "journal")
-    assert any(c["type"] == "Ready" and c["status"] == "True" for c in certificate["status"]["conditions"])
+    assert has_condition(deployed.get("certificate", "journal"), "Ready")
 
 
 def test_the_certificate_came_from_the_acme_server_over_http01(deployed):
@@ -147,19 +148,12 @@ def test_the_solver_policy_is_necessary_and_sufficient(deployed):
     print(f"{deployed.mode}: without the policy, cert-manager reports: {solver_reason(deployed)}")
     assert re.search(r"wrong status code '50[234]'|timeout|deadline", solver_reason(deployed)), solver_reason(deployed)
     states = [order["status"].get("state") for order in deployed.get("orders.acme.cert-manager.io")["items"]]
-    assert "pending" in states and not any(
-        c["type"] == "Ready" and c["status"] == "True" for c in deployed.get("certificate", "journal")["status"]["conditions"]
-    ), states
+    assert "pending" in states and not has_condition(deployed.get("certificate", "journal"), "Ready"), states
 
     # `up` repairs the drift: the policy is back, and the renewal goes through.
     deployed.project.pulumi(deployed.stack, "up", "--yes", "--skip-preview", "--refresh")
     deployed.cluster.wait(
-        lambda: any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in deployed.get("certificate", "journal")["status"]["conditions"]
-        ),
-        90,
-        "the renewal to complete with the policy back",
+        lambda: has_condition(deployed.get("certificate", "journal"), "Ready"), 90, "the renewal to complete with the policy back"
     )
     deployed.cluster.wait(deployed.client.serves_https, 30, "HTTPS with the new certificate")
 
@@ -175,10 +169,7 @@ def test_an_acme_server_the_stack_does_not_trust_fails_up_in_bounded_time_naming
     started = time.monotonic()
     try:
         failed = project.pulumi("untrusted", "up", "--yes", "--skip-preview", check=False)
-        took = time.monotonic() - started
-        output = failed.stdout + failed.stderr
-        assert failed.returncode != 0
-        assert took < 120, f"up took {took:.0f}s to fail"
+        output = failure_output(failed, started)
         assert "edge-issuer" in output and "x509: certificate signed by unknown authority" in output, output[-3000:]
         assert "url" not in json.loads(project.pulumi("untrusted", "stack", "output", "--json").stdout)
     finally:

@@ -16,6 +16,7 @@ import yaml
 
 from conftest import KUBERNETES_VERSION, is_custom_resource, run_program
 from project_copy import Project, copy_project
+from scripts import render_state
 
 pytestmark = pytest.mark.engine
 
@@ -84,6 +85,17 @@ def test_a_render_writes_again_what_was_deleted(project):
     again = assert_rendered_completely(project, "dev")
     (name,) = [key.split("/", 1)[1] for key in again if key.startswith("ConfigMap/frontend-config-")]
     assert f'"name": "{name}"' in json.dumps(again["Deployment/frontend"])
+
+
+def test_the_render_state_names_each_objects_file_as_the_provider_does(project):
+    """scripts/render.sh finds what is missing by the names scripts/render_state.py
+    gives: every object of the render state has one, and it is a file the provider wrote."""
+    out = project.render("prod")
+    exported = json.loads(project.pulumi("prod", "stack", "export", **project.render_backend()).stdout)
+    objects = [r for r in exported["deployment"]["resources"] if r["custom"] and r["type"].startswith("kubernetes:")]
+    paths = {render_state.rendered_path(r["outputs"], str(out)) for r in objects}
+    assert len(paths) == len(objects) == len(run_program("prod").kubernetes_objects())
+    assert paths == {str(path) for path in project.manifests(out)}
 
 
 def test_the_dev_stack_file_stays_as_committed(project):

@@ -12,14 +12,15 @@ about the Redis pod left on it. Then many stacks side by side on one fleet.
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
 
+from background_watch import BackgroundWatch
 from kube_apiserver import install
+from kubectl import has_condition
 from kwok_fleet import Fleet
 from project_copy import Project, copy_project
 
@@ -33,10 +34,6 @@ NEW_IMAGES = {
     "journal:fileserverImage": "registry.example.com/journal/static:v1.0.2-5c0a9e2d",
     "journal:redisImage": "docker.io/library/redis:7.0.15-bookworm-r1",
 }
-
-
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
 
 
 @dataclass
@@ -53,12 +50,12 @@ class Prod:
         return {tier: [pod["spec"].get("nodeName", "") for pod in self.fleet.pods(NAMESPACE, tier)] for tier in TIERS}
 
     def ready_counts(self) -> dict[str, int]:
-        return {tier: sum(1 for pod in self.fleet.pods(NAMESPACE, tier) if ready(pod)) for tier in TIERS}
+        return {tier: sum(1 for pod in self.fleet.pods(NAMESPACE, tier) if has_condition(pod, "Ready")) for tier in TIERS}
 
     def settled(self) -> bool:
         """Every tier at its replica count, every pod Ready, none on its way out."""
         pods = self.fleet.get("pods", "-n", NAMESPACE)["items"]
-        return all(ready(pod) and "deletionTimestamp" not in pod["metadata"] for pod in pods) and self.ready_counts() == TIERS
+        return all(has_condition(pod, "Ready") and "deletionTimestamp" not in pod["metadata"] for pod in pods) and self.ready_counts() == TIERS
 
 
 @pytest.fixture(scope="module", params=[3, 6], ids=["3-nodes", "6-nodes"])
@@ -71,34 +68,21 @@ def prod(request, tmp_path_factory) -> Iterator[Prod]:
         yield deployed
 
 
-class Watch:
+class Watch(BackgroundWatch):
     """Samples the ready pods of every tier in the background, keeping the lowest counts,
     and the most Redis pods seen not Ready at once."""
 
     def __init__(self, prod: Prod):
+        super().__init__(interval=0.1)
         self.prod = prod
         self.lowest = dict(TIERS)
         self.most_redis_unready = 0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            counts = self.prod.ready_counts()
-            for tier, count in counts.items():
-                self.lowest[tier] = min(self.lowest[tier], count)
-            self.most_redis_unready = max(self.most_redis_unready, TIERS["redis"] - counts["redis"])
-            self.samples += 1
-            time.sleep(0.1)
-
-    def __enter__(self) -> "Watch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._stop.set()
-        self._thread.join(10)
+    def sample(self) -> None:
+        counts = self.prod.ready_counts()
+        for tier, count in counts.items():
+            self.lowest[tier] = min(self.lowest[tier], count)
+        self.most_redis_unready = max(self.most_redis_unready, TIERS["redis"] - counts["redis"])
 
 
 def test_up_awaits_every_resource_and_every_pod_is_ready(prod):
@@ -188,7 +172,7 @@ def test_a_lost_node_is_replaced_for_the_stateless_tiers_and_by_the_operator_for
 
     def redis_back() -> bool:
         pods = {p["metadata"]["name"]: p for p in prod.fleet.pods(NAMESPACE, "redis")}
-        return "redis-1" in pods and pods["redis-1"]["spec"].get("nodeName") not in (None, lost) and ready(pods["redis-1"])
+        return "redis-1" in pods and pods["redis-1"]["spec"].get("nodeName") not in (None, lost) and has_condition(pods["redis-1"], "Ready")
 
     prod.fleet.wait(redis_back, 120, "redis-1 to come back on another node")
     claim = prod.fleet.get("pod", "redis-1", "-n", NAMESPACE)["spec"]["volumes"]
