@@ -21,6 +21,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from . import edge_kinds as kinds
 from .labels import TierLabels
 from .settings import EdgeMode, EdgeSettings, TlsSettings
 
@@ -65,7 +66,7 @@ class Edge(pulumi.ComponentResource):
         self._namespace = namespace
 
         # The Secret cert-manager writes the certificate to, and the edge serves it from.
-        self._secret_name = f"{labels.component}-tls" if settings.tls else None
+        self._tls_secret_name = f"{labels.component}-tls"
         certificate = self._certificate(settings.tls) if settings.tls else None
 
         if settings.mode is EdgeMode.GATEWAY:
@@ -85,7 +86,7 @@ class Edge(pulumi.ComponentResource):
         # An Issuer in the stack's own namespace, not a ClusterIssuer: the stack needs no
         # cluster-wide object for it, and its ACME account key stays in its namespace.
         issuer_name = tls.issuer.value
-        acme = {
+        acme: kinds.AcmeIssuer = {
             "server": tls.acme_server,
             "email": tls.email,
             "privateKeySecretRef": {"name": f"{issuer_name}-account-key"},
@@ -100,7 +101,7 @@ class Edge(pulumi.ComponentResource):
             # Ready once the ACME account is registered: a wrong server or CA bundle fails
             # here, naming the reason, rather than as a certificate that never comes.
             metadata=self._metadata(issuer_name, {WAIT_FOR: READY}),
-            spec={"acme": acme},
+            spec=kinds.IssuerSpec(acme=acme),
             opts=pulumi.ResourceOptions(parent=self),
         )
         return k8s.apiextensions.CustomResource(
@@ -108,19 +109,19 @@ class Edge(pulumi.ComponentResource):
             api_version="cert-manager.io/v1",
             kind="Certificate",
             metadata=self._metadata(self._labels.name, {WAIT_FOR: READY}),
-            spec={
-                "secretName": self._secret_name,
-                "dnsNames": [self._settings.host],
-                "issuerRef": {"group": "cert-manager.io", "kind": "Issuer", "name": issuer_name},
+            spec=kinds.CertificateSpec(
+                secretName=self._tls_secret_name,
+                dnsNames=[tls.host],
+                issuerRef={"group": "cert-manager.io", "kind": "Issuer", "name": issuer_name},
                 # A fresh key with every renewal: a leaked key dies with its certificate.
-                "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-            },
+                privateKey={"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            ),
             # Never after the Gateway: a Gateway is programmed only once its certificate
             # exists, and the certificate needs the Gateway to answer the challenge.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer]),
         )
 
-    def _http01_solver(self) -> dict:
+    def _http01_solver(self) -> kinds.Http01Solver:
         """cert-manager answers the challenge through the same edge as the service."""
         if self._settings.mode is EdgeMode.GATEWAY:
             return {"gatewayHTTPRoute": {"parentRefs": [self._gateway_ref("http")]}}
@@ -136,7 +137,7 @@ class Edge(pulumi.ComponentResource):
                 "paths": [
                     {
                         "path": route.path,
-                        "pathType": "Prefix",
+                        "path_type": "Prefix",
                         "backend": {"service": {"name": route.service_name, "port": {"number": route.service_port}}},
                     }
                     for route in routes
@@ -145,9 +146,9 @@ class Edge(pulumi.ComponentResource):
         }
         if settings.host:
             rule["host"] = settings.host
-        spec: k8s.networking.v1.IngressSpecArgsDict = {"ingressClassName": settings.ingress_class, "rules": [rule]}
-        if self._secret_name:
-            spec["tls"] = [{"hosts": [settings.host], "secretName": self._secret_name}]
+        spec: k8s.networking.v1.IngressSpecArgsDict = {"ingress_class_name": settings.ingress_class, "rules": [rule]}
+        if settings.tls:
+            spec["tls"] = [{"hosts": [settings.tls.host], "secret_name": self._tls_secret_name}]
         ingress = k8s.networking.v1.Ingress(
             f"{self._name}-ingress",
             metadata=self._metadata(self._labels.name),
@@ -160,22 +161,25 @@ class Edge(pulumi.ComponentResource):
 
     def _gateway_entry(self, routes: list[Route]) -> tuple[k8s.apiextensions.CustomResource, ...]:
         settings = self._settings
-        tls = self._secret_name is not None
-        host = {"hostname": settings.host} if settings.host else {}
-        same_namespace = {"namespaces": {"from": "Same"}}
+        tls = settings.tls is not None
+
+        def listener(listener_name: str, protocol: str, port: int) -> kinds.Listener:
+            served: kinds.Listener = {
+                "name": listener_name,
+                "protocol": protocol,
+                "port": port,
+                "allowedRoutes": {"namespaces": {"from": "Same"}},
+            }
+            if settings.host:
+                served["hostname"] = settings.host
+            return served
+
         # Plain HTTP always: it carries the ACME challenges, and with TLS only a redirect.
-        listeners = [{"name": "http", "protocol": "HTTP", "port": HTTP_PORT, **host, "allowedRoutes": same_namespace}]
+        listeners = [listener("http", "HTTP", HTTP_PORT)]
         if tls:
-            listeners.append(
-                {
-                    "name": "https",
-                    "protocol": "HTTPS",
-                    "port": HTTPS_PORT,
-                    **host,
-                    "allowedRoutes": same_namespace,
-                    "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": self._secret_name}]},
-                }
-            )
+            https = listener("https", "HTTPS", HTTPS_PORT)
+            https["tls"] = {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": self._tls_secret_name}]}
+            listeners.append(https)
         gateway = k8s.apiextensions.CustomResource(
             f"{self._name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
@@ -183,27 +187,32 @@ class Edge(pulumi.ComponentResource):
             # Programmed: the controller serves every listener, the HTTPS one with its
             # certificate.
             metadata=self._metadata(self._labels.name, {WAIT_FOR: "condition=Programmed"}),
-            spec={"gatewayClassName": settings.gateway_class, "listeners": listeners},
+            spec=kinds.GatewaySpec(gatewayClassName=settings.gateway_class or "", listeners=listeners),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        hostnames = {"hostnames": [settings.host]} if settings.host else {}
+
+        def route_spec(parent: kinds.ParentReference, rules: list[kinds.RouteRule]) -> kinds.HTTPRouteSpec:
+            spec: kinds.HTTPRouteSpec = {"parentRefs": [parent], "rules": rules}
+            if settings.host:
+                spec["hostnames"] = [settings.host]
+            return spec
+
         service_route = k8s.apiextensions.CustomResource(
             f"{self._name}-route",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
             metadata=self._metadata(self._labels.name, {WAIT_FOR: ROUTE_READY}),
-            spec={
-                "parentRefs": [self._gateway_ref("https" if tls else "http")],
-                **hostnames,
+            spec=route_spec(
+                self._gateway_ref("https" if tls else "http"),
                 # The longest matching prefix wins, as with the Ingress.
-                "rules": [
+                [
                     {
                         "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
                         "backendRefs": [{"name": route.service_name, "port": route.service_port}],
                     }
                     for route in routes
                 ],
-            },
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
         )
         if not tls:
@@ -215,10 +224,9 @@ class Edge(pulumi.ComponentResource):
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
             metadata=self._metadata(f"{self._labels.name}-https-redirect", {WAIT_FOR: ROUTE_READY}),
-            spec={
-                "parentRefs": [self._gateway_ref("http")],
-                **hostnames,
-                "rules": [
+            spec=route_spec(
+                self._gateway_ref("http"),
+                [
                     {
                         "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                         "filters": [
@@ -226,17 +234,19 @@ class Edge(pulumi.ComponentResource):
                         ],
                     }
                 ],
-            },
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
         )
         return gateway, service_route, redirect
 
-    def _gateway_ref(self, listener: str) -> dict:
+    def _gateway_ref(self, listener: str) -> kinds.ParentReference:
         return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self._labels.name, "sectionName": listener}
 
     # ---------------------------------------------------------------------------------
 
-    def _metadata(self, object_name: str, annotations: Optional[dict[str, str]] = None) -> dict:
+    def _metadata(
+        self, object_name: str, annotations: Optional[dict[str, str]] = None
+    ) -> k8s.meta.v1.ObjectMetaArgsDict:
         return {
             "name": object_name,
             "namespace": self._namespace,

@@ -54,7 +54,7 @@ class Frontend(pulumi.ComponentResource):
             env=[
                 {
                     "name": "JOURNAL_ENTRIES",
-                    "valueFrom": {"configMapKeyRef": {"name": config.metadata.name, "key": "journalEntries"}},
+                    "value_from": {"config_map_key_ref": {"name": config.metadata.name, "key": "journalEntries"}},
                 },
                 {"name": "REDIS_READ_HOST", "value": redis.read_host},
                 {"name": "REDIS_WRITE_HOST", "value": redis.write_host},
@@ -62,9 +62,9 @@ class Frontend(pulumi.ComponentResource):
                 {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{redis.password_secret_key}"},
             ],
             volumes=[
-                {"name": "redis-password", "secret": {"secretName": redis.password_secret_name, "defaultMode": 0o440}}
+                {"name": "redis-password", "secret": {"secret_name": redis.password_secret_name, "default_mode": 0o440}}
             ],
-            volume_mounts=[{"name": "redis-password", "mountPath": PASSWORD_MOUNT, "readOnly": True}],
+            volume_mounts=[{"name": "redis-password", "mount_path": PASSWORD_MOUNT, "read_only": True}],
         )
         tier = stateless_http_tier(name, labels, namespace, settings.replicas, api, API_PORT, child)
 

@@ -1,76 +1,139 @@
 """What every workload of the stack shares: the Pod Security Standards "restricted"
-profile, spreading across nodes, and a disruption budget once there is more than one pod.
+profile, one shape of hardened container, spreading across nodes, and a disruption budget
+once there is more than one pod.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from .labels import TierLabels
+from .settings import Image, Resources
+
+Container = k8s.core.v1.ContainerArgsDict
+EnvVar = k8s.core.v1.EnvVarArgsDict
+Probe = k8s.core.v1.ProbeArgsDict
+Volume = k8s.core.v1.VolumeArgsDict
+VolumeMount = k8s.core.v1.VolumeMountArgsDict
 
 
-def pod_security_context(user_id: int) -> dict:
+def pod_security_context(user_id: int) -> k8s.core.v1.PodSecurityContextArgsDict:
     # fsGroup makes mounted volumes (PVCs, Secrets) readable by the unprivileged user;
     # OnRootMismatch skips the recursive chown of a large volume on every start.
     return {
-        "runAsNonRoot": True,
-        "runAsUser": user_id,
-        "runAsGroup": user_id,
-        "fsGroup": user_id,
-        "fsGroupChangePolicy": "OnRootMismatch",
-        "seccompProfile": {"type": "RuntimeDefault"},
+        "run_as_non_root": True,
+        "run_as_user": user_id,
+        "run_as_group": user_id,
+        "fs_group": user_id,
+        "fs_group_change_policy": "OnRootMismatch",
+        "seccomp_profile": {"type": "RuntimeDefault"},
     }
 
 
-def container_security_context() -> dict:
+def container_security_context() -> k8s.core.v1.SecurityContextArgsDict:
     return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
+        "allow_privilege_escalation": False,
+        "read_only_root_filesystem": True,
         "capabilities": {"drop": ["ALL"]},
     }
 
 
-def pod_spec_defaults(user_id: int) -> dict:
-    """Fields every pod spec of the stack sets."""
+@dataclass(frozen=True)
+class HardenedContainer:
+    """One container of a workload: what differs between the tiers. Everything else
+    (security context, pull policy, one named TCP port) is the same for all of them."""
+
+    name: str
+    image: Image
+    resources: Resources
+    port_name: str
+    port: int
+    readiness_probe: Probe
+    liveness_probe: Probe
+    command: Sequence[str] = ()
+    env: Sequence[EnvVar] = ()
+    volume_mounts: Sequence[VolumeMount] = ()
+    lifecycle: Optional[k8s.core.v1.LifecycleArgsDict] = None
+
+    def to_kubernetes(self) -> Container:
+        # Typed on its own: inside the container's literal, a wrong key of the port would
+        # be reported without its name.
+        port: k8s.core.v1.ContainerPortArgsDict = {"name": self.port_name, "container_port": self.port, "protocol": "TCP"}
+        container: Container = {
+            "name": self.name,
+            "image": self.image.reference,
+            "image_pull_policy": "IfNotPresent",
+            "ports": [port],
+            "env": list(self.env),
+            "resources": self.resources.to_kubernetes(),
+            "security_context": container_security_context(),
+            "readiness_probe": self.readiness_probe,
+            "liveness_probe": self.liveness_probe,
+            "volume_mounts": list(self.volume_mounts),
+        }
+        if self.command:
+            container["command"] = list(self.command)
+        if self.lifecycle:
+            container["lifecycle"] = self.lifecycle
+        return container
+
+
+def hardened_pod_template(
+    labels: TierLabels,
+    pod_labels: dict[str, str],
+    user_id: int,
+    container: HardenedContainer,
+    volumes: Sequence[Volume],
+    *,
+    rollout_aware: bool,
+) -> k8s.core.v1.PodTemplateSpecArgsDict:
+    """A pod of one container, as every workload of the stack runs it."""
     return {
-        "securityContext": pod_security_context(user_id),
-        # None of the tiers talks to the Kubernetes API: no token to steal.
-        "automountServiceAccountToken": False,
-        # Otherwise every Service of the namespace injects Docker-link variables into
-        # every pod (REDIS_PORT=tcp://10.x.y.z:6379, ...): noise that shadows the
-        # variable of the same name in any container that does not set it itself.
-        "enableServiceLinks": False,
+        "metadata": {"labels": pod_labels},
+        "spec": {
+            "security_context": pod_security_context(user_id),
+            # None of the tiers talks to the Kubernetes API: no token to steal.
+            "automount_service_account_token": False,
+            # Otherwise every Service of the namespace injects Docker-link variables into
+            # every pod (REDIS_PORT=tcp://10.x.y.z:6379, ...): noise that shadows the
+            # variable of the same name in any container that does not set it itself.
+            "enable_service_links": False,
+            "topology_spread_constraints": spread_across_nodes(labels, rollout_aware=rollout_aware),
+            "containers": [container.to_kubernetes()],
+            "volumes": list(volumes),
+        },
     }
 
 
-def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[dict]:
-    selector = {"matchLabels": labels.selector}
-    across_nodes = {
-        "maxSkew": 1,
-        "topologyKey": "kubernetes.io/hostname",
+def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[k8s.core.v1.TopologySpreadConstraintArgsDict]:
+    across_nodes: k8s.core.v1.TopologySpreadConstraintArgsDict = {
+        "max_skew": 1,
+        "topology_key": "kubernetes.io/hostname",
         # A rule, not a preference: two pods of a tier share a node only once every node
         # has one, so losing any one node never takes a replicated tier down. (The skew is
         # counted over the nodes there are: one node still takes them all.)
-        "whenUnsatisfiable": "DoNotSchedule",
+        "when_unsatisfiable": "DoNotSchedule",
         # A cordoned, draining or unreachable node is tainted: left out of the count, it
         # does not hold back the replacements of its pods on the nodes that remain.
-        "nodeTaintsPolicy": "Honor",
-        "labelSelector": selector,
+        "node_taints_policy": "Honor",
+        "label_selector": labels.label_selector,
     }
-    across_zones = {
-        "maxSkew": 1,
-        "topologyKey": "topology.kubernetes.io/zone",
+    across_zones: k8s.core.v1.TopologySpreadConstraintArgsDict = {
+        "max_skew": 1,
+        "topology_key": "topology.kubernetes.io/zone",
         # A preference: nodes without a zone label (a one-node cluster) must still qualify.
-        "whenUnsatisfiable": "ScheduleAnyway",
-        "labelSelector": selector,
+        "when_unsatisfiable": "ScheduleAnyway",
+        "label_selector": labels.label_selector,
     }
     constraints = [across_nodes, across_zones]
     if rollout_aware:
         # During a rollout the old and the new ReplicaSet's pods would be counted
         # together; pod-template-hash makes the skew count the new pods only.
         for constraint in constraints:
-            constraint["matchLabelKeys"] = ["pod-template-hash"]
+            constraint["match_label_keys"] = ["pod-template-hash"]
     return constraints
 
 
@@ -88,6 +151,6 @@ def disruption_budget(
     return k8s.policy.v1.PodDisruptionBudget(
         f"{name}-pdb",
         metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels},
-        spec={"maxUnavailable": 1, "selector": {"matchLabels": labels.selector}},
+        spec={"max_unavailable": 1, "selector": labels.label_selector},
         opts=opts,
     )

@@ -7,6 +7,8 @@ StatefulSet's `spec.selector` is immutable, so a label that changes on upgrade (
 
 from dataclasses import dataclass
 
+import pulumi_kubernetes as k8s
+
 PART_OF = "journal"
 MANAGED_BY = "pulumi"
 
@@ -29,6 +31,11 @@ class TierLabels:
             "app.kubernetes.io/instance": self.instance,
             "app.kubernetes.io/component": self.component,
         }
+
+    @property
+    def label_selector(self) -> k8s.meta.v1.LabelSelectorArgsDict:
+        """The selector of a workload, a budget or a spread constraint: the tier's pods."""
+        return {"match_labels": self.selector}
 
     @property
     def labels(self) -> dict[str, str]:

@@ -28,11 +28,11 @@ from .settings import StackSettings
 ACME_SOLVER_PORT = 8089
 
 
-def _peer_pods(tier: TierLabels) -> dict:
-    return {"podSelector": {"matchLabels": tier.selector}}
+def _peer_pods(tier: TierLabels) -> k8s.networking.v1.NetworkPolicyPeerArgsDict:
+    return {"pod_selector": tier.label_selector}
 
 
-def _tcp(port: int) -> list[dict]:
+def _tcp(port: int) -> list[k8s.networking.v1.NetworkPolicyPortArgsDict]:
     return [{"protocol": "TCP", "port": port}]
 
 
@@ -47,9 +47,11 @@ class TrafficPolicy(pulumi.ComponentResource):
     ):
         super().__init__("journal:index:TrafficPolicy", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        edge_proxy = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": settings.edge.proxy_namespace}}}
+        edge_proxy: k8s.networking.v1.NetworkPolicyPeerArgsDict = {
+            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": settings.edge.proxy_namespace}}
+        }
 
-        def policy(policy_name: str, spec: dict) -> k8s.networking.v1.NetworkPolicy:
+        def policy(policy_name: str, spec: k8s.networking.v1.NetworkPolicySpecArgsDict) -> k8s.networking.v1.NetworkPolicy:
             return k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}",
                 metadata={"name": policy_name, "namespace": namespace, "labels": tiers.traffic.labels},
@@ -58,18 +60,18 @@ class TrafficPolicy(pulumi.ComponentResource):
             )
 
         created = [
-            policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+            policy("default-deny", {"pod_selector": {}, "policy_types": ["Ingress", "Egress"]}),
             policy(
                 "allow-dns",
                 {
-                    "podSelector": {},
-                    "policyTypes": ["Egress"],
+                    "pod_selector": {},
+                    "policy_types": ["Egress"],
                     "egress": [
                         {
                             "to": [
                                 {
-                                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                                    "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                    "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
                                 }
                             ],
                             "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
@@ -80,19 +82,19 @@ class TrafficPolicy(pulumi.ComponentResource):
             policy(
                 "frontend",
                 {
-                    "podSelector": {"matchLabels": tiers.frontend.selector},
-                    "policyTypes": ["Ingress", "Egress"],
-                    "ingress": [{"from": [edge_proxy], "ports": _tcp(API_PORT)}],
+                    "pod_selector": tiers.frontend.label_selector,
+                    "policy_types": ["Ingress", "Egress"],
+                    "ingress": [{"from_": [edge_proxy], "ports": _tcp(API_PORT)}],
                     "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
             ),
             policy(
                 "redis",
                 {
-                    "podSelector": {"matchLabels": tiers.redis.selector},
-                    "policyTypes": ["Ingress", "Egress"],
+                    "pod_selector": tiers.redis.label_selector,
+                    "policy_types": ["Ingress", "Egress"],
                     "ingress": [
-                        {"from": [_peer_pods(tiers.frontend), _peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}
+                        {"from_": [_peer_pods(tiers.frontend), _peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}
                     ],
                     "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
@@ -100,9 +102,9 @@ class TrafficPolicy(pulumi.ComponentResource):
             policy(
                 "fileserver",
                 {
-                    "podSelector": {"matchLabels": tiers.fileserver.selector},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [edge_proxy], "ports": _tcp(FILESERVER_PORT)}],
+                    "pod_selector": tiers.fileserver.label_selector,
+                    "policy_types": ["Ingress"],
+                    "ingress": [{"from_": [edge_proxy], "ports": _tcp(FILESERVER_PORT)}],
                 },
             ),
         ]
@@ -113,9 +115,9 @@ class TrafficPolicy(pulumi.ComponentResource):
                 policy(
                     "acme-http01-solver",
                     {
-                        "podSelector": {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}},
-                        "policyTypes": ["Ingress"],
-                        "ingress": [{"from": [edge_proxy], "ports": _tcp(ACME_SOLVER_PORT)}],
+                        "pod_selector": {"match_labels": {"acme.cert-manager.io/http01-solver": "true"}},
+                        "policy_types": ["Ingress"],
+                        "ingress": [{"from_": [edge_proxy], "ports": _tcp(ACME_SOLVER_PORT)}],
                     },
                 )
             )

@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from .hardening import container_security_context, disruption_budget, pod_spec_defaults, spread_across_nodes
+from .hardening import HardenedContainer, Probe, Volume, disruption_budget, hardened_pod_template
 from .labels import TierLabels
 from .settings import RedisSettings
 from .waits import NOT_AWAITED
@@ -55,156 +55,147 @@ class RedisCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("journal:index:RedisCluster", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        read_service_name = labels.component
-        write_service_name = f"{labels.component}-write"
-        statefulset_name = labels.component
+        self._name = name
+        self._settings = settings
+        self._labels = labels
+        self._namespace = namespace
+        self._child = pulumi.ResourceOptions(parent=self)
 
+        password_secret = self._password_secret()
+        scripts = self._scripts()
+        write_service = self._write_service()
+        read_service = self._read_service()
+        master_host = self._master_host(write_service)
+        statefulset = self._statefulset(write_service, master_host, scripts, password_secret)
+        disruption_budget(name, labels, namespace, settings.replicas, self._child)
+
+        self.connection = RedisConnection(
+            read_host=pulumi.Output.concat(read_service.metadata.name, ".", namespace, ".svc"),
+            write_host=master_host,
+            port=REDIS_PORT,
+            password_secret_name=password_secret.metadata.name,
+            password_secret_key=PASSWORD_FILE_KEY,
+        )
+        self.statefulset_name = statefulset.metadata.name
+        self.register_outputs(
+            {
+                "readHost": self.connection.read_host,
+                "writeHost": self.connection.write_host,
+                "passwordSecretName": self.connection.password_secret_name,
+                "statefulSetName": self.statefulset_name,
+            }
+        )
+
+    @property
+    def _statefulset_name(self) -> str:
+        return self._labels.component
+
+    # --- the password and the scripts ------------------------------------------------
+
+    def _password_secret(self) -> k8s.core.v1.Secret:
         # Alphanumeric only: the password is written into redis.conf and into client
         # URLs, where quotes and '@' need escaping; 32+ characters of 62 symbols is
         # over 190 bits. RandomPassword (unlike RandomString) keeps the result secret
         # in state.
         password = random.RandomPassword(
-            f"{name}-password", length=settings.password_length, special=False, opts=child
+            f"{self._name}-password", length=self._settings.password_length, special=False, opts=self._child
         )
-        secret = k8s.core.v1.Secret(
-            f"{name}-password",
-            metadata={"name": f"{labels.component}-password", "namespace": namespace, "labels": labels.labels},
+        return k8s.core.v1.Secret(
+            f"{self._name}-password",
+            metadata={
+                "name": f"{self._labels.component}-password",
+                "namespace": self._namespace,
+                "labels": self._labels.labels,
+            },
             type="Opaque",
             string_data={PASSWORD_FILE_KEY: password.result},
-            opts=child,
+            opts=self._child,
         )
 
+    def _scripts(self) -> k8s.core.v1.ConfigMap:
         # Auto-named: a changed script gets a new ConfigMap name, which changes the pod
         # template and rolls the StatefulSet; the old ConfigMap is deleted only after.
-        scripts = k8s.core.v1.ConfigMap(
-            f"{name}-scripts",
-            metadata={"namespace": namespace, "labels": labels.labels},
+        return k8s.core.v1.ConfigMap(
+            f"{self._name}-scripts",
+            metadata={"namespace": self._namespace, "labels": self._labels.labels},
             data={
                 LAUNCH_SCRIPT.name: LAUNCH_SCRIPT.read_text(),
                 PROBE_SCRIPT.name: PROBE_SCRIPT.read_text(),
             },
-            opts=child,
+            opts=self._child,
         )
 
-        redis_port = {"name": "redis", "port": REDIS_PORT, "targetPort": "redis", "protocol": "TCP"}
+    # --- the Services ----------------------------------------------------------------
+
+    def _write_service(self) -> k8s.core.v1.Service:
         # Headless and named in the StatefulSet's serviceName: this is what gives each pod
         # the DNS name <pod>.<service>. Not-ready addresses are published so replicas can
         # resolve the master before it reports Ready.
-        write_service = k8s.core.v1.Service(
-            f"{name}-write",
-            metadata={"name": write_service_name, "namespace": namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
-            spec={
-                "clusterIP": "None",
-                "publishNotReadyAddresses": True,
-                "selector": labels.selector,
-                "ports": [redis_port],
-            },
-            opts=child,
-        )
-        read_service = k8s.core.v1.Service(
-            f"{name}-read",
-            metadata={"name": read_service_name, "namespace": namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
-            spec={"type": "ClusterIP", "selector": labels.selector, "ports": [redis_port]},
-            opts=child,
+        return self._service(
+            f"{self._name}-write",
+            f"{self._labels.component}-write",
+            {"cluster_ip": "None", "publish_not_ready_addresses": True},
         )
 
+    def _master_host(self, write_service: k8s.core.v1.Service) -> pulumi.Output[str]:
         # "<pod>.<service>.<namespace>.svc" leaves the cluster domain to the pod's DNS
         # search path instead of assuming "cluster.local".
-        master_host = pulumi.Output.concat(
-            statefulset_name, "-0.", write_service.metadata.name, ".", namespace, ".svc"
+        return pulumi.Output.concat(
+            self._statefulset_name, "-0.", write_service.metadata.name, ".", self._namespace, ".svc"
         )
 
-        def probe(mode: str, period: int, failures: int) -> dict:
-            return {
-                "exec": {"command": ["sh", f"{SCRIPTS_MOUNT}/{PROBE_SCRIPT.name}", mode]},
-                "periodSeconds": period,
-                "timeoutSeconds": 5,
-                "failureThreshold": failures,
-            }
+    def _read_service(self) -> k8s.core.v1.Service:
+        return self._service(f"{self._name}-read", self._labels.component, {"type": "ClusterIP"})
 
-        storage_spec = {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": settings.storage_size}},
-        }
-        if settings.storage_class:
-            storage_spec["storageClassName"] = settings.storage_class
-
-        statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata={
-                "name": statefulset_name,
-                "namespace": namespace,
-                "labels": labels.labels_with_version(settings.image.version),
-            },
+    def _service(self, resource_name: str, service_name: str, addressing: k8s.core.v1.ServiceSpecArgsDict) -> k8s.core.v1.Service:
+        labels = self._labels
+        return k8s.core.v1.Service(
+            resource_name,
+            metadata={"name": service_name, "namespace": self._namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
             spec={
-                "serviceName": write_service.metadata.name,
+                **addressing,
+                "selector": labels.selector,
+                "ports": [{"name": "redis", "port": REDIS_PORT, "target_port": "redis", "protocol": "TCP"}],
+            },
+            opts=self._child,
+        )
+
+    # --- the StatefulSet -------------------------------------------------------------
+
+    def _statefulset(
+        self,
+        write_service: k8s.core.v1.Service,
+        master_host: pulumi.Output[str],
+        scripts: k8s.core.v1.ConfigMap,
+        password_secret: k8s.core.v1.Secret,
+    ) -> k8s.apps.v1.StatefulSet:
+        settings, labels = self._settings, self._labels
+        pod_labels = labels.labels_with_version(settings.image.version)
+        return k8s.apps.v1.StatefulSet(
+            f"{self._name}-statefulset",
+            metadata={"name": self._statefulset_name, "namespace": self._namespace, "labels": pod_labels},
+            spec={
+                "service_name": write_service.metadata.name,
                 "replicas": settings.replicas,
                 # With the default OrderedReady, a pod that never becomes Ready (an image
                 # that cannot be pulled) blocks the controller for good: reverting the
                 # template does not replace it, someone must delete it by hand. Parallel
                 # lets the revert through; updates still go one pod at a time, and replicas
                 # started before the master retry until it answers.
-                "podManagementPolicy": "Parallel",
-                "selector": {"matchLabels": labels.selector},
+                "pod_management_policy": "Parallel",
+                "selector": labels.label_selector,
                 # The claims hold the journal: deleting or scaling down the StatefulSet
                 # must never delete them with it.
-                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
-                "template": {
-                    "metadata": {"labels": labels.labels_with_version(settings.image.version)},
-                    "spec": {
-                        **pod_spec_defaults(REDIS_USER_ID),
-                        "topologySpreadConstraints": spread_across_nodes(labels, rollout_aware=False),
-                        "containers": [
-                            {
-                                "name": "redis",
-                                "image": settings.image.reference,
-                                "imagePullPolicy": "IfNotPresent",
-                                "command": ["sh", f"{SCRIPTS_MOUNT}/{LAUNCH_SCRIPT.name}"],
-                                "env": [
-                                    {"name": "REDIS_MASTER_HOST", "value": master_host},
-                                    {"name": "REDIS_MASTER_PORT", "value": str(REDIS_PORT)},
-                                    {"name": "REDIS_PORT", "value": str(REDIS_PORT)},
-                                    {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
-                                    {"name": "REDIS_DATA_DIR", "value": "/data"},
-                                    {"name": "REDIS_CONF_DIR", "value": "/etc/redis"},
-                                    {
-                                        "name": "REDIS_MAXMEMORY",
-                                        "value": str(
-                                            int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)
-                                        ),
-                                    },
-                                ],
-                                "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
-                                "resources": settings.resources.to_kubernetes(),
-                                "securityContext": container_security_context(),
-                                "readinessProbe": probe("readiness", period=5, failures=3),
-                                # Liveness tolerates a node that is loading its data or
-                                # waiting for its master: restarting it would not help.
-                                "livenessProbe": probe("liveness", period=10, failures=6),
-                                "volumeMounts": [
-                                    {"name": "data", "mountPath": "/data"},
-                                    {"name": "config", "mountPath": "/etc/redis"},
-                                    {"name": "scripts", "mountPath": SCRIPTS_MOUNT, "readOnly": True},
-                                    {"name": "password", "mountPath": PASSWORD_MOUNT, "readOnly": True},
-                                ],
-                            }
-                        ],
-                        "volumes": [
-                            # The generated redis.conf holds the password: keep it in
-                            # memory, never on the node's disk.
-                            {"name": "config", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
-                            {"name": "scripts", "configMap": {"name": scripts.metadata.name, "defaultMode": 0o444}},
-                            {
-                                "name": "password",
-                                "secret": {"secretName": secret.metadata.name, "defaultMode": 0o440},
-                            },
-                        ],
-                    },
-                },
-                "volumeClaimTemplates": [
-                    {"metadata": {"name": "data", "labels": labels.selector}, "spec": storage_spec}
-                ],
+                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
+                "template": hardened_pod_template(
+                    labels,
+                    pod_labels,
+                    REDIS_USER_ID,
+                    self._redis_container(master_host),
+                    self._volumes(scripts, password_secret),
+                    rollout_aware=False,
+                ),
+                "volume_claim_templates": [self._data_claim()],
             },
             # Kubernetes cannot change volumeClaimTemplates in place, so the provider
             # would replace the StatefulSet (delete first: it is named), taking every
@@ -218,21 +209,64 @@ class RedisCluster(pulumi.ComponentResource):
                 protect=settings.protected,
             ),
         )
-        disruption_budget(name, labels, namespace, settings.replicas, child)
 
-        self.connection = RedisConnection(
-            read_host=pulumi.Output.concat(read_service.metadata.name, ".", namespace, ".svc"),
-            write_host=master_host,
-            port=REDIS_PORT,
-            password_secret_name=secret.metadata.name,
-            password_secret_key=PASSWORD_FILE_KEY,
-        )
-        self.statefulset_name = statefulset.metadata.name
-        self.register_outputs(
-            {
-                "readHost": self.connection.read_host,
-                "writeHost": self.connection.write_host,
-                "passwordSecretName": self.connection.password_secret_name,
-                "statefulSetName": self.statefulset_name,
+    def _redis_container(self, master_host: pulumi.Output[str]) -> HardenedContainer:
+        settings = self._settings
+
+        def probe(mode: str, period: int, failures: int) -> Probe:
+            return {
+                "exec_": {"command": ["sh", f"{SCRIPTS_MOUNT}/{PROBE_SCRIPT.name}", mode]},
+                "period_seconds": period,
+                "timeout_seconds": 5,
+                "failure_threshold": failures,
             }
+
+        return HardenedContainer(
+            name="redis",
+            image=settings.image,
+            resources=settings.resources,
+            port_name="redis",
+            port=REDIS_PORT,
+            command=["sh", f"{SCRIPTS_MOUNT}/{LAUNCH_SCRIPT.name}"],
+            env=[
+                {"name": "REDIS_MASTER_HOST", "value": master_host},
+                {"name": "REDIS_MASTER_PORT", "value": str(REDIS_PORT)},
+                {"name": "REDIS_PORT", "value": str(REDIS_PORT)},
+                {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
+                {"name": "REDIS_DATA_DIR", "value": "/data"},
+                {"name": "REDIS_CONF_DIR", "value": "/etc/redis"},
+                {
+                    "name": "REDIS_MAXMEMORY",
+                    "value": str(int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)),
+                },
+            ],
+            readiness_probe=probe("readiness", period=5, failures=3),
+            # Liveness tolerates a node that is loading its data or waiting for its
+            # master: restarting it would not help.
+            liveness_probe=probe("liveness", period=10, failures=6),
+            volume_mounts=[
+                {"name": "data", "mount_path": "/data"},
+                {"name": "config", "mount_path": "/etc/redis"},
+                {"name": "scripts", "mount_path": SCRIPTS_MOUNT, "read_only": True},
+                {"name": "password", "mount_path": PASSWORD_MOUNT, "read_only": True},
+            ],
         )
+
+    @staticmethod
+    def _volumes(scripts: k8s.core.v1.ConfigMap, password_secret: k8s.core.v1.Secret) -> list[Volume]:
+        return [
+            # The generated redis.conf holds the password: keep it in memory, never on
+            # the node's disk.
+            {"name": "config", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}},
+            {"name": "scripts", "config_map": {"name": scripts.metadata.name, "default_mode": 0o444}},
+            {"name": "password", "secret": {"secret_name": password_secret.metadata.name, "default_mode": 0o440}},
+        ]
+
+    def _data_claim(self) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
+        storage: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {
+            "access_modes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": self._settings.storage_size}},
+        }
+        if self._settings.storage_class:
+            storage["storage_class_name"] = self._settings.storage_class
+        return {"metadata": {"name": "data", "labels": self._labels.selector}, "spec": storage}

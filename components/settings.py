@@ -17,10 +17,12 @@ from typing import Callable, Optional, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 CONFIG_NAMESPACE = "journal"
 
 T = TypeVar("T")
+Choice = TypeVar("Choice", bound=Enum)
 
 
 class SettingsError(pulumi.RunError):
@@ -101,7 +103,7 @@ class Resources:
     def memory_limit_bytes(self) -> int:
         return _bytes(self.memory_limit)
 
-    def to_kubernetes(self) -> dict:
+    def to_kubernetes(self) -> k8s.core.v1.ResourceRequirementsArgsDict:
         return {
             "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
             "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
@@ -177,6 +179,8 @@ class TlsSettings:
     email: str
     acme_server: str
     """The ACME directory URL: Let's Encrypt's for its issuers, acmeServer for 'acme'."""
+    host: str
+    """The one name the certificate is for: a TLS issuer requires `host`."""
     ca_bundle: Optional[str]
     """PEM CA certificates that sign the ACME server's own HTTPS certificate, when the
     public roots do not (a private ACME server); None trusts the public roots."""
@@ -311,7 +315,7 @@ class _Reader:
         expectation = f"must be a duration in seconds or minutes ('90s', '5m') from {minimum}s to {maximum // 60}m"
         return self._parse(key, parse, expectation) or minimum
 
-    def string(self, key: str, pattern: re.Pattern, expectation: str, optional: bool = False) -> Optional[str]:
+    def string(self, key: str, pattern: re.Pattern[str], expectation: str, optional: bool = False) -> Optional[str]:
         raw = self._raw(key)
         if optional and raw in (None, ""):
             return None
@@ -348,7 +352,7 @@ class _Reader:
             "must be a positive quantity with a binary suffix such as '256Mi' or '50Gi'",
         )
 
-    def choice(self, key: str, enum: type[Enum]) -> Optional[Enum]:
+    def choice(self, key: str, enum: type[Choice]) -> Optional[Choice]:
         raw = self._raw(key)
         try:
             return enum(raw)
@@ -524,7 +528,9 @@ def _tls_settings(read: _Reader, source: ConfigSource, host: Optional[str]) -> O
                 f"'https://ca.example.internal/acme/directory', got {acme_server!r}"
             )
         ca_bundle = _ca_bundle(read, source.get("acmeCaBundle") or None)
-    return TlsSettings(issuer=issuer, email=email or "", acme_server=acme_server or "", ca_bundle=ca_bundle)
+    return TlsSettings(
+        issuer=issuer, email=email or "", acme_server=acme_server or "", host=host or "", ca_bundle=ca_bundle
+    )
 
 
 def _is_https_url(value: str) -> bool:

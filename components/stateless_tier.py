@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .hardening import container_security_context, disruption_budget, pod_spec_defaults, spread_across_nodes
+from .hardening import EnvVar, HardenedContainer, Probe, Volume, VolumeMount, disruption_budget, hardened_pod_template
 from .labels import TierLabels
 from .settings import Image, Resources
 from .waits import NOT_AWAITED
@@ -23,9 +23,40 @@ class HttpContainer:
     user_id: int
     port: int
     health_path: str
-    env: list[dict] = field(default_factory=list)
-    volumes: list[dict] = field(default_factory=list)
-    volume_mounts: list[dict] = field(default_factory=list)
+    env: list[EnvVar] = field(default_factory=list)
+    volumes: list[Volume] = field(default_factory=list)
+    volume_mounts: list[VolumeMount] = field(default_factory=list)
+
+    def hardened(self) -> HardenedContainer:
+        def http_probe(period: int, failures: int) -> Probe:
+            return {
+                "http_get": {"path": self.health_path, "port": "http"},
+                "period_seconds": period,
+                "timeout_seconds": 2,
+                "failure_threshold": failures,
+            }
+
+        return HardenedContainer(
+            name=self.name,
+            image=self.image,
+            resources=self.resources,
+            port_name="http",
+            port=self.port,
+            env=self.env,
+            # Often: a new pod joins the Service (and `up` returns) within two seconds of
+            # answering, not at the next of 10-second checks; one that stops answering
+            # leaves it within six.
+            readiness_probe=http_probe(period=2, failures=3),
+            # A pod being replaced leaves the Service's endpoints at once, but the ingress
+            # controller and kube-proxy learn of it a moment later: it keeps serving for
+            # those seconds before SIGTERM.
+            lifecycle={"pre_stop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
+            # Slower to give up than readiness: a busy pod is taken out of the Service
+            # long before it is restarted.
+            liveness_probe=http_probe(period=10, failures=6),
+            # The root filesystem is read-only; /tmp is the one scratch space.
+            volume_mounts=[*self.volume_mounts, {"name": "tmp", "mount_path": "/tmp"}],
+        )
 
 
 @dataclass(frozen=True)
@@ -43,48 +74,23 @@ def stateless_http_tier(
     service_port: int,
     opts: pulumi.ResourceOptions,
 ) -> StatelessTier:
-    http_probe = {"httpGet": {"path": container.health_path, "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 2}
     pod_labels = labels.labels_with_version(container.image.version)
     deployment = k8s.apps.v1.Deployment(
         f"{name}-deployment",
         metadata={"name": labels.component, "namespace": namespace, "labels": pod_labels},
         spec={
             "replicas": replicas,
-            "selector": {"matchLabels": labels.selector},
+            "selector": labels.label_selector,
             # A new pod must be Ready before an old one goes: no capacity dip on rollout.
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {
-                "metadata": {"labels": pod_labels},
-                "spec": {
-                    **pod_spec_defaults(container.user_id),
-                    "topologySpreadConstraints": spread_across_nodes(labels, rollout_aware=True),
-                    "containers": [
-                        {
-                            "name": container.name,
-                            "image": container.image.reference,
-                            "imagePullPolicy": "IfNotPresent",
-                            "ports": [{"name": "http", "containerPort": container.port, "protocol": "TCP"}],
-                            "env": container.env,
-                            "resources": container.resources.to_kubernetes(),
-                            "securityContext": container_security_context(),
-                            # Often: a new pod joins the Service (and `up` returns) within
-                            # two seconds of answering, not at the next of 10-second checks;
-                            # one that stops answering leaves it within six.
-                            "readinessProbe": {**http_probe, "periodSeconds": 2, "failureThreshold": 3},
-                            # A pod being replaced leaves the Service's endpoints at once, but
-                            # the ingress controller and kube-proxy learn of it a moment
-                            # later: it keeps serving for those seconds before SIGTERM.
-                            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
-                            # Slower to give up than readiness: a busy pod is taken out
-                            # of the Service long before it is restarted.
-                            "livenessProbe": {**http_probe, "failureThreshold": 6},
-                            # The root filesystem is read-only; /tmp is the one scratch space.
-                            "volumeMounts": [*container.volume_mounts, {"name": "tmp", "mountPath": "/tmp"}],
-                        }
-                    ],
-                    "volumes": [*container.volumes, {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
-                },
-            },
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
+            "template": hardened_pod_template(
+                labels,
+                pod_labels,
+                container.user_id,
+                container.hardened(),
+                volumes=[*container.volumes, {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
+                rollout_aware=True,
+            ),
         },
         opts=opts,
     )
@@ -94,7 +100,7 @@ def stateless_http_tier(
         spec={
             "type": "ClusterIP",
             "selector": labels.selector,
-            "ports": [{"name": "http", "port": service_port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": service_port, "target_port": "http", "protocol": "TCP"}],
         },
         opts=opts,
     )

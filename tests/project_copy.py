@@ -10,7 +10,10 @@ from pathlib import Path
 
 from conftest import PROJECT_DIR
 
-PROJECT_FILES = ("requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "scripts", "toolchain")
+PROJECT_FILES = (
+    "requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "pyrightconfig.json",
+    "scripts", "toolchain",
+)
 # A passphrase made up for this run: the engine encrypts the Redis password with it.
 PASSPHRASE = secrets.token_hex(16)
 
