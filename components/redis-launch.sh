@@ -404,7 +404,7 @@ guard_the_replicas_data() {
                 [ "$i" -ne "$wanted" ] || chosen=$peer
                 i=$((i + 1))
             done
-            [ -n "$chosen" ] || die "REDIS_RECOVERY=$recovery names no peer of $pod (its peers:$peers)"
+            [ -n "$chosen" ] || die "REDIS_RECOVERY=$recovery names no peer of $pod (its peers: $peers)"
             peers=$chosen
             ;;
     esac
