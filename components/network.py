@@ -5,7 +5,7 @@ opens exactly one path the service needs:
 
     edge proxy  -> frontend :8080, file server :8080
     frontend    -> redis :6379
-    redis       -> redis :6379        (replicas follow the master)
+    redis       -> redis :6379        (replicas follow the master; an empty master asks them)
     every pod   -> cluster DNS :53
     edge proxy  -> cert-manager's HTTP-01 solver :8089   (only with TLS)
 

@@ -6,7 +6,8 @@
 #   HOSTNAME             pod name, e.g. journal-redis-2; the digits after the last
 #                        "-" are the ordinal: 0 is the master, the others replicate it
 #   REDIS_PASSWORD_FILE  [/etc/redis-passwd/passwd] the mounted Secret
-#   REDIS_MASTER_HOST    replicas only: the master's stable DNS name
+#   REDIS_MASTER_HOST    the master's stable DNS name: replicas follow it, and the
+#                        master names its peers after it (required on both then)
 #   REDIS_MASTER_PORT    [6379]
 #   REDIS_PORT           [6379]
 #   REDIS_BIND           [* -::*]
@@ -15,6 +16,27 @@
 #   REDIS_MAXMEMORY      [unset: no limit] bytes of data Redis may hold; past it,
 #                        writes are refused (noeviction) instead of the container
 #                        being OOM-killed at its memory limit
+#
+# The master's guard against wiping its replicas (only on pod 0, only when its data
+# directory holds no append-only file; see "A Redis master on an empty volume" in
+# the README):
+#   REDIS_PODS           [1] pods in the StatefulSet, master included; pods 1..N-1
+#                        are asked for their data before an empty master starts
+#   REDIS_PEERS          [derived] the peers' addresses, host:port separated by
+#                        spaces, in ordinal order; by default pod <i> is the master's
+#                        host name with its "-0" replaced by "-<i>", on REDIS_MASTER_HOST's
+#                        domain and REDIS_MASTER_PORT (the master needs both then)
+#   REDIS_PEER_WAIT_SECONDS  [30] how long to wait for every peer to answer before
+#                        refusing to start; keep it under the liveness probe's
+#                        allowance (6 failures 10 s apart)
+#   REDIS_RECOVERY       [empty: ask every peer, recover from the one with the most
+#                        data, refuse if one cannot be asked] an operator's decision,
+#                        from the pod's annotation journal-iac/redis-recovery:
+#                        "start-empty" starts without asking anyone (the replicas then
+#                        discard their data); "recover-from-<i>" asks pod <i> only
+#                        and recovers from it
+# Besides redis-server and redis-cli, the guard runs timeout, awk, tr and date, all
+# in the official Debian-based image.
 #
 # POSIX sh on purpose: the official image's /bin/sh is dash, where [[ ]] is a
 # command-not-found that evaluates as false and silently picks the wrong branch.
@@ -42,6 +64,10 @@ bind=${REDIS_BIND:-* -::*}
 data_dir=${REDIS_DATA_DIR:-/data}
 conf_dir=${REDIS_CONF_DIR:-/etc/redis}
 maxmemory=${REDIS_MAXMEMORY:-}
+pods=${REDIS_PODS:-1}
+peers=${REDIS_PEERS:-}
+peer_wait=${REDIS_PEER_WAIT_SECONDS:-30}
+recovery=${REDIS_RECOVERY:-}
 conf=$conf_dir/redis.conf
 
 # --- role, from the StatefulSet ordinal -------------------------------------
@@ -99,10 +125,48 @@ check_dir REDIS_CONF_DIR "$conf_dir"
 
 if [ "$role" = replica ]; then
     [ -n "$master_host" ] || die "REDIS_MASTER_HOST is required on replica $pod (the master's stable DNS name, e.g. <statefulset>-0.<headless-service>.<namespace>.svc.cluster.local)"
+fi
+if [ -n "$master_host" ]; then
     case $master_host in
         *[!0-9A-Za-z.:_-]*) die "REDIS_MASTER_HOST must be a host name or IP address, got '$master_host'" ;;
     esac
     check_port REDIS_MASTER_PORT "$master_port"
+fi
+
+case $pods in
+    '' | *[!0-9]* | 0*) die "REDIS_PODS must be the number of pods of the StatefulSet, 1 or more, got '$pods'" ;;
+esac
+[ "${#pods}" -le 3 ] || die "REDIS_PODS must be the number of pods of the StatefulSet, got '$pods'"
+case $peer_wait in
+    '' | *[!0-9]*) die "REDIS_PEER_WAIT_SECONDS must be a number of seconds, got '$peer_wait'" ;;
+esac
+[ "${#peer_wait}" -le 5 ] || die "REDIS_PEER_WAIT_SECONDS must be a number of seconds, got '$peer_wait'"
+case $peers in
+    *[!0-9A-Za-z.:_\ -]*) die "REDIS_PEERS must be host:port addresses separated by spaces, got '$peers'" ;;
+esac
+case $recovery in
+    '' | start-empty | recover-from-[1-9] | recover-from-[1-9][0-9] | recover-from-[1-9][0-9][0-9]) ;;
+    *) die "REDIS_RECOVERY must be empty, 'start-empty' or 'recover-from-<ordinal>', got '$recovery'" ;;
+esac
+
+# Pods of a StatefulSet share the master's DNS domain (the headless Service), so
+# pod <i> is the master's name with its ordinal replaced.
+if [ "$role" = master ] && [ -z "$peers" ] && [ "$pods" -gt 1 ]; then
+    [ -n "$master_host" ] || die "REDIS_MASTER_HOST is required on the master when REDIS_PODS is $pods: its peers are named after it"
+    master_name=${master_host%%.*}
+    case $master_name in
+        ?*-0) ;;
+        *) die "REDIS_MASTER_HOST '$master_host' must start with the master's pod name (<statefulset>-0) for its peers to be named after it" ;;
+    esac
+    domain=
+    case $master_host in
+        *.*) domain=.${master_host#*.} ;;
+    esac
+    i=1
+    while [ "$i" -lt "$pods" ]; do
+        peers="${peers:+$peers }${master_name%-0}-$i$domain:$master_port"
+        i=$((i + 1))
+    done
 fi
 
 # --- password -------------------------------------------------------------------
@@ -167,6 +231,199 @@ if [ "$role" = replica ]; then
     printf 'redis-launch: %s is a replica of %s:%s\n' "$pod" "$master_host" "$master_port" >&2
 else
     printf 'redis-launch: %s is the master\n' "$pod" >&2
+fi
+
+# --- the master's guard: no empty master over replicas that hold data ----------------
+# A replica that finds its master under a new replication ID (as a master restarted
+# on an empty volume is) does a full sync: it discards its own dataset and loads the
+# master's, empty. One lost volume would lose the journal on every pod. So an empty
+# pod 0 first asks its peers, and starts empty only when none of them holds data.
+
+log() {
+    # Never pass the password to this function: its text goes to the pod's log.
+    printf 'redis-launch: %s\n' "$*" >&2
+}
+
+holds_data() {
+    # What redis-server 7 loads with appendonly yes: the manifest of its multi-part
+    # append-only file, or the single file of Redis 6 and before, which it upgrades.
+    # A dump.rdb alone is not loaded then: the server starts empty beside it.
+    [ -e "$data_dir/appendonlydir/appendonly.aof.manifest" ] || [ -e "$data_dir/appendonly.aof" ]
+}
+
+# ask SECONDS HOST:PORT COMMAND...: the peer's reply, or redis-cli's or timeout's
+# failure. The password reaches redis-cli only through REDISCLI_AUTH, set for that
+# one command (as in redis-probe.sh): never in an argv, never exported. redis-cli
+# has no timeout of its own, so a peer that accepts and never answers would hang
+# the start.
+ask() {
+    within=$1
+    address=$2
+    shift 2
+    REDISCLI_AUTH=$password timeout "$within" redis-cli -h "${address%:*}" -p "${address##*:}" "$@" 2>&1
+}
+
+# From the text of "INFO replication keyspace persistence": "loading" while the
+# dataset is being read (its key counts are partial then), "<keys> <offset>" once
+# it is loaded, nothing for any other reply (an error, a refused connection).
+info_figures() {
+    printf '%s\n' "$1" | tr -d '\r' | awk -F: '
+        $1 == "loading" { loading = $2 }
+        $1 == "master_repl_offset" { offset = $2 }
+        $1 ~ /^db[0-9]+$/ { split($2, counts, /[=,]/); keys += counts[2] }
+        END {
+            if (loading == "1") print "loading"
+            else if (loading == "0" && offset != "") printf "%d %s\n", keys, offset
+        }'
+}
+
+# The "<keys> <offset>" of every peer, once all of them answered; the most data is
+# the highest replication offset (every replica followed the same master, so its
+# dataset is a later state of the others'), then the most keys.
+survey_peers() {
+    log "$data_dir holds no data: asking the peers ($peers) before starting as the master, for up to $peer_wait s"
+    deadline=$(($(date +%s) + peer_wait))
+    while :; do
+        best='' best_keys=0 best_offset=-1 figures_seen='' silent='' reason=''
+        for peer in $peers; do
+            reply=$(ask 5 "$peer" INFO replication keyspace persistence) || true
+            figures=$(info_figures "$reply")
+            case $figures in
+                '' | loading)
+                    silent="$silent $peer"
+                    if [ "$figures" = loading ]; then
+                        reason="$peer is still loading its data"
+                    else
+                        reason="$peer: ${reply:-no answer within 5 s}"
+                    fi
+                    ;;
+                *)
+                    keys=${figures% *} offset=${figures#* }
+                    figures_seen="$figures_seen $peer holds $keys keys at replication offset $offset;"
+                    if [ "$keys" -gt 0 ] && { [ "$offset" -gt "$best_offset" ] ||
+                        { [ "$offset" -eq "$best_offset" ] && [ "$keys" -gt "$best_keys" ]; }; }; then
+                        best=$peer best_keys=$keys best_offset=$offset
+                    fi
+                    ;;
+            esac
+        done
+        [ -n "$silent" ] || break
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            die "refusing to start $pod as an empty master: $data_dir holds no data and peer(s)$silent did not answer within $peer_wait s (last: $reason). An empty master would make every replica that holds data discard it at its next sync. Bring the peer back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
+        fi
+        sleep 1
+    done
+    log "peers:$figures_seen"
+}
+
+# recover_from HOST:PORT: the peer's dataset, copied into this pod's data directory
+# as the append-only file that the master then loads.
+recover_from() {
+    source=$1
+    rdb=$data_dir/recovery.rdb
+    log "recovering from $source, the peer with the most data ($best_keys keys at replication offset $best_offset): it serves the copy as a master, then follows $master_host:$master_port again"
+    # A replica whose master is away refuses to serve a copy (NOMASTERLINK), and
+    # its master is this very pod: the peer is made a master for the copy. Should
+    # this pod be stopped before the peer follows it again, the peer stays a
+    # master with all its data, and the next start recovers from it again.
+    reply=$(ask 5 "$source" REPLICAOF NO ONE) || true
+    case $reply in
+        OK*) ;;
+        *) die "cannot recover from $source: REPLICAOF NO ONE answered: $reply" ;;
+    esac
+    rm -f -- "$rdb"
+    copied=0
+    copy=$(ask 300 "$source" --rdb "$rdb") || copied=$?
+    reply=$(ask 5 "$source" REPLICAOF "$master_host" "$master_port") || true
+    case $reply in
+        OK*) ;;
+        *) log "warning: $source did not go back to following $master_host:$master_port ($reply); it stays a master with its data until it restarts" ;;
+    esac
+    [ "$copied" -eq 0 ] || die "cannot recover from $source: the copy failed: $copy"
+    load_into_append_only_file "$rdb" "$source"
+}
+
+# With appendonly yes and no append-only file, redis-server 7 ignores an RDB file
+# and starts empty. So a server of its own, on a Unix socket in the config
+# directory (no TCP port: no client but this script), loads the copy, turns it into
+# the append-only file (CONFIG SET appendonly yes rewrites the dataset into it, as
+# the documented switch from RDB to AOF does), and stops.
+load_into_append_only_file() {
+    socket=$conf_dir/recovery.sock
+    loader_conf=$conf_dir/recovery.conf
+    rm -f -- "$socket" "$loader_conf"
+    {
+        printf 'port 0\n'
+        printf 'unixsocket "%s"\n' "$socket"
+        printf 'unixsocketperm 700\n'
+        printf 'dir "%s"\n' "$data_dir"
+        printf 'dbfilename "%s"\n' "${1##*/}"
+        printf 'appendonly no\n'
+        printf 'save ""\n'
+    } > "$loader_conf" || die "cannot write $loader_conf"
+    redis-server "$loader_conf" >&2 &
+    loader=$!
+    until [ "$(loader_cli PING)" = PONG ]; do
+        kill -0 "$loader" 2>/dev/null || die "the copy from $2 could not be loaded (redis-server's log is above)"
+        sleep 0.2
+    done
+    [ "$(loader_cli CONFIG SET appendonly yes)" = OK ] || die "cannot turn the copy from $2 into an append-only file"
+    while :; do
+        persistence=$(loader_cli INFO persistence | tr -d '\r')
+        case $persistence in
+            *aof_rewrite_in_progress:1* | *aof_rewrite_scheduled:1*) sleep 0.2 ;;
+            *aof_last_bgrewrite_status:ok*) break ;;
+            *) die "writing the append-only file from the copy of $2 failed: $persistence" ;;
+        esac
+    done
+    figures=$(info_figures "$(loader_cli INFO replication keyspace persistence)")
+    loader_cli SHUTDOWN > /dev/null || true
+    wait "$loader" || die "the server that loaded the copy from $2 did not stop cleanly"
+    holds_data || die "no append-only file in $data_dir after loading the copy from $2"
+    rm -f -- "$1" "$loader_conf"
+    log "recovered ${figures% *} keys from $2 into $data_dir; starting as the master"
+}
+
+loader_cli() {
+    timeout 5 redis-cli -s "$socket" "$@" 2>&1
+}
+
+guard_the_replicas_data() {
+    if holds_data; then
+        [ -z "$recovery" ] || log "REDIS_RECOVERY=$recovery ignored: $data_dir holds data (remove the pod's annotation journal-iac/redis-recovery)"
+        return 0
+    fi
+    case $recovery in
+        start-empty)
+            log "$data_dir holds no data and REDIS_RECOVERY=start-empty: starting as an EMPTY master without asking any peer; replicas that hold data discard it at their next sync"
+            return 0
+            ;;
+        recover-from-*)
+            wanted=${recovery#recover-from-} i=1 chosen=
+            for peer in $peers; do
+                [ "$i" -ne "$wanted" ] || chosen=$peer
+                i=$((i + 1))
+            done
+            [ -n "$chosen" ] || die "REDIS_RECOVERY=$recovery names no peer of $pod (its peers: $peers)"
+            peers=$chosen
+            ;;
+    esac
+    if [ -z "$peers" ]; then
+        log "$data_dir holds no data and $pod has no peers: starting as an empty master"
+        return 0
+    fi
+    survey_peers
+    if [ -n "$best" ]; then
+        recover_from "$best"
+    elif [ -n "$recovery" ]; then
+        die "REDIS_RECOVERY=$recovery: $peers holds no data to recover"
+    else
+        log "no peer holds data: starting as an empty master"
+    fi
+}
+
+if [ "$role" = master ]; then
+    guard_the_replicas_data
 fi
 
 # exec: redis-server replaces this shell as the container's main process, so it

@@ -29,6 +29,10 @@ PASSWORD_MOUNT = "/etc/redis-passwd"
 SCRIPTS_MOUNT = "/scripts"
 LAUNCH_SCRIPT = Path(__file__).with_name("redis-launch.sh")
 PROBE_SCRIPT = Path(__file__).with_name("redis-probe.sh")
+# An operator's decision for a master on an empty volume (see the README): an
+# annotation on the pod, read at each container start, so it takes effect at pod 0's
+# next restart without changing the template, which would roll every Redis pod.
+RECOVERY_ANNOTATION = "journal-iac/redis-recovery"
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,12 @@ class RedisCluster(pulumi.ComponentResource):
                 {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
                 {"name": "REDIS_DATA_DIR", "value": "/data"},
                 {"name": "REDIS_CONF_DIR", "value": "/etc/redis"},
+                # An empty master asks its peers for their data first.
+                {"name": "REDIS_PODS", "value": str(settings.replicas)},
+                {
+                    "name": "REDIS_RECOVERY",
+                    "value_from": {"field_ref": {"field_path": f"metadata.annotations['{RECOVERY_ANNOTATION}']"}},
+                },
                 {
                     "name": "REDIS_MAXMEMORY",
                     "value": str(int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)),

@@ -254,6 +254,11 @@ class Node:
         self.port = free_port()
         # As the StatefulSet sets it from the memory limit; a test may lower it.
         self.maxmemory = 64 * 2**20
+        #: The other pods a master asks for their data when its own directory is
+        #: empty (REDIS_PEERS); none unless the cluster gives them.
+        self.peers: Sequence[Node] = ()
+        #: Environment variables set on top of the StatefulSet's, at every start.
+        self.env_overrides: dict[str, str] = {}
         self.proc: Optional[subprocess.Popen] = None
 
     def __repr__(self) -> str:
@@ -285,6 +290,11 @@ class Node:
         )
         if self.master is not None:
             env.update(REDIS_MASTER_HOST="127.0.0.1", REDIS_MASTER_PORT=str(self.master.port))
+        if self.peers:
+            # The master's own address too: a peer it recovers from follows it again.
+            env.update(REDIS_PEERS=" ".join(f"127.0.0.1:{peer.port}" for peer in self.peers),
+                       REDIS_MASTER_HOST="127.0.0.1", REDIS_MASTER_PORT=str(self.port))
+        env.update(self.env_overrides)
         return env
 
     def start(self, argv: Optional[Sequence[str]] = None, *, answers: Sequence[str] = ("PONG",)) -> "Node":
@@ -374,7 +384,9 @@ class Node:
 class Cluster:
     """A master and its replicas, named like StatefulSet pods, in a private temp dir."""
 
-    def __init__(self, replicas: int = 2) -> None:
+    def __init__(self, replicas: int = 2, master_asks_peers: bool = False) -> None:
+        """`master_asks_peers`: the master is told its replicas' addresses, as the
+        StatefulSet tells pod 0, and they start first, as they may on Kubernetes."""
         self._tmp = tempfile.TemporaryDirectory(prefix="journal-redis-")
         self.workdir = Path(self._tmp.name)
         self.secret = Secret.generate()
@@ -389,16 +401,29 @@ class Cluster:
                  master=self.master, shim_dir=shims)
             for i in range(1, replicas + 1)
         ]
+        if master_asks_peers:
+            self.master.peers = self.replicas
 
     @property
     def nodes(self) -> list[Node]:
         return [self.master, *self.replicas]
 
     def start(self) -> "Cluster":
-        self.start_master()
-        for replica in self.replicas:
-            replica.start()
+        if self.master.peers:
+            for replica in self.replicas:
+                self.start_replica(replica)
+            self.start_master()
+        else:
+            self.start_master()
+            for replica in self.replicas:
+                replica.start()
         return self
+
+    def start_replica(self, replica: Node) -> None:
+        replica.start()
+        # Test speed only, as for the master: a replica an empty master recovers
+        # from serves the copy as a master for a moment.
+        assert replica.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0").reply == "OK"
 
     def start_master(self) -> None:
         self.master.start()

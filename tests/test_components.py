@@ -75,7 +75,19 @@ def test_redis_probes_authenticate_without_the_password_in_their_command():
     assert container["readinessProbe"]["exec"]["command"] == ["sh", "/scripts/redis-probe.sh", "readiness"]
     assert container["livenessProbe"]["exec"]["command"] == ["sh", "/scripts/redis-probe.sh", "liveness"]
     assert container["command"] == ["sh", "/scripts/redis-launch.sh"]
-    assert all("valueFrom" not in e for e in container["env"]), "the password is read from the mounted file"
+    assert all("secretKeyRef" not in e.get("valueFrom", {}) for e in container["env"]), \
+        "the password is read from the mounted file"
+
+
+def test_redis_master_knows_its_peers_and_reads_the_operators_recovery_decision_from_its_pod():
+    settings = settings_for(redisReplicas=3).redis
+    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    container = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REDIS_PODS"]["value"] == "3"
+    assert env["REDIS_RECOVERY"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.annotations['journal-iac/redis-recovery']"}
+    }
 
 
 def fake_redis() -> RedisConnection:
@@ -309,5 +321,5 @@ def test_redis_keeps_its_data_within_its_memory_limit():
     settings = settings_for(redisMemoryRequest="1Gi", redisMemoryLimit="2Gi").redis
     deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
     container = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert int(env["REDIS_MAXMEMORY"]) == int(0.7 * 2 * 2**30)

@@ -229,7 +229,7 @@ def test_the_frontend_is_told_where_to_read_and_write(deployed):
 
 def test_redis_replicas_follow_the_masters_stable_dns_name(deployed):
     statefulset = deployed.object("StatefulSet", "redis")
-    env = {e["name"]: e["value"] for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value") for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
     namespace = statefulset["metadata"]["namespace"]
     assert env["REDIS_MASTER_HOST"] == f"redis-0.{statefulset['spec']['serviceName']}.{namespace}.svc"
 

@@ -10,7 +10,10 @@ See tests/redis_nodes.py for how the password is kept out of every message.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+import socket
+import time
 import uuid
 from typing import Optional
 
@@ -363,3 +366,213 @@ def test_launch_fails_clearly_on_a_port_that_is_not_a_port_number(unstarted: Clu
     node = unstarted.master
     result = launch(node, REDIS_PORT=port)
     assert_launch_refused(result, node, "REDIS_PORT must be a port number from 1 to 65535")
+
+
+# --- an empty master never wipes its replicas ----------------------------------------
+# Pod 0 on a new, empty volume would start as an empty master under a new replication
+# ID, and every replica would discard its data at its next full sync. The master asks
+# its peers first (REDIS_PEERS, REDIS_PEER_WAIT_SECONDS, REDIS_RECOVERY).
+
+
+@pytest.fixture
+def guarded(redis_binaries: None):
+    """A master that knows its two replicas, as the StatefulSet's pod 0 does."""
+    with Cluster(replicas=2, master_asks_peers=True) as cluster:
+        cluster.wait_until_replicas_linked()
+        yield cluster
+
+
+def lose_volume(node: Node) -> None:
+    """Kill the node and give it a new, empty data directory, as a replaced claim would."""
+    node.stop(signal.SIGKILL)
+    shutil.rmtree(node.data_dir)
+    node.data_dir.mkdir(mode=0o700)
+
+
+def write_and_wait(master: Node, replicas: list, key: str, value: str) -> None:
+    assert master.cli("SET", key, value).reply == "OK"
+    for replica in replicas:
+        wait_for(f"{key} on {replica}", lambda: replica.cli("GET", key).reply == value)
+
+
+def assert_log_keeps_the_password(node: Node) -> None:
+    assert not node.secret.redact(node.log.read_text(errors="replace"))[1], f"{node}'s log shows the password"
+
+
+def test_a_first_start_with_every_pod_empty_asks_the_peers_and_starts_the_master(
+    guarded: Cluster,
+) -> None:
+    log = guarded.master.log_text()
+    assert "holds no data: asking the peers" in log
+    assert f"127.0.0.1:{guarded.replicas[0].port} holds 0 keys" in log
+    assert "no peer holds data: starting as an empty master" in log
+    assert guarded.master.info("replication")["connected_slaves"] == "2"
+
+
+def test_an_empty_master_recovers_the_data_of_the_replica_that_holds_the_most(
+    guarded: Cluster,
+) -> None:
+    master, (behind, ahead) = guarded.master, guarded.replicas
+    early, late = unique("entry"), unique("entry")
+    write_and_wait(master, [behind, ahead], early, "early")
+    behind.stop(signal.SIGKILL)
+    write_and_wait(master, [ahead], late, "late")
+    lose_volume(master)
+    guarded.start_replica(behind)  # back on its own data, which lacks the late entry
+
+    guarded.start_master()
+
+    assert (master.cli("GET", early).reply, master.cli("GET", late).reply) == ("early", "late")
+    log = master.log_text()
+    assert f"recovering from 127.0.0.1:{ahead.port}, the peer with the most data (2 keys" in log
+    assert f"recovered 2 keys from 127.0.0.1:{ahead.port}" in log
+    guarded.wait_until_replicas_linked()
+    for replica in guarded.replicas:
+        assert replica.info("replication")["master_port"] == str(master.port), "it follows pod 0 again"
+        assert replica.cli("GET", late).reply == "late", f"{replica} lost the journal"
+    # The master runs from an append-only file built from the copy, so it keeps the
+    # data across its next restart as any master does.
+    master.stop(signal.SIGKILL)
+    guarded.start_master()
+    assert master.cli("GET", late).reply == "late"
+    assert "DB loaded from append only file" in master.log_text()
+    assert_log_keeps_the_password(master)
+
+
+def test_an_empty_master_refuses_to_start_while_a_peer_does_not_answer(unstarted: Cluster) -> None:
+    master = unstarted.master
+    nobody = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    result = launch(master, REDIS_PEERS=nobody, REDIS_MASTER_HOST="127.0.0.1",
+                    REDIS_MASTER_PORT=str(master.port), REDIS_PEER_WAIT_SECONDS="2")
+    assert time.monotonic() - started >= 2, "it waits the bounded time before refusing"
+    assert result.returncode == 1
+    assert f"refusing to start redis-0 as an empty master: {master.data_dir} holds no data" in result.stderr
+    assert f"peer(s) {nobody} did not answer within 2 s" in result.stderr
+    assert "Connection refused" in result.stderr
+    assert not result.leaked_password
+    assert not any(master.data_dir.iterdir()), "no server ran on the empty directory"
+
+
+def test_an_empty_master_names_its_peers_after_itself_in_the_statefulsets_domain(
+    unstarted: Cluster,
+) -> None:
+    # A redis-cli that records whom it was asked to reach and answers as an unknown
+    # host would: the names are the promise here, and no lookup leaves the machine.
+    master = unstarted.master
+    shims, record = unstarted.workdir / "cli-shim", unstarted.workdir / "asked"
+    shims.mkdir()
+    (shims / "redis-cli").write_text(
+        "#!/bin/sh\n"
+        f"printf '%s\\n' \"$*\" >> {record}\n"
+        "printf 'Could not connect to Redis at %s:%s: Name or service not known\\n' \"$2\" \"$4\"\n"
+        "exit 1\n"
+    )
+    (shims / "redis-cli").chmod(0o700)
+    result = launch(master, PATH=f"{shims}:{base_env()['PATH']}", REDIS_PODS="3",
+                    REDIS_MASTER_HOST="redis-0.redis-write.journal.svc", REDIS_MASTER_PORT="6379",
+                    REDIS_PEER_WAIT_SECONDS="0")
+    assert result.returncode == 1
+    assert record.read_text().splitlines() == [
+        "-h redis-1.redis-write.journal.svc -p 6379 INFO replication keyspace persistence",
+        "-h redis-2.redis-write.journal.svc -p 6379 INFO replication keyspace persistence",
+    ]
+    assert "redis-1.redis-write.journal.svc:6379 redis-2.redis-write.journal.svc:6379 did not answer" in result.stderr
+
+
+def test_an_empty_master_asks_its_peers_with_the_password_only_in_redis_clis_environment(
+    unstarted: Cluster,
+) -> None:
+    master, secret = unstarted.master, unstarted.secret
+    # A peer that accepts the connection and never answers keeps the question open
+    # (until the launch script's own 5 s bound), long enough to read its /proc entries.
+    with socket.socket() as silent_peer:
+        silent_peer.bind(("127.0.0.1", 0))
+        silent_peer.listen()
+        address = f"127.0.0.1:{silent_peer.getsockname()[1]}"
+        env = master.launch_env()
+        env.update(REDIS_PEERS=address, REDIS_MASTER_HOST="127.0.0.1",
+                   REDIS_MASTER_PORT=str(master.port), REDIS_PEER_WAIT_SECONDS="0")
+        launcher = spawn(["dash", str(LAUNCH_SCRIPT)], env=env)
+        try:
+            cli_pid = wait_for("the launch script's redis-cli", lambda: find_descendant(launcher.pid, "redis-cli"))
+            cli_argv, cli_argv_leaked = read_proc(cli_pid, "cmdline", secret)
+            cli_environ, _ = read_proc(cli_pid, "environ", secret)
+        finally:
+            result = collect(launcher, secret=secret, timeout=10)
+
+    assert not cli_argv_leaked, "redis-cli's command line shows the password"
+    assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.1", "-p", address.split(":")[1],
+                                "INFO", "replication", "keyspace", "persistence"]
+    assert f"REDISCLI_AUTH={PLACEHOLDER}" in cli_environ.split()
+    assert result.returncode == 1 and f"{address}: no answer within 5 s" in result.stderr
+    assert not result.leaked_password
+
+
+# --- the operator's decisions (README: "A Redis master on an empty volume") ------------
+
+
+def test_the_operator_recovers_from_a_chosen_replica_while_another_is_gone(guarded: Cluster) -> None:
+    master, (gone, survivor) = guarded.master, guarded.replicas
+    key = unique("entry")
+    write_and_wait(master, [gone, survivor], key, "kept")
+    gone.stop(signal.SIGKILL)
+    lose_volume(master)
+    master.env_overrides["REDIS_PEER_WAIT_SECONDS"] = "1"
+
+    refused = launch(master)
+    assert refused.returncode == 1
+    assert f"peer(s) 127.0.0.1:{gone.port} did not answer" in refused.stderr
+    assert "journal-iac/redis-recovery" in refused.stderr, "the refusal points to the operator's way out"
+
+    master.env_overrides["REDIS_RECOVERY"] = "recover-from-2"
+    guarded.start_master()
+    assert master.cli("GET", key).reply == "kept"
+    assert f"recovered 1 keys from 127.0.0.1:{survivor.port}" in master.log_text()
+    wait_for(f"{survivor} to follow the master again",
+             lambda: survivor.info("replication").get("master_link_status") == "up")
+    assert survivor.cli("GET", key).reply == "kept"
+    assert_log_keeps_the_password(master)
+
+
+def test_the_operator_starts_an_empty_master_knowingly_and_the_replicas_follow_it_empty(
+    guarded: Cluster,
+) -> None:
+    master, replicas = guarded.master, guarded.replicas
+    write_and_wait(master, replicas, unique("entry"), "discarded")
+    lose_volume(master)
+    master.env_overrides["REDIS_RECOVERY"] = "start-empty"
+
+    guarded.start_master()
+
+    assert master.cli("DBSIZE").reply == "0"
+    assert "REDIS_RECOVERY=start-empty: starting as an EMPTY master without asking any peer" in master.log_text()
+    for replica in replicas:
+        wait_for(f"{replica} to discard its data at its full sync", lambda: replica.cli("DBSIZE").reply == "0")
+
+
+def test_a_recovery_decision_left_on_the_pod_is_ignored_while_the_master_has_its_data(
+    guarded: Cluster,
+) -> None:
+    master = guarded.master
+    key = unique("entry")
+    write_and_wait(master, guarded.replicas, key, "kept")
+    master.stop(signal.SIGKILL)
+    master.env_overrides["REDIS_RECOVERY"] = "start-empty"
+    guarded.start_master()
+    assert master.cli("GET", key).reply == "kept"
+    assert "REDIS_RECOVERY=start-empty ignored" in master.log_text()
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("REDIS_RECOVERY", "wipe", "REDIS_RECOVERY must be empty, 'start-empty' or 'recover-from-<ordinal>'"),
+    ("REDIS_RECOVERY", "recover-from-0", "REDIS_RECOVERY must be empty"),
+    ("REDIS_PODS", "two", "REDIS_PODS must be the number of pods"),
+    ("REDIS_PEER_WAIT_SECONDS", "1m", "REDIS_PEER_WAIT_SECONDS must be a number of seconds"),
+])
+def test_launch_fails_clearly_on_a_guard_setting_it_cannot_read(
+    unstarted: Cluster, name: str, value: str, message: str
+) -> None:
+    node = unstarted.master
+    result = launch(node, **{name: value})
+    assert_launch_refused(result, node, message)
