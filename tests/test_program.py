@@ -234,6 +234,12 @@ def test_redis_replicas_follow_the_masters_stable_dns_name(deployed):
     assert env["REDIS_MASTER_HOST"] == f"redis-0.{statefulset['spec']['serviceName']}.{namespace}.svc"
 
 
+def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):
+    read = deployed.object("Service", "redis")["spec"]
+    assert read["type"] == "ClusterIP" and "clusterIP" not in read
+    assert read["selector"] == deployed.object("StatefulSet", "redis")["spec"]["selector"]["matchLabels"]
+
+
 def test_redis_ships_the_launch_and_probe_scripts_verbatim(deployed):
     (scripts,) = [c for c in deployed.objects("ConfigMap") if LAUNCH_SCRIPT.name in c["data"]]
     assert scripts["data"][LAUNCH_SCRIPT.name] == LAUNCH_SCRIPT.read_text()
