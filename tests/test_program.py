@@ -244,7 +244,9 @@ def test_every_pod_runs_restricted(deployed):
     for name, spec in pod_specs(deployed):
         security = spec["securityContext"]
         assert security["runAsNonRoot"] is True, name
-        assert security["runAsUser"] > 0, name
+        # Above 10000: no pod's user or group is an account of the node's.
+        for key in ("runAsUser", "runAsGroup", "fsGroup"):
+            assert security[key] >= 10000, (name, key)
         assert security["seccompProfile"] == {"type": "RuntimeDefault"}, name
         assert spec["automountServiceAccountToken"] is False, name
 
@@ -256,7 +258,7 @@ def test_every_container_is_locked_down_and_sized(deployed):
         assert security["readOnlyRootFilesystem"] is True, name
         assert security["capabilities"] == {"drop": ["ALL"]}, name
         for kind in ("requests", "limits"):
-            assert set(container["resources"][kind]) == {"cpu", "memory"}, name
+            assert set(container["resources"][kind]) == {"cpu", "memory", "ephemeral-storage"}, name
         assert "readinessProbe" in container and "livenessProbe" in container, name
 
 
