@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test mutants render bench everything setup pulumi-tools kubernetes-tools cluster-images system-packages
+.PHONY: preview test mutants render bench everything setup pulumi-tools kubernetes-tools scanners cluster-images system-packages
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview
@@ -29,7 +29,7 @@ bench: everything
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.
 everything:
-	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools system-packages cluster-images
+	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools scanners system-packages cluster-images
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,11 @@ pulumi-tools:
 
 kubernetes-tools:
 	scripts/install-kubernetes.sh >/dev/null
+
+# kube-score from the Go module proxy and checkov in a virtualenv of its own, for
+# tests/test_scanners.py (cold: about 2 minutes).
+scanners:
+	scripts/install-scanners.sh >/dev/null
 
 cluster-images: kubernetes-tools system-packages
 	scripts/cluster.sh images >/dev/null

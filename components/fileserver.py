@@ -13,8 +13,10 @@ from .stateless_tier import HttpContainer, stateless_http_tier
 
 CONTAINER_PORT = 8080
 SERVICE_PORT = 80
-# The "nginx" user of the unprivileged NGINX images.
-NGINX_USER_ID = 101
+# Not the image's "nginx" user (101): an unprivileged NGINX runs as any uid that can read
+# its configuration and files and write /tmp. Above 10000, the id matches no account of
+# the node's.
+NGINX_USER_ID = 10101
 
 
 class FileServer(pulumi.ComponentResource):

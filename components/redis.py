@@ -22,8 +22,10 @@ REDIS_PORT = 6379
 # the copy-on-write pages of the fork that rewrites the append-only file, client and
 # replication buffers, and fragmentation.
 DATA_SHARE_OF_MEMORY_LIMIT = 0.7
-# The uid and gid of the "redis" user in the official Redis image.
-REDIS_USER_ID = 999
+# Not the image's "redis" user (999): Redis needs no account, only a data directory it
+# can write, which fsGroup gives this id on the claim (re-grouping, once, a claim written
+# under another id). Above 10000, the id matches no account of the node's.
+REDIS_USER_ID = 10999
 PASSWORD_FILE_KEY = "passwd"
 PASSWORD_MOUNT = "/etc/redis-passwd"
 SCRIPTS_MOUNT = "/scripts"

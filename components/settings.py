@@ -90,6 +90,15 @@ def parse_image(reference: str) -> Optional[Image]:
     return Image(reference=reference, tag=tag, digest=digest or None)
 
 
+# A container writes only its logs (the kubelet keeps at most five files of 10Mi) and,
+# in the HTTP tiers, /tmp (an emptyDir capped at 64Mi): the root filesystem is read-only
+# and Redis keeps its data on its claim. The request covers all of that, so the scheduler
+# never places more pods on a node than its disk holds; the limit (pod-wide, emptyDirs
+# included) evicts only a pod writing past twice that.
+EPHEMERAL_STORAGE_REQUEST = "128Mi"
+EPHEMERAL_STORAGE_LIMIT = "256Mi"
+
+
 @dataclass(frozen=True)
 class Resources:
     """Container requests and limits, as Kubernetes quantities."""
@@ -105,8 +114,8 @@ class Resources:
 
     def to_kubernetes(self) -> k8s.core.v1.ResourceRequirementsArgsDict:
         return {
-            "requests": {"cpu": self.cpu_request, "memory": self.memory_request},
-            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit},
+            "requests": {"cpu": self.cpu_request, "memory": self.memory_request, "ephemeral-storage": EPHEMERAL_STORAGE_REQUEST},
+            "limits": {"cpu": self.cpu_limit, "memory": self.memory_limit, "ephemeral-storage": EPHEMERAL_STORAGE_LIMIT},
         }
 
 

@@ -6,7 +6,7 @@ Kubernetes leaves dynamic provisioning to an external program for every class it
 built-in plugin for: the PV controller marks the claim with the provisioner's name and
 waits for a PersistentVolume that names the claim in its claimRef, then binds the two. A
 `local` volume (not `hostPath`) because the kubelet applies the pod's fsGroup to it, so
-Redis, running as uid 999, owns its data directory without a root init container.
+Redis, running as a non-root uid, owns its data directory without a root init container.
 
     python3 -m localcluster.provisioner STATE_DIR
 """

@@ -31,9 +31,10 @@ from typing import Iterator
 import pytest
 
 from browser import CHROMEDRIVER, CHROMIUM, PNG_SIGNATURE, Browser, WebDriverError, exercise_journal_page, wait_for_list
+from components.fileserver import NGINX_USER_ID
 from loopback import free_port
 from redis_nodes import Cluster, require_binaries, wait_for
-from test_fileserver_page import CONFIG, NGINX_UID, SITE, FileServer, require_nginx
+from test_fileserver_page import CONFIG, SITE, FileServer, require_nginx
 from test_journal_api import Api
 
 pytestmark = pytest.mark.browser
@@ -120,7 +121,7 @@ def front(api: Api) -> Iterator[FrontServer]:
         server.log.touch(mode=0o600)
         if os.geteuid() == 0:
             for owned in (server.tmp, server.log):  # the log: behind /dev/stdout, which nginx reopens
-                os.chown(owned, NGINX_UID, NGINX_UID)
+                os.chown(owned, NGINX_USER_ID, NGINX_USER_ID)
         yield server.start()
     finally:
         server.stop()

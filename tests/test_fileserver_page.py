@@ -1,6 +1,6 @@
 """The file server: fileserver/nginx.conf on Debian's real nginx, serving fileserver/site.
 
-nginx runs as uid 101, as in the pod, when the tests run as root (through setpriv),
+nginx runs as the pod's uid (components/fileserver.py), when the tests run as root (through setpriv),
 and as the current user otherwise. It runs a temporary copy of the shipped config
 with three rewrites, each checked to have happened:
 
@@ -33,6 +33,7 @@ from typing import Iterator, Optional
 
 import pytest
 
+from components.fileserver import NGINX_USER_ID
 from loopback import free_port
 from redis_nodes import COMMAND_TIMEOUT, ROOT, base_env, kill_group, wait_for
 
@@ -40,7 +41,6 @@ pytestmark = pytest.mark.fileserver
 
 CONFIG = ROOT / "fileserver" / "nginx.conf"
 SITE = ROOT / "fileserver" / "site"
-NGINX_UID = 101
 HTTP_TIMEOUT = 10.0
 
 
@@ -58,7 +58,7 @@ def unprivileged() -> list[str]:
     """The command prefix that drops to the nginx uid, when there is one to drop from."""
     if os.geteuid() != 0:
         return []
-    return ["setpriv", f"--reuid={NGINX_UID}", f"--regid={NGINX_UID}", "--clear-groups"]
+    return ["setpriv", f"--reuid={NGINX_USER_ID}", f"--regid={NGINX_USER_ID}", "--clear-groups"]
 
 
 def rewrite_once(text: str, old: str, new: str) -> str:
@@ -92,8 +92,8 @@ class FileServer:
         text = rewrite_once(text, "listen 8080;", f"listen 127.0.0.1:{self.port};")
         assert "/tmp/" in text
         text = text.replace("/tmp/", f"{self.tmp}/")
-        # A copy of the site in the world-readable workdir: the clone may sit where uid
-        # 101 cannot go (under /root), or under /tmp, which the line above rewrites.
+        # A copy of the site in the world-readable workdir: the clone may sit where the
+        # nginx uid cannot go (under /root), or under /tmp, which the line above rewrites.
         site = self.workdir / "site"
         shutil.copytree(SITE, site, dirs_exist_ok=True)
         text = rewrite_once(text, "root /usr/share/journal/site;", f"root {site};")
@@ -157,7 +157,7 @@ def workdir() -> Iterator[Path]:
         if os.geteuid() == 0:
             # The stand-in /tmp, and the file behind /dev/stdout, which nginx reopens.
             for owned in (path / "tmp", path / "nginx.log"):
-                os.chown(owned, NGINX_UID, NGINX_UID)
+                os.chown(owned, NGINX_USER_ID, NGINX_USER_ID)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
@@ -230,7 +230,7 @@ def children(parent: int) -> list[int]:
 
 def test_nginx_runs_unprivileged_and_writes_only_under_tmp(server: FileServer) -> None:
     server.get("/")
-    expected_uid = str(NGINX_UID if os.geteuid() == 0 else os.geteuid())
+    expected_uid = str(NGINX_USER_ID if os.geteuid() == 0 else os.geteuid())
     pids = [server.proc.pid, *children(server.proc.pid)]
     assert len(pids) > 1, "a master and its workers"
     for pid in pids:

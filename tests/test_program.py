@@ -262,7 +262,9 @@ def test_every_pod_runs_restricted(deployed):
     for name, spec in pod_specs(deployed):
         security = spec["securityContext"]
         assert security["runAsNonRoot"] is True, name
-        assert security["runAsUser"] > 0, name
+        # Above 10000: no pod's user or group is an account of the node's.
+        for key in ("runAsUser", "runAsGroup", "fsGroup"):
+            assert security[key] >= 10000, (name, key)
         # The user's own group, which also owns the mounted volumes; chowned only when
         # their root does not already belong to it.
         assert security["runAsGroup"] == security["fsGroup"] == security["runAsUser"], name
@@ -279,7 +281,7 @@ def test_every_container_is_locked_down_and_sized(deployed):
         assert security["readOnlyRootFilesystem"] is True, name
         assert security["capabilities"] == {"drop": ["ALL"]}, name
         for kind in ("requests", "limits"):
-            assert set(container["resources"][kind]) == {"cpu", "memory"}, name
+            assert set(container["resources"][kind]) == {"cpu", "memory", "ephemeral-storage"}, name
         assert "readinessProbe" in container and "livenessProbe" in container, name
 
 

@@ -152,6 +152,22 @@ finish_build() {
 	log "built $build_label in $((SECONDS - build_start))s"
 }
 
+# build_go LABEL DIR TOOL WRAPPER LDFLAGS PACKAGE...: one go build into DIR/bin: a single
+# package as the binary TOOL, several under their packages' last path elements.
+build_go() {
+	local label=$1 dir=$2 tool=$3 wrapper=$4 ldflags=$5 fp output names
+	shift 5
+	if (($# == 1)); then
+		output=$tool names=("$tool")
+	else
+		output="" names=("${@##*/}")
+	fi
+	fp=$(fingerprint "$toolchain/$wrapper" "CGO_ENABLED=$CGO_ENABLED" "$ldflags" "$@")
+	begin_build "$label" "$dir" "$tool" "$fp" "${names[@]}" || return 0
+	(cd "$toolchain/$wrapper" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" -o "$staging/$output" "$@")
+	finish_build "$dir" "$tool" "$fp"
+}
+
 # module_dir MODULE@VERSION: download a module (pinned by the current dir's
 # go.sum) and print its directory in the module cache.
 module_dir() {
