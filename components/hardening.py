@@ -57,6 +57,7 @@ class HardenedContainer:
     env: Sequence[EnvVar] = ()
     volume_mounts: Sequence[VolumeMount] = ()
     lifecycle: Optional[k8s.core.v1.LifecycleArgsDict] = None
+    startup_probe: Optional[Probe] = None
 
     def to_kubernetes(self) -> Container:
         # Typed on its own: inside the container's literal, a wrong key of the port would
@@ -78,6 +79,8 @@ class HardenedContainer:
             container["command"] = list(self.command)
         if self.lifecycle:
             container["lifecycle"] = self.lifecycle
+        if self.startup_probe:
+            container["startup_probe"] = self.startup_probe
         return container
 
 

@@ -263,30 +263,34 @@ ask() {
     REDISCLI_AUTH=$password timeout "$within" redis-cli -h "${address%:*}" -p "${address##*:}" "$@" 2>&1
 }
 
-# From the text of "INFO replication keyspace persistence": "loading" while the
-# dataset is being read (its key counts are partial then), "<keys> <offset>" once
-# it is loaded, nothing for any other reply (an error, a refused connection).
+# From the text of "INFO replication keyspace persistence memory": "loading" while
+# the dataset is being read (its key counts are partial then), "<keys> <offset>
+# <dataset bytes>" once it is loaded, nothing for any other reply (an error, a
+# refused connection).
 info_figures() {
     printf '%s\n' "$1" | tr -d '\r' | awk -F: '
         $1 == "loading" { loading = $2 }
         $1 == "master_repl_offset" { offset = $2 }
+        $1 == "used_memory_dataset" { bytes = $2 }
         $1 ~ /^db[0-9]+$/ { split($2, counts, /[=,]/); keys += counts[2] }
         END {
             if (loading == "1") print "loading"
-            else if (loading == "0" && offset != "") printf "%d %s\n", keys, offset
+            else if (loading == "0" && offset != "" && bytes != "") printf "%d %s %s\n", keys, offset, bytes
         }'
 }
 
-# The "<keys> <offset>" of every peer, once all of them answered; the most data is
-# the highest replication offset (every replica followed the same master, so its
-# dataset is a later state of the others'), then the most keys.
+# The figures of every peer, once all of them answered; the most data is the highest
+# replication offset (every replica followed the same master, so its dataset is a
+# later state of the others'), then the largest dataset. Not the most keys: the
+# journal is two keys however many entries it holds, and replicas restarted while
+# their master was away all report offset 0.
 survey_peers() {
     log "$data_dir holds no data: asking the peers ($peers) before starting as the master, for up to $peer_wait s"
     deadline=$(($(date +%s) + peer_wait))
     while :; do
-        best='' best_keys=0 best_offset=-1 figures_seen='' silent='' reason=''
+        best='' best_keys=0 best_offset=-1 best_bytes=-1 figures_seen='' silent='' reason=''
         for peer in $peers; do
-            reply=$(ask 5 "$peer" INFO replication keyspace persistence) || true
+            reply=$(ask 5 "$peer" INFO replication keyspace persistence memory) || true
             figures=$(info_figures "$reply")
             case $figures in
                 '' | loading)
@@ -298,11 +302,12 @@ survey_peers() {
                     fi
                     ;;
                 *)
-                    keys=${figures% *} offset=${figures#* }
-                    figures_seen="$figures_seen $peer holds $keys keys at replication offset $offset;"
+                    keys=${figures%% *} offset_and_bytes=${figures#* }
+                    offset=${offset_and_bytes% *} bytes=${offset_and_bytes#* }
+                    figures_seen="$figures_seen $peer holds $keys keys ($bytes bytes) at replication offset $offset;"
                     if [ "$keys" -gt 0 ] && { [ "$offset" -gt "$best_offset" ] ||
-                        { [ "$offset" -eq "$best_offset" ] && [ "$keys" -gt "$best_keys" ]; }; }; then
-                        best=$peer best_keys=$keys best_offset=$offset
+                        { [ "$offset" -eq "$best_offset" ] && [ "$bytes" -gt "$best_bytes" ]; }; }; then
+                        best=$peer best_keys=$keys best_offset=$offset best_bytes=$bytes
                     fi
                     ;;
             esac
@@ -321,7 +326,7 @@ survey_peers() {
 recover_from() {
     source=$1
     rdb=$data_dir/recovery.rdb
-    log "recovering from $source, the peer with the most data ($best_keys keys at replication offset $best_offset): it serves the copy as a master, then follows $master_host:$master_port again"
+    log "recovering from $source, $chosen_because ($best_keys keys, $best_bytes bytes, at replication offset $best_offset): it serves the copy as a master, then follows $master_host:$master_port again"
     # A replica whose master is away refuses to serve a copy (NOMASTERLINK), and
     # its master is this very pod: the peer is made a master for the copy. Should
     # this pod be stopped before the peer follows it again, the peer stays a
@@ -363,6 +368,8 @@ load_into_append_only_file() {
     } > "$loader_conf" || die "cannot write $loader_conf"
     redis-server "$loader_conf" >&2 &
     loader=$!
+    # Should this script die while the loader runs, the loader goes with it.
+    trap 'kill "$loader" 2>/dev/null' EXIT
     until [ "$(loader_cli PING)" = PONG ]; do
         kill -0 "$loader" 2>/dev/null || die "the copy from $2 could not be loaded (redis-server's log is above)"
         sleep 0.2
@@ -376,12 +383,13 @@ load_into_append_only_file() {
             *) die "writing the append-only file from the copy of $2 failed: $persistence" ;;
         esac
     done
-    figures=$(info_figures "$(loader_cli INFO replication keyspace persistence)")
+    figures=$(info_figures "$(loader_cli INFO replication keyspace persistence memory)")
     loader_cli SHUTDOWN > /dev/null || true
     wait "$loader" || die "the server that loaded the copy from $2 did not stop cleanly"
+    trap - EXIT
     holds_data || die "no append-only file in $data_dir after loading the copy from $2"
     rm -f -- "$1" "$loader_conf"
-    log "recovered ${figures% *} keys from $2 into $data_dir; starting as the master"
+    log "recovered ${figures%% *} keys from $2 into $data_dir; starting as the master"
 }
 
 loader_cli() {
@@ -389,6 +397,7 @@ loader_cli() {
 }
 
 guard_the_replicas_data() {
+    chosen_because="the peer with the most data"
     if holds_data; then
         [ -z "$recovery" ] || log "REDIS_RECOVERY=$recovery ignored: $data_dir holds data (remove the pod's annotation journal-iac/redis-recovery)"
         return 0
@@ -406,6 +415,7 @@ guard_the_replicas_data() {
             done
             [ -n "$chosen" ] || die "REDIS_RECOVERY=$recovery names no peer of $pod (its peers: $peers)"
             peers=$chosen
+            chosen_because="the peer REDIS_RECOVERY names"
             ;;
     esac
     if [ -z "$peers" ]; then

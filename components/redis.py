@@ -35,6 +35,9 @@ PROBE_SCRIPT = Path(__file__).with_name("redis-probe.sh")
 # annotation on the pod, read at each container start, so it takes effect at pod 0's
 # next restart without changing the template, which would roll every Redis pod.
 RECOVERY_ANNOTATION = "journal-iac/redis-recovery"
+# Ten-second checks until a Redis answers at its start: room for the empty master's
+# survey of its peers and its copy of the journal (see redis-launch.sh).
+STARTUP_CHECKS = 40
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,11 @@ class RedisCluster(pulumi.ComponentResource):
                     "value": str(int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)),
                 },
             ],
+            # Until the first liveness check passes: an empty master asking its peers
+            # (REDIS_PEER_WAIT_SECONDS, 30 s) and copying the journal from one (up to
+            # 300 s) answers no probe meanwhile, and a restart part-way would only begin
+            # it again.
+            startup_probe=probe("liveness", period=10, failures=STARTUP_CHECKS),
             readiness_probe=probe("readiness", period=5, failures=3),
             # Liveness tolerates a node that is loading its data or waiting for its
             # master: restarting it would not help.

@@ -234,6 +234,17 @@ def test_redis_replicas_follow_the_masters_stable_dns_name(deployed):
     assert env["REDIS_MASTER_HOST"] == f"redis-0.{statefulset['spec']['serviceName']}.{namespace}.svc"
 
 
+def test_a_recovering_redis_master_is_not_restarted_part_way(deployed):
+    statefulset = deployed.object("StatefulSet", "redis")["spec"]
+    (container,) = statefulset["template"]["spec"]["containers"]
+    startup = container["startupProbe"]
+    assert startup["exec"]["command"] == container["livenessProbe"]["exec"]["command"]
+    # The peers' survey (30 s, plus 5 s a peer) and the copy (at most 300 s) fit.
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 + 5 * statefulset["replicas"] + 300
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["REDIS_PODS"] == str(int(statefulset["replicas"]))
+
+
 def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):
     read = deployed.object("Service", "redis")["spec"]
     assert read["type"] == "ClusterIP" and "clusterIP" not in read

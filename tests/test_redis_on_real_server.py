@@ -439,6 +439,31 @@ def test_an_empty_master_recovers_the_data_of_the_replica_that_holds_the_most(
     assert_log_keeps_the_password(master)
 
 
+def test_among_replicas_restarted_without_their_master_the_larger_dataset_wins(guarded: Cluster) -> None:
+    # As in the journal: one key however many entries; replicas restarted while their
+    # master is away all report replication offset 0. Only the data's size tells them apart.
+    master, (short, long) = guarded.master, guarded.replicas
+    for replica in guarded.replicas:
+        # After its full sync a replica rewrites its append-only file, and until that is
+        # done what it receives is not on disk yet: a kill would lose it.
+        wait_for(f"{replica}'s append-only file", lambda: replica.info("persistence")["aof_rewrite_in_progress"] == "0"
+                 and replica.info("persistence")["aof_rewrite_scheduled"] == "0")
+    journal = unique("journal")
+    write_and_wait(master, [short, long], journal, "first entry")
+    short.stop(signal.SIGKILL)
+    write_and_wait(master, [long], journal, "first entry" + ", and a later one" * 500)
+    lose_volume(master)
+    long.stop(signal.SIGKILL)
+    guarded.start_replica(short)
+    guarded.start_replica(long)
+    assert short.info("replication")["master_repl_offset"] == long.info("replication")["master_repl_offset"] == "0"
+
+    guarded.start_master()
+
+    assert master.cli("GET", journal).reply.endswith(", and a later one"), master.log_text()
+    assert f"recovering from 127.0.0.1:{long.port}, the peer with the most data (1 keys" in master.log_text()
+
+
 def test_an_empty_master_refuses_to_start_while_a_peer_does_not_answer(unstarted: Cluster) -> None:
     master = unstarted.master
     nobody = f"127.0.0.1:{free_port()}"
@@ -474,8 +499,8 @@ def test_an_empty_master_names_its_peers_after_itself_in_the_statefulsets_domain
                     REDIS_PEER_WAIT_SECONDS="0")
     assert result.returncode == 1
     assert record.read_text().splitlines() == [
-        "-h redis-1.redis-write.journal.svc -p 6379 INFO replication keyspace persistence",
-        "-h redis-2.redis-write.journal.svc -p 6379 INFO replication keyspace persistence",
+        "-h redis-1.redis-write.journal.svc -p 6379 INFO replication keyspace persistence memory",
+        "-h redis-2.redis-write.journal.svc -p 6379 INFO replication keyspace persistence memory",
     ]
     assert "redis-1.redis-write.journal.svc:6379 redis-2.redis-write.journal.svc:6379 did not answer" in result.stderr
 
@@ -503,7 +528,7 @@ def test_an_empty_master_asks_its_peers_with_the_password_only_in_redis_clis_env
 
     assert not cli_argv_leaked, "redis-cli's command line shows the password"
     assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.1", "-p", address.split(":")[1],
-                                "INFO", "replication", "keyspace", "persistence"]
+                                "INFO", "replication", "keyspace", "persistence", "memory"]
     assert f"REDISCLI_AUTH={PLACEHOLDER}" in cli_environ.split()
     assert result.returncode == 1 and f"{address}: no answer within 5 s" in result.stderr
     assert not result.leaked_password
