@@ -15,7 +15,7 @@ test: everything
 	$(PYTEST)
 
 # Each promise of tests/mutants.yaml broken in turn; the mock tests must catch every one.
-mutants: setup
+mutants: setup system-packages
 	$(VENV)/bin/python scripts/mutants.py
 
 render: setup pulumi-tools
