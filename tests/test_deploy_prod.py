@@ -160,6 +160,58 @@ def test_the_master_pod_comes_back_with_its_data_and_the_replicas_reattach(prod)
     prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
 
 
+def test_a_master_that_loses_its_volume_recovers_the_journal_from_a_replica(prod):
+    entry = prod.post("survives the master's volume")
+    member = str(entry["id"])
+
+    def holds_entry(pod: str) -> bool:
+        return "survives the master's volume" in prod.redis_cli(pod, "ZRANGEBYSCORE", "journal:entries", member, member)
+
+    prod.cluster.wait(lambda: holds_entry("redis-1") and holds_entry("redis-2"), 30, "the entry on both replicas")
+    old_claim = prod.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)["metadata"]["uid"]
+    # The claim goes once its pod does (its protection finalizer waits for that), and the
+    # StatefulSet gives the new redis-0 a new, empty claim: a lost volume, as an operator
+    # deleting the wrong claim or a failed disk would leave it.
+    prod.cluster.kubectl("delete", "pvc", "data-redis-0", "-n", NAMESPACE, "--wait=false")
+    prod.cluster.kubectl("delete", "pod", "redis-0", "-n", NAMESPACE, "--wait=false")
+
+    def new_claim_bound() -> bool:
+        claims = [c for c in prod.cluster.get("pvc", "-n", NAMESPACE)["items"] if c["metadata"]["name"] == "data-redis-0"]
+        return bool(claims) and claims[0]["metadata"]["uid"] != old_claim and claims[0]["status"].get("phase") == "Bound"
+
+    prod.cluster.wait(new_claim_bound, 120, "a new, empty claim for redis-0")
+    prod.cluster.wait_ready(NAMESPACE, "redis-0", timeout=180)
+    log = prod.cluster.kubectl("logs", "-n", NAMESPACE, "redis-0").stdout
+    assert "holds no data: asking the peers" in log and "recovering from redis-" in log, log
+    assert holds_entry("redis-0")
+    prod.cluster.wait(
+        lambda: all(prod.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 90, "the replicas to re-attach"
+    )
+    assert holds_entry("redis-1") and holds_entry("redis-2")
+    prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
+
+
+def test_the_operators_recovery_annotation_reaches_the_master_at_its_next_start(prod):
+    # The README's procedure: annotate the pod, and its next container start reads the
+    # decision. A master that holds its data ignores it, and says so.
+    annotation = "journal-iac/redis-recovery"
+    prod.cluster.kubectl("annotate", "pod", "redis-0", "-n", NAMESPACE, f"{annotation}=recover-from-1")
+    try:
+        restarts = prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["status"]["containerStatuses"][0]["restartCount"]
+        prod.redis_cli("redis-0", "SHUTDOWN", check=False)
+        prod.cluster.wait(
+            lambda: prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["status"]["containerStatuses"][0]["restartCount"] > restarts,
+            60,
+            "redis-0's container to restart",
+        )
+        prod.cluster.wait_ready(NAMESPACE, "redis-0", timeout=120)
+        log = prod.cluster.kubectl("logs", "-n", NAMESPACE, "redis-0").stdout
+        assert "REDIS_RECOVERY=recover-from-1 ignored: /data holds data" in log, log
+    finally:
+        prod.cluster.kubectl("annotate", "pod", "redis-0", "-n", NAMESPACE, f"{annotation}-")
+    prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
+
+
 def _posts(prod: Prod) -> bool:
     try:
         prod.post("after the master came back")
