@@ -1,12 +1,12 @@
-# The two entry points a user needs: `make preview` and `make test`.
-# Everything else here is what they set up.
+# The entry points: `make preview` and `make test` for a user, `make unit` for the fast
+# loop while changing the program. Everything else here is what they set up.
 
 STACK ?= dev
 PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test mutants render bench everything setup pulumi-tools kubernetes-tools scanners cluster-images system-packages
+.PHONY: preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners cluster-images system-packages
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview
@@ -14,17 +14,22 @@ preview: setup pulumi-tools
 test: everything
 	$(PYTEST)
 
+# Settings, components, the whole program under mocks and the render-state edits: no
+# outside program (PATH holds only the venv, so a test that reaches for one fails here).
+unit: setup
+	env PATH=$(CURDIR)/$(VENV)/bin $(PYTEST) -q tests/unit
+
 # Each promise of tests/mutants.yaml broken in turn; the mock tests must catch every one.
 mutants: setup system-packages
-	$(VENV)/bin/python scripts/mutants.py
+	$(VENV)/bin/python devtools/mutants.py
 
 render: setup pulumi-tools
 	scripts/render.sh $(STACK)
 
 bench: everything
-	scripts/benchmark.sh
-	scripts/benchmark-cluster.sh
-	$(VENV)/bin/python scripts/benchmark-fleet.py
+	devtools/benchmark.sh
+	devtools/benchmark-cluster.sh
+	$(VENV)/bin/python devtools/benchmark-fleet.py
 
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.
@@ -43,15 +48,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt
 # Pulumi toolchain, 25 for Kubernetes and the cluster's add-ons, 5 for the images),
 # before any test needs them; a rerun takes well under a second.
 pulumi-tools:
-	scripts/install-pulumi.sh >/dev/null
+	toolchain/install-pulumi.sh >/dev/null
 
 kubernetes-tools:
-	scripts/install-kubernetes.sh >/dev/null
+	toolchain/install-kubernetes.sh >/dev/null
 
 # kube-score from the Go module proxy and checkov in a virtualenv of its own, for
-# tests/test_scanners.py (cold: about 2 minutes).
+# tests/integration/test_scanners.py (cold: about 2 minutes).
 scanners:
-	scripts/install-scanners.sh >/dev/null
+	toolchain/install-scanners.sh >/dev/null
 
 cluster-images: kubernetes-tools system-packages
 	scripts/cluster.sh images >/dev/null

@@ -411,10 +411,10 @@ conntrack: {{maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeo
 
 def tools() -> Path:
     result = subprocess.run(
-        [str(PROJECT_DIR / "scripts" / "install-kubernetes.sh")], stdout=subprocess.PIPE, text=True
+        [str(PROJECT_DIR / "toolchain" / "install-kubernetes.sh")], stdout=subprocess.PIPE, text=True
     )
     if result.returncode != 0:
-        raise ClusterError("scripts/install-kubernetes.sh failed (its output is above)")
+        raise ClusterError("toolchain/install-kubernetes.sh failed (its output is above)")
     return Path(result.stdout.strip())
 
 

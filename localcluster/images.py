@@ -5,7 +5,7 @@ Two kinds:
   packages an image needs, trimmed, with the project's own files added (the journal API,
   the web page), under exactly the names the stack files use, so `Pulumi.dev.yaml` and
   `Pulumi.prod.yaml` deploy unchanged.
-- Scratch images: one static binary built by scripts/install-kubernetes.sh (pause,
+- Scratch images: one static binary built by toolchain/install-kubernetes.sh (pause,
   CoreDNS, Traefik) and nothing else.
 
 Each image is written as a one-layer docker-archive tar (what `ctr images import` reads)
@@ -140,7 +140,7 @@ IMAGES: tuple[Image, ...] = (
         versions=(("nginx", "1.22.1"),),
         # uid 101, as in nginxinc/nginx-unprivileged, which the file server settings name.
         accounts=(Account("nginx", 101),),
-        files=(("fileserver/nginx.conf", "etc/nginx/nginx.conf"), ("fileserver/site", "usr/share/journal/site")),
+        files=(("images/fileserver/nginx.conf", "etc/nginx/nginx.conf"), ("images/fileserver/site", "usr/share/journal/site")),
         user="101:101",
         # -e: nginx opens its compiled-in error log before reading the config; on a
         # read-only root that is a failed open and an alert on every start.
@@ -153,7 +153,7 @@ IMAGES: tuple[Image, ...] = (
         packages=("python3",),
         versions=(("python3", "3.11"),),
         accounts=(Account("journal", 10001),),
-        files=(("journal_api", "opt/journal/journal_api"),),
+        files=(("images/journal-api/journal_api", "opt/journal/journal_api"),),
         user="10001:10001",
         entrypoint=("python3", "-m", "journal_api"),
         # Nothing is written to the read-only root: no bytecode caches.

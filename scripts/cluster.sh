@@ -10,7 +10,7 @@
 #
 # Needs root on a Debian-like host; installs containerd, runc, the CNI plugins, iptables,
 # ipset, nftables, conntrack and debootstrap from Debian when they are missing, and
-# builds the Kubernetes binaries with scripts/install-kubernetes.sh.
+# builds the Kubernetes binaries with toolchain/install-kubernetes.sh.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 

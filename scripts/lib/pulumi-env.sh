@@ -2,7 +2,7 @@
 # The environment scripts/pulumi.sh runs the pinned Pulumi CLI in; sourced, not run.
 #
 # The sourcing script sets `root` (the clone) and `stack`. This then:
-# - puts the CLI of scripts/install-pulumi.sh (built if missing) and the venv on PATH;
+# - puts the CLI of toolchain/install-pulumi.sh (built if missing) and the venv on PATH;
 # - keeps PULUMI_HOME and the file state backend in the clone's owner-only .pulumi/,
 #   unless PULUMI_HOME / PULUMI_BACKEND_URL are already set; no update checks, no plugin
 #   downloads;
@@ -20,7 +20,7 @@ state_dir="$root/.pulumi"
 mkdir -p "$state_dir"
 chmod 700 "$state_dir"
 
-tools_bin=$("$root/scripts/install-pulumi.sh")
+tools_bin=$("$root/toolchain/install-pulumi.sh")
 export PATH="$tools_bin:$root/venv/bin:$PATH"
 export PULUMI_HOME="${PULUMI_HOME:-$state_dir/home}"
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$state_dir/state}"

@@ -1,5 +1,5 @@
 // The cert-manager controller, webhook, cainjector and ACME HTTP-01 solver of the local
-// cluster (scripts/install-kubernetes.sh builds them).
+// cluster (toolchain/install-kubernetes.sh builds them).
 //
 // controller/, webhook/, cainjector/ and acmesolver/ are cert-manager's cmd/ sources
 // (Apache-2.0, LICENSE here) from its release-1.21 branch (commit 378ef0e28), changed only in their import
@@ -198,5 +198,5 @@ require (
 	software.sslmate.com/src/go-pkcs12 v0.7.2 // indirect
 )
 
-// ./upstream is put there by scripts/install-kubernetes.sh (see above).
+// ./upstream is put there by toolchain/install-kubernetes.sh (see above).
 replace github.com/cert-manager/cert-manager => ./upstream

@@ -1,5 +1,5 @@
 // Pins the cert-manager release whose CustomResourceDefinitions (deploy/crds/*.yaml in the
-// module) scripts/install-kubernetes.sh installs for the local cluster; nothing is built
+// module) toolchain/install-kubernetes.sh installs for the local cluster; nothing is built
 // from it. go.sum holds the module's hashes, so the download is verified.
 module journal-iac/toolchain/cert-manager
 

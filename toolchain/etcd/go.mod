@@ -1,6 +1,6 @@
 // Builds etcd v3.6.5 (the etcd that Kubernetes 1.34 is tested with and ships, see
 // build/dependencies.yaml in k8s.io/kubernetes v1.34.4) from its server module, whose
-// root package is etcd's main (scripts/install-kubernetes.sh).
+// root package is etcd's main (toolchain/install-kubernetes.sh).
 module journal-iac/toolchain/etcd
 
 go 1.24

@@ -1,4 +1,4 @@
-// Builds the Kubernetes binaries of k8s.io/kubernetes v1.34.4 (scripts/install-kubernetes.sh).
+// Builds the Kubernetes binaries of k8s.io/kubernetes v1.34.4 (toolchain/install-kubernetes.sh).
 // k8s.io/kubernetes replaces its staging modules with ./staging/src/k8s.io/*, which a
 // dependency cannot do: they are replaced here by their published v0.34.4 releases,
 // the same code cut from the same tag.

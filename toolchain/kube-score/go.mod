@@ -1,5 +1,5 @@
-// Pins kube-score, the static checker of Kubernetes objects that tests/test_scanners.py
-// runs on both stacks' rendered manifests (scripts/install-scanners.sh builds it).
+// Pins kube-score, the static checker of Kubernetes objects that tests/integration/test_scanners.py
+// runs on both stacks' rendered manifests (toolchain/install-scanners.sh builds it).
 // go.sum holds every hash, so the build is verified.
 module journal-iac/toolchain/kube-score
 

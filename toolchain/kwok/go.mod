@@ -1,5 +1,5 @@
 // Pins kwok, which simulates the kubelets of a fleet of fake nodes for the tests of the
-// production shape (scripts/install-kubernetes.sh builds it; its stages ship in the
+// production shape (toolchain/install-kubernetes.sh builds it; its stages ship in the
 // module). go.sum holds every hash, so the build is verified.
 module journal-iac/toolchain/kwok
 

@@ -1,4 +1,4 @@
-// Pins Pebble, Let's Encrypt's ACME test server, which scripts/install-kubernetes.sh
+// Pins Pebble, Let's Encrypt's ACME test server, which toolchain/install-kubernetes.sh
 // builds for the local cluster's ACME flow. go.sum holds every hash, so the build is
 // verified.
 module journal-iac/toolchain/pebble

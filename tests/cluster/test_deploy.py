@@ -1,0 +1,261 @@
+"""`pulumi up` for real: the dev stack, Pulumi.dev.yaml as committed, deployed with
+scripts/pulumi.sh on the local cluster as a user deploys it, then used over HTTPS through
+the ingress controller with the stack's host name (its certificate from the cluster's ACME
+server: tests/cluster/test_edge.py looks at the edge itself), then changed, and destroyed."""
+
+import json
+import time
+from typing import Iterator
+
+import pytest
+
+from support.background_watch import BackgroundWatch
+from support.browser import Browser, exercise_journal_page
+from support.program_mocks import PROJECT_DIR
+from support.deployed_stack import DeployedStack, failure_output
+from support.kubectl import has_condition
+from support.local_cluster import LocalCluster
+from localcluster import cluster as local_cluster
+from localcluster import images
+from support.project_copy import Project, copy_project
+
+pytestmark = pytest.mark.cluster
+
+NAMESPACE = "journal-dev"
+HOST = "journal.dev.example.com"
+
+
+class Journal(DeployedStack):
+    """The dev stack as deployed, with the journal's own requests."""
+
+    def __init__(self, project: Project, cluster: LocalCluster):
+        super().__init__(project, cluster, NAMESPACE, HOST)
+
+    def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "text/plain") -> tuple[int, bytes]:
+        status, _, answer = self.client.request(method, path, body, content_type)
+        return status, answer
+
+    def entries(self) -> list[dict]:
+        status, body = self.request("GET", "/api")
+        assert status == 200, body
+        return json.loads(body)
+
+    def add(self, text: str) -> dict:
+        status, body = self.request("POST", "/api", text.encode())
+        assert status == 201, body
+        return json.loads(body)
+
+
+@pytest.fixture(scope="module")
+def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
+    project = copy_project(tmp_path_factory.mktemp("deployed"), local_cluster.PATHS.admin_kubeconfig)
+    project.pulumi("dev", "up", "--yes", "--skip-preview")
+    journal = Journal(project, module_cluster)
+    journal.ready_endpoints_after_up = ready_endpoints(module_cluster)
+    journal.wait_until_routed()
+    yield journal
+    project.pulumi("dev", "destroy", "--yes", "--skip-preview", check=False)
+
+
+def ready_endpoints(cluster: LocalCluster) -> dict[str, int]:
+    """Ready addresses behind each Service of the stack."""
+    counts = {}
+    for service in cluster.get("services", "-n", NAMESPACE)["items"]:
+        name = service["metadata"]["name"]
+        slices = cluster.get("endpointslices", "-n", NAMESPACE, "-l", f"kubernetes.io/service-name={name}")["items"]
+        counts[name] = sum(1 for s in slices for e in s.get("endpoints") or [] if e["conditions"].get("ready"))
+    return counts
+
+
+def test_up_leaves_every_pod_running_and_ready_from_the_images_built_here(journal):
+    # The stack's own pods: cert-manager's HTTP-01 solver may still be on its way out.
+    pods = journal.cluster.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/part-of=journal")["items"]
+    assert sorted(pod["metadata"]["labels"]["app.kubernetes.io/component"] for pod in pods) == ["fileserver", "frontend", "redis"]
+    for pod in pods:
+        assert pod["status"]["phase"] == "Running" and has_condition(pod, "Ready"), pod["metadata"]["name"]
+    claim = journal.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)
+    assert claim["status"]["phase"] == "Bound"
+    ingress = journal.cluster.get("ingress", "-n", NAMESPACE)["items"][0]
+    assert ingress["status"]["loadBalancer"]["ingress"] == [{"ip": local_cluster.INGRESS_IP}]
+
+
+def test_every_service_has_ready_endpoints_when_up_returns(journal):
+    assert journal.ready_endpoints_after_up == {"fileserver": 1, "frontend": 1, "redis": 1, "redis-write": 1}
+
+
+def test_the_stack_file_stays_as_committed(journal):
+    assert (journal.project.root / "Pulumi.dev.yaml").read_text() == journal.project.stack_files["dev"]
+
+
+def test_an_entry_posted_through_the_ingress_is_listed_and_stored_in_redis(journal):
+    entry = journal.add("first light")
+    assert entry["text"] == "first light"
+    assert entry in journal.entries()
+    stored = journal.redis_cli("redis-0", "--no-raw", "ZRANGEBYSCORE", "journal:entries", str(entry["id"]), str(entry["id"]))
+    assert "first light" in stored
+    status, body = journal.request("POST", "/api", json.dumps({"text": "from json"}).encode(), "application/json")
+    assert status == 201 and json.loads(body)["text"] == "from json"
+
+
+def test_the_web_page_is_served_at_the_root(journal):
+    status, body = journal.request("GET", "/")
+    assert status == 200
+    assert b'<ul id="entries"' in body
+
+
+def test_a_person_adds_an_entry_in_the_browser_and_html_shows_as_text(journal):
+    """Headless Chromium over HTTPS through the ingress, the stack's host name mapped to
+    the ingress controller's address (and every other name unresolvable), trusting the
+    key of the certificate the test has verified against the ACME server's root."""
+    with Browser({HOST: local_cluster.INGRESS_IP}, trusted_keys=[journal.client.public_key_pin()]) as browser:
+        exercise_journal_page(browser, f"https://{HOST}/")
+        artifacts = PROJECT_DIR / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        print(f"screenshot: {browser.screenshot(artifacts / 'journal-dev-through-the-ingress.png')}")
+
+
+def test_bad_input_is_refused_through_the_ingress_and_changes_nothing(journal):
+    before = journal.entries()
+    for body, content_type, expected in ((b"   ", "text/plain", 400), (b"\xff\xfe", "text/plain", 400), (b"x" * 30_000, "text/plain", 413)):
+        status, _ = journal.request("POST", "/api", body, content_type)
+        assert status == expected
+    assert journal.entries() == before
+
+
+def test_a_second_up_changes_nothing(journal):
+    journal.project.pulumi("dev", "preview", "--expect-no-changes")
+
+
+class ReadyWatch(BackgroundWatch):
+    """Polls a Deployment's ready replicas in the background, keeping the lowest seen."""
+
+    def __init__(self, cluster: LocalCluster, name: str):
+        super().__init__(interval=0.2)
+        self.cluster, self.name = cluster, name
+        self.lowest: int | None = None
+
+    def sample(self) -> None:
+        status = self.cluster.get("deployment", self.name, "-n", NAMESPACE)["status"]
+        ready = status.get("readyReplicas", 0)
+        self.lowest = ready if self.lowest is None else min(self.lowest, ready)
+
+
+def test_a_config_change_rolls_the_frontend_without_losing_ready_capacity(journal):
+    for number in range(4):
+        journal.add(f"entry {number}")
+    old_pods = {pod["metadata"]["name"] for pod in journal.pods("frontend")}
+    with ReadyWatch(journal.cluster, "frontend") as watch:
+        journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:frontendJournalEntries=3")
+    desired = journal.cluster.get("deployment", "frontend", "-n", NAMESPACE)["spec"]["replicas"]
+    assert watch.samples > 3 and watch.lowest >= desired
+    assert not old_pods & {pod["metadata"]["name"] for pod in journal.pods("frontend")}
+    # The old pods serve out their last seconds (preStop) while the ingress catches up.
+    journal.cluster.wait(lambda: len(journal.entries()) == 3, 30, "the new pods to list 3 entries")
+    journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:frontendJournalEntries=10")
+
+
+def test_a_new_storage_size_does_not_replace_the_statefulset(journal):
+    uid = journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"]
+    preview = journal.project.pulumi("dev", "preview", "--json", "--config", "journal:redisStorageSize=2Gi")
+    operations = {step["op"] for step in json.loads(preview.stdout).get("steps", []) if "StatefulSet" in step["urn"]}
+    assert operations <= {"same"}
+    journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", "journal:redisStorageSize=2Gi")
+    assert journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"] == uid
+
+
+def test_a_new_image_tag_rolls_the_pods(journal):
+    old_pods = {pod["metadata"]["name"] for pod in journal.pods("frontend")}
+    with ReadyWatch(journal.cluster, "frontend") as watch:
+        journal.project.pulumi("dev", "up", "--yes", "--skip-preview", "--config", f"journal:frontendImage={images.JOURNAL_API_NEXT_IMAGE}")
+    assert watch.lowest >= 1
+    pods = journal.pods("frontend")
+    assert pods and not old_pods & {pod["metadata"]["name"] for pod in pods}
+    assert {pod["spec"]["containers"][0]["image"] for pod in pods} == {images.JOURNAL_API_NEXT_IMAGE}
+    assert {pod["metadata"]["labels"]["app.kubernetes.io/version"] for pod in pods} == {"v1.0.2-5c0a9e2d"}
+
+
+# --- failure is clear and bounded ------------------------------------------------------
+
+
+def assert_fails_in_bounded_time_naming(result, started: float, workload: str) -> None:
+    output = failure_output(result, started)
+    assert workload in output and ("ErrImagePull" in output or "ImagePullBackOff" in output), output[-3000:]
+
+
+def test_an_image_that_does_not_exist_fails_up_in_bounded_time_naming_the_deployment(journal):
+    started = time.monotonic()
+    failed = journal.project.pulumi(
+        "dev", "up", "--yes", "--skip-preview",
+        "--config", "journal:frontendImage=registry.example.com/journal/api:v9.9.9-missing",
+        "--config", "journal:rolloutTimeout=30s",
+        check=False,
+    )  # fmt: skip
+    assert_fails_in_bounded_time_naming(failed, started, "frontend-deployment")
+    # The next up with the value as committed converges (it waits for every pod Ready).
+    journal.project.pulumi("dev", "up", "--yes", "--skip-preview")
+    journal.cluster.wait(lambda: journal.request("GET", "/api")[0] == 200, 30, "the journal to answer again")
+
+
+def test_a_redis_that_cannot_start_fails_up_in_bounded_time_and_a_fixed_value_converges(journal):
+    """On a stack of its own: a first `up` whose Redis image does not exist. (A new Redis
+    image rolled onto a running StatefulSet is awaited pod by pod: tests/cluster/test_fleet.py.)"""
+    stack_file = journal.project.root / "Pulumi.broken.yaml"
+    stack_file.write_text(
+        journal.project.stack_files["dev"]
+        + "  journal:namespace: journal-broken\n"
+        + "  journal:redisImage: docker.io/library/redis:7.0.99-missing\n"
+        + "  journal:rolloutTimeout: 30s\n"
+    )
+    started = time.monotonic()
+    failed = journal.project.pulumi("broken", "up", "--yes", "--skip-preview", check=False)
+    try:
+        assert_fails_in_bounded_time_naming(failed, started, "redis-statefulset")
+        journal.project.pulumi("broken", "up", "--yes", "--skip-preview", "--config", f"journal:redisImage={images.REDIS_IMAGE}")
+        journal.cluster.wait_ready("journal-broken", "redis-0", timeout=90)
+    finally:
+        journal.project.pulumi("broken", "destroy", "--yes", "--skip-preview", check=False)
+
+
+def preview_operations(journal: Journal) -> dict[str, list[str]]:
+    preview = journal.project.pulumi("dev", "preview", "--json")
+    operations: dict[str, list[str]] = {}
+    for step in json.loads(preview.stdout).get("steps", []):
+        operations.setdefault(step["op"], []).append(step["urn"].rsplit("::", 1)[1])
+    return operations
+
+
+def test_renaming_a_component_with_an_alias_deletes_nothing(journal):
+    """Child names start with their component's name, so a renamed component renames its
+    children: without an alias Pulumi would create the new ones and delete the old, and
+    the delete removes the live objects (which the create adopted). With the old name as
+    an alias, every child keeps its identity."""
+    program = journal.project.root / "__main__.py"
+    original = program.read_text()
+    renamed = 'RedisCluster("store", settings.redis, tiers.redis, namespace'
+    try:
+        program.write_text(original.replace('RedisCluster("redis", settings.redis, tiers.redis, namespace', renamed, 1))
+        unaliased = preview_operations(journal)
+        assert "redis-statefulset" in unaliased.get("delete", []) + unaliased.get("delete-replaced", [])
+        program.write_text(
+            original.replace(
+                'RedisCluster("redis", settings.redis, tiers.redis, namespace)',
+                'RedisCluster("store", settings.redis, tiers.redis, namespace, opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redis")]))',
+                1,
+            )
+        )
+        uid = journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"]
+        aliased = preview_operations(journal)
+        assert set(aliased) == {"same"}, aliased
+        journal.project.pulumi("dev", "up", "--yes", "--skip-preview")
+        assert journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"] == uid
+        assert journal.entries() is not None
+    finally:
+        program.write_text(original)
+
+
+def test_destroy_removes_what_the_stack_made(journal):
+    journal.project.pulumi("dev", "destroy", "--yes", "--skip-preview")
+    journal.cluster.wait(lambda: journal.cluster.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0, 90, "the namespace to go")
+    # Nothing of the stack lives outside its namespace: no issuer, no certificate is left.
+    assert journal.cluster.get("clusterissuers")["items"] == journal.cluster.get("certificates", "-A")["items"] == []
+    journal.cluster.wait(lambda: journal.cluster.get("pv")["items"] == [], 30, "the volumes to be reclaimed")

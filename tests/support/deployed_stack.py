@@ -1,0 +1,45 @@
+"""A stack deployed on the local cluster (tests/support/local_cluster.py), reached as its users
+reach it, over HTTPS to its host name through the ingress controller verified against the
+cluster's ACME root, and as its operator does, with redis-cli in its Redis pods."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from support.edge_client import EdgeClient, acme_root
+from support.local_cluster import LocalCluster
+from support.project_copy import Project
+
+
+def failure_output(result: subprocess.CompletedProcess, started: float) -> str:
+    """What a command that had to fail printed, once it is shown to have failed, and within
+    two minutes of `started`: a stack with a rolloutTimeout of 30s gives up long before."""
+    took = time.monotonic() - started
+    assert result.returncode != 0
+    assert took < 120, f"it took {took:.0f}s to fail"
+    return result.stdout + result.stderr
+
+
+class DeployedStack:
+    def __init__(self, project: Project, cluster: LocalCluster, namespace: str, host: str):
+        self.project, self.cluster, self.namespace = project, cluster, namespace
+        self.client = EdgeClient(host, acme_root(cluster.bin_dir))
+
+    def wait_until_routed(self) -> None:
+        """`up` returns once the pods are Ready, the Services have endpoints and the
+        certificate is issued; the ingress controller routes a Service only once it has
+        seen its endpoints (Traefik batches its updates for up to two seconds)."""
+        self.cluster.wait(
+            lambda: self.client.serves_https("/api/healthz") and self.client.serves_https("/"), 30, "the ingress to route /api and /"
+        )
+
+    def redis_cli(self, pod: str, *command: str, check: bool = True) -> str:
+        """redis-cli in a Redis pod, authenticated the way the probes are (REDISCLI_AUTH
+        from the mounted file: the password never appears in an argument)."""
+        script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
+        return self.cluster.exec(self.namespace, pod, "sh", "-c", script, "redis-cli", *command, check=check).stdout
+
+    def pods(self, component: str) -> list[dict]:
+        """The component's pods, those on their way out (terminating) left out."""
+        return self.cluster.pods(self.namespace, component)

@@ -1,0 +1,158 @@
+"""A real `python -m journal_api` process on a loopback port, configured through the
+environment the Deployment sets, and the answers it gives. Every response and every log
+line read is checked for the Redis password."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+from support.redis_nodes import Secret, base_env, free_port, kill_group, wait_for
+
+#: The reference frontend image's source: `python -m journal_api` runs from here.
+API_SOURCE = Path(__file__).resolve().parents[2] / "images" / "journal-api"
+#: The Redis hosts a test API talks to: the master, its replica (one port, two loopback addresses).
+MASTER, REPLICA = "127.0.0.1", "127.0.0.2"
+HTTP_TIMEOUT = 10.0
+ENTRIES = 5
+TEXT_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def json(self) -> object:
+        assert self.headers.get("Content-Type") == "application/json; charset=utf-8", self
+        return json.loads(self.body)
+
+    @property
+    def error(self) -> str:
+        """The message of a JSON error answer, asserting it is one."""
+        message = self.json["error"]
+        assert isinstance(message, str) and message, self
+        return message
+
+
+class Api:
+    """One `python -m journal_api` process, with its log in `workdir`."""
+
+    def __init__(self, workdir: Path, password_file: Path, secrets: Sequence[Secret], *,
+                 write_host: str = MASTER, read_host: str = REPLICA, redis_port: int,
+                 entries: int = ENTRIES, cwd: Path = API_SOURCE, prefix: Sequence[str] = ()) -> None:
+        self.password_file = password_file
+        #: Passwords that no response and no log line may contain.
+        self.secrets = list(secrets)
+        self.write_host, self.read_host, self.redis_port = write_host, read_host, redis_port
+        self.entries = entries
+        self.cwd, self.prefix = cwd, list(prefix)
+        self.log = workdir / f"api-{os.urandom(4).hex()}.log"
+        self.port = 0
+        self.proc: Optional[subprocess.Popen] = None
+
+    def env(self) -> dict[str, str]:
+        """What the Deployment sets (plus the port and loopback address of a test)."""
+        # In the checkout, keep Python from caching journal_api/__init__.py, which it
+        # compiles before the package can turn caching off. (In the image the write
+        # fails harmlessly; test_runs_as_a_non_root_user_that_can_write_nothing
+        # runs without this.)
+        no_cache = {"PYTHONDONTWRITEBYTECODE": "1"} if self.cwd == API_SOURCE else {}
+        return {
+            **base_env(),
+            **no_cache,
+            "REDIS_WRITE_HOST": self.write_host,
+            "REDIS_READ_HOST": self.read_host,
+            "REDIS_PORT": str(self.redis_port),
+            "JOURNAL_ENTRIES": str(self.entries),
+            "REDIS_PASSWORD_FILE": str(self.password_file),
+            "LISTEN_HOST": "127.0.0.1",
+            "PORT": str(self.port),
+        }
+
+    def start(self) -> "Api":
+        for _attempt in range(3):
+            self.port = free_port()
+            with open(self.log, "a") as log:
+                self.proc = subprocess.Popen(
+                    [*self.prefix, sys.executable, "-m", "journal_api"],
+                    cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                )
+            try:
+                wait_for(f"the API on port {self.port} to answer /api/healthz",
+                         lambda: self.proc.poll() is not None or self._healthy())
+            except AssertionError:
+                self.stop(signal.SIGKILL)
+                raise
+            if self.proc.poll() is None:
+                return self
+            if "cannot listen" not in self.log_text():  # else the port was taken meanwhile
+                raise AssertionError(f"the API exited with {self.proc.returncode}:\n{self.log_text()}")
+        raise AssertionError("the API found no free port")
+
+    def _healthy(self) -> bool:
+        with contextlib.suppress(OSError):
+            return self.request("GET", "/api/healthz").status == 200
+        return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
+        if self.proc is not None:
+            kill_group(self.proc, sig)
+            return self.proc.returncode
+        return None
+
+    def __enter__(self) -> "Api":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(signal.SIGKILL)
+
+    def log_text(self) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        for secret in self.secrets:
+            text, leaked = secret.redact(text)
+            assert not leaked, "the API's log contains the Redis password"
+        return text
+
+    def request(self, method: str, path: str, body: Optional[bytes] = None,
+                headers: Mapping[str, str] = {}, content_length: bool = True) -> Response:
+        """One request on a new connection; Content-Length is added unless told not to."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            if content_length and body is not None:
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders()
+            if body:
+                conn.send(body)
+            answer = conn.getresponse()
+            response = Response(answer.status, answer.headers, answer.read())
+        finally:
+            conn.close()
+        raw = f"{response.headers}\n{response.body.decode(errors='replace')}"
+        for secret in self.secrets:
+            assert not secret.redact(raw)[1], f"{method} {path}: the response contains the Redis password"
+        return response
+
+    def post_text(self, text: str) -> dict:
+        response = self.request("POST", "/api", text.encode(), TEXT_PLAIN)
+        assert response.status == 201, (response.status, response.body)
+        return response.json
+
+    def listed(self) -> list[dict]:
+        response = self.request("GET", "/api")
+        assert response.status == 200, (response.status, response.body)
+        return response.json

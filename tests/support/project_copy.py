@@ -1,0 +1,69 @@
+"""A copy of the project for tests that run the real Pulumi CLI: the repository's stack
+files and state are never touched. As for a user, dev runs on the passphrase
+scripts/pulumi.sh generates for the copy, every other stack on one from the environment."""
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from support.program_mocks import PROJECT_DIR
+
+PROJECT_FILES = (
+    "requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "pyrightconfig.json",
+    "scripts", "toolchain",
+)
+# A passphrase made up for this run: the engine encrypts the Redis password with it.
+PASSPHRASE = secrets.token_hex(16)
+
+
+class Project:
+    def __init__(self, root: Path, kubeconfig: Path):
+        self.root = root
+        self.kubeconfig = kubeconfig
+        self.transcript: list[str] = []
+        self.stack_files = {stack: (root / f"Pulumi.{stack}.yaml").read_text() for stack in ("dev", "prod")}
+
+    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+        base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
+        if stack != "dev":
+            base["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
+        result = subprocess.run(
+            args,
+            cwd=self.root,
+            env={**base, "KUBECONFIG": str(self.kubeconfig), **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        self.transcript += [result.stdout, result.stderr]
+        if check:
+            assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        return result
+
+    def pulumi(self, stack: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run(stack, "scripts/pulumi.sh", stack, *args, **kwargs)
+
+    def render(self, stack: str) -> Path:
+        self.run(stack, "scripts/render.sh", stack)
+        return self.root / "rendered" / stack
+
+    def manifests(self, out: Path) -> list[Path]:
+        return sorted((out / "1-manifest").glob("*.yaml")) + sorted((out / "0-crd").glob("*.yaml"))
+
+    def render_backend(self) -> dict[str, str]:
+        return {"PULUMI_BACKEND_URL": f"file://{self.root}/.pulumi/render-state"}
+
+
+def copy_project(root: Path, kubeconfig: Path | None = None) -> Project:
+    """The project's files in `root`, sharing the repository's venv. Without a kubeconfig
+    the copy sees no cluster at all."""
+    for name in PROJECT_FILES:
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, root / name)
+    (root / "venv").symlink_to(PROJECT_DIR / "venv")
+    return Project(root, kubeconfig or root / "no-cluster")

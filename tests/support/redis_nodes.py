@@ -1,0 +1,491 @@
+"""Real redis-server nodes started through components/redis-launch.sh, for tests.
+
+Each node runs `dash components/redis-launch.sh` (the file the StatefulSet mounts)
+with the environment the StatefulSet sets, on 127.0.0.1, on a free port, with its
+own data and config directories in a private temporary directory that is removed
+afterwards. Clients are `redis-cli` processes that receive the password through
+REDISCLI_AUTH, like the probe.
+
+The password is held in a `Secret`: its repr is redacted, and every piece of text
+captured from a child process is returned with the password replaced by
+`<PASSWORD>` plus a flag saying whether it was there, so neither assertion
+messages nor tracebacks (not even with --showlocals) can print it. Helpers that
+hold the raw value in a local variable hide their frame from tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import string
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Optional, Sequence, TypeVar
+
+import pytest
+
+from support.loopback import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH_SCRIPT = ROOT / "components" / "redis-launch.sh"
+PROBE_SCRIPT = ROOT / "components" / "redis-probe.sh"
+
+#: Longest wait for anything that should happen (a node answering, a replica
+#: linking up, a probe passing), in seconds.
+DEADLINE = 10.0
+#: Longest a short-lived child process (redis-cli, a probe, a failing launch) may run.
+COMMAND_TIMEOUT = 5.0
+PLACEHOLDER = "<PASSWORD>"
+REQUIRED_BINARIES = ("dash", "redis-server", "redis-cli")
+
+T = TypeVar("T")
+
+
+def require_binaries() -> None:
+    """Fail (never skip) when the programs these tests run are missing."""
+    missing = [name for name in REQUIRED_BINARIES if shutil.which(name) is None]
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not found on PATH: these tests run real Redis "
+            "processes; install them with `apt-get install -y redis-server redis-tools dash` "
+            "(and stop the Debian redis-server service, which the tests do not use)",
+            pytrace=False,
+        )
+
+
+class Secret:
+    """A password whose value never appears in a repr, a str or a redacted text."""
+
+    __slots__ = ("_value", "_fragments")
+
+    def __init__(self, value: str, fragments: Sequence[str] = ()) -> None:
+        self._value = value
+        # Pieces that must not appear on their own either (a text could echo part
+        # of a password, e.g. the first line of one with a newline in it).
+        self._fragments = tuple(fragments)
+
+    @classmethod
+    def around(cls, separator: str, length: int = 16) -> "Secret":
+        """Two random alphanumeric halves joined by `separator`; either half is redacted too."""
+        head, tail = cls.generate(length)._value, cls.generate(length)._value
+        return cls(head + separator + tail, fragments=(head, tail))
+
+    @classmethod
+    def generate(cls, length: int = 32) -> "Secret":
+        alphabet = string.ascii_letters + string.digits
+        return cls("".join(secrets.choice(alphabet) for _ in range(length)))
+
+    def __repr__(self) -> str:
+        return "Secret(<redacted>)"
+
+    __str__ = __repr__
+
+    def reveal(self) -> str:
+        """The raw value: only for a child's environment or a file, never for text."""
+        return self._value
+
+    def redact(self, text: str) -> tuple[str, bool]:
+        """`text` with the password (or a fragment of it) replaced, and whether it was there."""
+        leaked = False
+        for value in (self._value, *self._fragments):
+            if value and value in text:
+                text, leaked = text.replace(value, PLACEHOLDER), True
+        return text, leaked
+
+    def write_to(self, path: Path) -> Path:
+        """Write the value to a new owner-only file, as a mounted Secret would hold it."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self._value)
+        return path
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a finished child process printed, with the password redacted."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    #: True when the raw stdout or stderr contained the password.
+    leaked_password: bool
+
+    @property
+    def reply(self) -> str:
+        """redis-cli's answer without the blank line it adds after errors."""
+        return self.stdout.strip()
+
+
+def argv_recorder(directory: Path) -> Path:
+    """A `redis-server` that writes its argv to $REDIS_ARGV_RECORD, then execs the real one.
+
+    Redis overwrites its argv with a process title ("redis-server 127.0.0.1:6379")
+    right after it starts, so /proc/<pid>/cmdline of a running server cannot show
+    what the launch script passed; this records it on the way, one argument a line.
+    """
+    real = shutil.which("redis-server")
+    if real is None:
+        require_binaries()
+    directory.mkdir(mode=0o700, exist_ok=True)
+    shim = directory / "redis-server"
+    shim.write_text(
+        "#!/bin/sh\n"
+        "printf '%s\\n' \"$@\" >> \"$REDIS_ARGV_RECORD\"\n"
+        "printf -- '--\\n' >> \"$REDIS_ARGV_RECORD\"\n"
+        f"exec {real} \"$@\"\n"
+    )
+    shim.chmod(0o700)
+    return directory
+
+
+def base_env() -> dict[str, str]:
+    """A clean environment: no REDIS_* or REDISCLI_AUTH inherited from the caller."""
+    return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LC_ALL": "C"}
+
+
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Signal the child's whole process group (it leads one) and reap the child."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=COMMAND_TIMEOUT)
+    if proc.poll() is None:  # a SIGTERM that was not enough
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=COMMAND_TIMEOUT)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    secret: Secret,
+    env: Mapping[str, str],
+    stdin: Optional[str] = None,
+    timeout: float = COMMAND_TIMEOUT,
+) -> Output:
+    """Run a short-lived command in its own process group; kill the group on timeout."""
+    __tracebackhide__ = True  # env may hold the raw password
+    return collect(spawn(argv, env=env, stdin=stdin is not None), secret=secret,
+                   stdin=stdin, timeout=timeout)
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], stdin: bool = False) -> subprocess.Popen:
+    """Start a command in a process group of its own, its output piped for `collect`."""
+    __tracebackhide__ = True
+    return subprocess.Popen(
+        list(argv),
+        env=dict(env),
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def collect(proc: subprocess.Popen, *, secret: Secret, stdin: Optional[str] = None,
+            timeout: float = COMMAND_TIMEOUT) -> Output:
+    """Wait for a spawned command and return its redacted output; kill its group on timeout."""
+    __tracebackhide__ = True  # out and err are raw until redacted
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc)
+        raise AssertionError(f"{' '.join(proc.args)} did not finish within {timeout} s") from None
+    finally:
+        kill_group(proc)
+    out, leaked_out = secret.redact(out)
+    err, leaked_err = secret.redact(err)
+    return Output(proc.returncode, out, err, leaked_out or leaked_err)
+
+
+def wait_for(what: str, check: Callable[[], Optional[T]], deadline: float = DEADLINE, interval: float = 0.02) -> T:
+    """Poll `check` every `interval` seconds until it returns something truthy; fail
+    after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
+        time.sleep(interval)
+
+
+def parse_info(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(":")
+        if sep and not key.startswith("#"):
+            fields[key] = value
+    return fields
+
+
+def read_proc(pid: int, name: str, secret: Secret) -> tuple[str, bool]:
+    """/proc/<pid>/<name> as text (NULs shown as spaces), redacted, plus the leak flag."""
+    raw = Path(f"/proc/{pid}/{name}").read_bytes()
+    return secret.redact(raw.replace(b"\0", b" ").decode(errors="replace"))
+
+
+class Node:
+    """One Redis pod: its directories, its launch environment, its process."""
+
+    def __init__(self, workdir: Path, name: str, secret: Secret, password_file: Path,
+                 master: Optional["Node"] = None, shim_dir: Optional[Path] = None) -> None:
+        self.name = name
+        self.secret = secret
+        self.password_file = password_file
+        self.master = master
+        self.home = workdir / name
+        self.data_dir = self.home / "data"
+        self.conf_dir = self.home / "conf"
+        self.log = self.home / "redis.log"
+        self.shim_dir = shim_dir
+        self.argv_record = self.home / "redis-server.argv"
+        for d in (self.data_dir, self.conf_dir):
+            d.mkdir(parents=True, mode=0o700)
+        self.port = free_port()
+        # As the StatefulSet sets it from the memory limit; a test may lower it.
+        self.maxmemory = 64 * 2**20
+        #: The other pods a master asks for their data when its own directory is
+        #: empty (REDIS_PEERS); none unless the cluster gives them.
+        self.peers: Sequence[Node] = ()
+        #: Environment variables set on top of the StatefulSet's, at every start.
+        self.env_overrides: dict[str, str] = {}
+        self.proc: Optional[subprocess.Popen] = None
+
+    def __repr__(self) -> str:
+        return f"Node({self.name}, port {self.port})"
+
+    @property
+    def config_file(self) -> Path:
+        return self.conf_dir / "redis.conf"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None and self.proc.poll() is None, f"{self} is not running"
+        return self.proc.pid
+
+    def launch_env(self) -> dict[str, str]:
+        """What the StatefulSet sets, with test paths and 127.0.0.1."""
+        env = base_env()
+        if self.shim_dir is not None:
+            env["PATH"] = f"{self.shim_dir}:{env['PATH']}"
+            env["REDIS_ARGV_RECORD"] = str(self.argv_record)
+        env.update(
+            HOSTNAME=self.name,
+            REDIS_PASSWORD_FILE=str(self.password_file),
+            REDIS_PORT=str(self.port),
+            REDIS_BIND="127.0.0.1",
+            REDIS_DATA_DIR=str(self.data_dir),
+            REDIS_CONF_DIR=str(self.conf_dir),
+            REDIS_MAXMEMORY=str(self.maxmemory),
+        )
+        if self.master is not None:
+            env.update(REDIS_MASTER_HOST="127.0.0.1", REDIS_MASTER_PORT=str(self.master.port))
+        if self.peers:
+            # The master's own address too: a peer it recovers from follows it again.
+            env.update(REDIS_PEERS=" ".join(f"127.0.0.1:{peer.port}" for peer in self.peers),
+                       REDIS_MASTER_HOST="127.0.0.1", REDIS_MASTER_PORT=str(self.port))
+        env.update(self.env_overrides)
+        return env
+
+    def start(self, argv: Optional[Sequence[str]] = None, *, answers: Sequence[str] = ("PONG",)) -> "Node":
+        """Run the launch script (or `argv`) and wait until PING's answer starts with one of `answers`.
+
+        A port taken between free_port() and Redis's bind is retried on a new port
+        on the first start (later starts keep the port the replicas follow).
+        """
+        first_start = self.proc is None
+        for _attempt in range(3):
+            with open(self.log, "a") as log:
+                self.proc = subprocess.Popen(
+                    list(argv) if argv else ["dash", str(LAUNCH_SCRIPT)],
+                    env=self.launch_env(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            try:
+                wait_for(f"{self} to answer PING with one of {list(answers)}",
+                         lambda: self.proc.poll() is not None or self.ping().startswith(tuple(answers)))
+            except AssertionError:
+                self.stop()
+                raise
+            if self.proc.poll() is None:
+                return self
+            if first_start and "Address already in use" in self.log.read_text():
+                self.port = free_port()
+                continue
+            raise AssertionError(
+                f"{self} exited with status {self.proc.returncode}; log:\n{self.log_text()}")
+        raise AssertionError(f"{self} found no free port")
+
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None:
+            kill_group(self.proc, sig)
+
+    def recorded_argvs(self) -> tuple[list[list[str]], bool]:
+        """The arguments of every redis-server the launch script exec'd, redacted."""
+        text, leaked = self.secret.redact(self.argv_record.read_text())
+        argvs = [chunk.strip("\n").split("\n") for chunk in text.split("--\n") if chunk.strip()]
+        return argvs, leaked
+
+    def log_text(self) -> str:
+        return self.secret.redact(self.log.read_text(errors="replace"))[0]
+
+    def cli_env(self, auth: bool = True, secret: Optional[Secret] = None) -> dict[str, str]:
+        __tracebackhide__ = True
+        env = base_env()
+        if auth:
+            env["REDISCLI_AUTH"] = (secret or self.secret).reveal()
+        return env
+
+    def cli(self, *args: str, auth: bool = True, stdin: Optional[str] = None) -> Output:
+        """redis-cli against this node; the password, if any, only in its environment."""
+        __tracebackhide__ = True
+        return run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args],
+                   secret=self.secret, env=self.cli_env(auth), stdin=stdin)
+
+    def ping(self) -> str:
+        return self.cli("PING").reply
+
+    def info(self, section: str) -> dict[str, str]:
+        return parse_info(self.cli("INFO", section).stdout)
+
+    def probe_env(self, password_file: Optional[Path] = None) -> dict[str, str]:
+        env = base_env()
+        env.update(REDIS_PASSWORD_FILE=str(password_file or self.password_file),
+                   REDIS_PORT=str(self.port))
+        return env
+
+    def probe(self, mode: str, password_file: Optional[Path] = None,
+              secret: Optional[Secret] = None) -> Output:
+        """Run the real probe script with dash, as the kubelet would in the pod.
+
+        `secret` is the password in `password_file`, for redaction (default: the node's).
+        """
+        return run(["dash", str(PROBE_SCRIPT), mode], secret=secret or self.secret,
+                   env=self.probe_env(password_file))
+
+    def config_lines(self) -> list[str]:
+        """The generated config file, line by line, with the password redacted."""
+        return self.secret.redact(self.config_file.read_text())[0].splitlines()
+
+
+class RedisNodes:
+    """A master and its replicas, named like StatefulSet pods, in a private temp dir."""
+
+    def __init__(self, replicas: int = 2, master_asks_peers: bool = False) -> None:
+        """`master_asks_peers`: the master is told its replicas' addresses, as the
+        StatefulSet tells pod 0, and they start first, as they may on Kubernetes."""
+        self._tmp = tempfile.TemporaryDirectory(prefix="journal-redis-")
+        self.workdir = Path(self._tmp.name)
+        self.secret = Secret.generate()
+        secrets_dir = self.workdir / "redis-passwd"
+        secrets_dir.mkdir(mode=0o700)
+        self.password_file = self.secret.write_to(secrets_dir / "passwd")
+        shims = argv_recorder(self.workdir / "bin")
+        self.master = Node(self.workdir, "redis-0", self.secret, self.password_file,
+                           shim_dir=shims)
+        self.replicas = [
+            Node(self.workdir, f"redis-{i}", self.secret, self.password_file,
+                 master=self.master, shim_dir=shims)
+            for i in range(1, replicas + 1)
+        ]
+        if master_asks_peers:
+            self.master.peers = self.replicas
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [self.master, *self.replicas]
+
+    def start(self) -> "RedisNodes":
+        if self.master.peers:
+            for replica in self.replicas:
+                self.start_replica(replica)
+            self.start_master()
+        else:
+            self.start_master()
+            for replica in self.replicas:
+                replica.start()
+        return self
+
+    def start_replica(self, replica: Node) -> None:
+        replica.start()
+        # Test speed only, as for the master: a replica an empty master recovers
+        # from serves the copy as a master for a moment.
+        assert replica.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0").reply == "OK"
+
+    def start_master(self) -> None:
+        self.master.start()
+        # Test speed only: a master waits repl-diskless-sync-delay (5 s by default)
+        # for more replicas before a full sync, and every (re)start of a master
+        # means a full sync. The setting is read at each replication cron tick, so
+        # it also cuts short a delay that has already begun.
+        assert self.master.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0").reply == "OK"
+
+    def wait_until_replicas_linked(self) -> None:
+        for replica in self.replicas:
+            wait_for(f"{replica} to report master_link_status:up",
+                     lambda: replica.info("replication").get("master_link_status") == "up")
+
+    def close(self) -> None:
+        try:
+            for node in self.nodes:
+                node.stop()
+        finally:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "RedisNodes":
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def master_down(cluster: RedisNodes) -> Iterator[None]:
+    """Kill the master for the duration of the block, then restart it from its data.
+
+    The replicas are left to find it again on their own (they retry every second).
+    """
+    cluster.master.stop(signal.SIGKILL)
+    try:
+        yield
+    finally:
+        cluster.start_master()
+
+
+def find_descendant(root_pid: int, command: str) -> Optional[int]:
+    """The pid of a running descendant of `root_pid` whose argv[0] ends in `command`."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            # "pid (comm) state ppid ...": comm may contain spaces, so split after ")".
+            parents[int(entry.name)] = int(stat.rpartition(")")[2].split()[1])
+    for pid in parents:
+        ancestor = parents.get(pid)
+        while ancestor and ancestor != root_pid:
+            ancestor = parents.get(ancestor)
+        if ancestor == root_pid:
+            with contextlib.suppress(OSError):
+                argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+                if argv0.decode(errors="replace").endswith(command):
+                    return pid
+    return None
