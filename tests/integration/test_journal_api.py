@@ -50,6 +50,7 @@ from support.journal_api_process import (
     Response,
     require_api_python,
 )
+from support.redis_sentinels import SENTINEL_DEADLINE, Sentinels
 from support.redis_nodes import (
     ROOT,
     RedisNodes,
@@ -679,3 +680,104 @@ def test_a_write_no_replica_acknowledges_in_time_is_503_and_reports_no_id(clean:
         assert after["id"] > acknowledged["id"] + 1, "the unacknowledged entry's id is never handed out again"
         assert stored_entries(clean.replicas[0])[-1] == after
 
+
+# --- writes through Sentinel ----------------------------------------------------------------------
+
+
+@dataclass
+class Watched:
+    """A master, two replicas (each on 127.0.0.1 and a port of its own) and three Sentinels."""
+
+    cluster: RedisNodes
+    sentinels: Sentinels
+
+    def master(self) -> Node:
+        """The node the Sentinels name the master now."""
+        address = self.sentinels.sentinels[0].master_address()
+        (node,) = [node for node in self.cluster.nodes if address == ("127.0.0.1", node.port)]
+        return node
+
+    def api(self, workdir: Path, **extra_env: str) -> Api:
+        """An API writing through the Sentinels (REDIS_WRITE_HOST names nothing), reading from redis-1."""
+        return Api(workdir, self.cluster.password_file, [self.cluster.secret], write_host=NOBODY, read_host=MASTER,
+                   redis_port=self.cluster.replicas[0].port,
+                   extra_env={"REDIS_SENTINELS": self.sentinels.addresses(), "REDIS_MASTER_NAME": "journal",
+                              "REDIS_MIN_REPLICA_ACKS": "1", "REDIS_ACK_TIMEOUT_MS": str(ACK_TIMEOUT_MS),
+                              **extra_env})
+
+
+@pytest.fixture
+def watched() -> Iterator[Watched]:
+    require_binaries()
+    with RedisNodes(replicas=2) as cluster:
+        cluster.wait_until_replicas_linked()
+        with Sentinels(cluster) as sentinels:
+            sentinels.wait_until_watching(replicas=2)
+            yield Watched(cluster, sentinels)
+
+
+def test_writes_reach_the_master_through_sentinel_and_resume_after_it_is_killed(watched: Watched,
+                                                                              tmp_path: Path) -> None:
+    old_master = watched.cluster.master
+    with watched.api(tmp_path) as api:
+        before = [api.post_text(f"before the failover {n}") for n in range(3)]
+        assert stored_entries(old_master) == before
+        # Acknowledged: on a replica too (the one that may become the master).
+        assert any(stored_entries(replica) == before for replica in watched.cluster.replicas)
+
+        old_master.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        refused: list[str] = []
+        after: Optional[dict] = None
+        while after is None:
+            response, took = timed(api, "POST", "/api", b"after the failover", TEXT_PLAIN)
+            assert took < UNAVAILABLE_WITHIN, f"a POST during the failover took {took:.1f} s"
+            if response.status == 201:
+                after = response.json
+            else:
+                assert response.status == 503, response.body
+                refused.append(response.error)
+                assert time.monotonic() - killed < SENTINEL_DEADLINE, (
+                    f"no write succeeded within {SENTINEL_DEADLINE} s of the kill; last: {refused[-1]}\n"
+                    f"{watched.sentinels.logs()}")
+                time.sleep(0.1)
+        resumed = time.monotonic() - killed
+        print(f"\nfailover: the first write succeeded {resumed:.1f} s after the master was killed "
+              f"({len(refused)} refused meanwhile)")
+
+        new_master = watched.master()
+        assert new_master is not old_master
+        stored = stored_entries(new_master)
+        # Nothing acknowledged is lost, ids stay unique, and the new entry is on the new master.
+        assert stored[:len(before)] == before and stored[-1] == after
+        assert len({entry["id"] for entry in stored}) == len(stored)
+        assert after["id"] > before[-1]["id"]
+        assert api.proc.poll() is None, "the API followed the failover without a restart"
+        api.log_text()  # asserts the password is not in the log
+
+
+def test_a_write_that_meets_a_demoted_master_is_retried_once_on_the_new_one(watched: Watched,
+                                                                           tmp_path: Path) -> None:
+    old_master = watched.cluster.master
+    with watched.api(tmp_path) as api:
+        before = api.post_text("before the failover")
+        assert api_connections(old_master), "the API keeps its connection to the master"
+
+        watched.sentinels.failover()
+        wait_for("the Sentinels to name a new master", lambda: watched.master() is not old_master,
+                 deadline=SENTINEL_DEADLINE, interval=0.1)
+        new_master = watched.master()
+        # Demoted without its clients cut off (Sentinel would also kill them, some seconds
+        # later): the API's pooled connection now reaches a replica, which answers READONLY.
+        assert old_master.cli("REPLICAOF", "127.0.0.1", str(new_master.port)).reply == "OK"
+        wait_for("the new master to have a replica",
+                 lambda: int(new_master.info("replication").get("connected_slaves", "0")) >= 1)
+        readonly_before = old_master.info("errorstats").get("errorstat_READONLY", "count=0")
+
+        after = api.post_text("after the failover")
+
+        assert old_master.info("errorstats").get("errorstat_READONLY") != readonly_before, (
+            "the write met the demoted master first")
+        assert stored_entries(new_master) == [before, after]
+        assert after["id"] == before["id"] + 1
+        wait_for("the old master to copy the entry", lambda: stored_entries(old_master) == [before, after])
