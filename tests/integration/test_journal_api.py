@@ -711,9 +711,12 @@ def watched() -> Iterator[Watched]:
     require_binaries()
     with RedisNodes(replicas=2) as cluster:
         cluster.wait_until_replicas_linked()
-        with Sentinels(cluster) as sentinels:
-            sentinels.wait_until_watching(replicas=2)
+        sentinels = Sentinels(cluster)
+        try:
+            sentinels.start().wait_until_watching(replicas=2)
             yield Watched(cluster, sentinels)
+        finally:
+            sentinels.close()
 
 
 def test_writes_reach_the_master_through_sentinel_and_resume_after_it_is_killed(watched: Watched,

@@ -127,6 +127,7 @@ class Sentinels:
         return " ".join(f"{s.address}:{s.port}" for s in self.sentinels)
 
     def start(self) -> "Sentinels":
+        """Start every Sentinel; the caller closes them, even when this fails."""
         require_binaries()
         for sentinel in self.sentinels:
             sentinel.write_config(self.cluster.master, self.master_host)
@@ -163,13 +164,3 @@ class Sentinels:
     def close(self) -> None:
         for sentinel in self.sentinels:
             sentinel.stop()
-
-    def __enter__(self) -> "Sentinels":
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -17,9 +17,12 @@ What an answer means, with REDIS_MIN_REPLICA_ACKS = N (every write, POST and DEL
 is then followed by WAIT N REDIS_ACK_TIMEOUT_MS on the same connection):
   - 201: the entry is on the master and on at least N replicas;
   - 503 on POST: the entry may or may not be stored (on the master only, say, if the
-    replicas did not acknowledge it in time), and its id is never reported to anyone;
-  - so nothing a client saw succeed is lost while at most N Redis pods fail at once
-    (with N = 0, a master lost before its replicas copied the entry loses it);
+    replicas did not acknowledge it in time), and the answer carries no id (an entry
+    that survives shows in listings like any other);
+  - so nothing a client saw succeed is lost while at most N Redis pods fail at once,
+    provided a failover promotes a replica that has it (Sentinel promotes the one with
+    the highest replication offset it saw); with N = 0, a master lost before its
+    replicas copied the entry loses it;
   - 204 on DELETE: the removal is on the master and N replicas; a 503 may or may not
     have removed the entry.
 """
