@@ -396,6 +396,20 @@ def test_the_api_follows_a_rotated_password(tmp_path: Path) -> None:
             api.log_text()  # asserts neither password is in the log
 
 
+def test_a_password_file_still_empty_is_read_again_when_redis_answers_noauth(clean: RedisNodes,
+                                                                            tmp_path: Path) -> None:
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    (secret_dir / "passwd").write_text("")  # the Secret not filled in yet: no AUTH is sent
+    with Api(tmp_path, secret_dir / "passwd", [clean.secret], redis_port=clean.master.port) as api:
+        refused = api.request("POST", "/api", b"before the password", TEXT_PLAIN)
+        assert refused.status == 503 and "(NOAUTH)" in refused.error, refused.body
+        write_password(secret_dir, clean.secret)
+        entry = api.post_text("once the file holds it")
+        assert stored_entries(clean.master) == [entry]
+        api.log_text()  # asserts the password is not in the log
+
+
 def test_the_password_is_in_no_response_log_argv_or_environment(api: Api, cluster: RedisNodes,
                                                                 tmp_path: Path) -> None:
     api.post_text("an entry")

@@ -92,7 +92,7 @@ class PasswordFile:
         return value
 
 
-def error_kind(error: ResponseError) -> str:
+def error_kind(error: RedisError) -> str:
     """The error class Redis put first in its reply (READONLY, OOM, WRONGPASS, ERR...)."""
     return getattr(error, "redis_kind", None) or "ERR"
 
@@ -292,30 +292,25 @@ class Endpoint:
                 conn = self.pool.get_connection("_")
             except RedisError as error:
                 # Nothing of this request was sent.
-                refused = isinstance(error, RedisConnectionError) and not isinstance(error, RedisTimeoutError)
-                if refused and (idempotent or self.follows_master) and not last:
+                failure = self._failure(error, None)
+                if not last and _connection_failed(error, failure) and (idempotent or self.follows_master):
                     continue
-                raise self._failure(error, None) from None
+                raise failure from None
             try:
                 return operation(conn)
-            except ReadOnlyError as error:
-                if self.follows_master:
-                    # A demoted master: this connection and the idle ones go to it.
-                    conn.disconnect()
-                    self.pool.disconnect(inuse_connections=False)
-                    if not last:
-                        continue
-                raise self._failure(error, conn) from None
-            except RedisTimeoutError as error:
-                raise self._failure(error, conn) from None
-            except RedisConnectionError as error:
-                if idempotent and not last:
-                    continue
-                raise self._failure(error, conn) from None
-            except RedisError as error:
-                raise self._failure(error, conn) from None
             except StoreFailure:
                 raise  # raised by the operation, with the connection in step
+            except RedisError as error:
+                failure = self._failure(error, conn)
+                # READONLY: a demoted master, which executed nothing; this connection
+                # and the idle ones go to it.
+                demoted = isinstance(error, ReadOnlyError) and self.follows_master
+                if demoted:
+                    conn.disconnect()
+                    self.pool.disconnect(inuse_connections=False)
+                if not last and (demoted or (idempotent and _connection_failed(error, failure))):
+                    continue
+                raise failure from None
             except BaseException:
                 conn.disconnect()  # its state is unknown
                 raise
@@ -323,10 +318,12 @@ class Endpoint:
                 self.pool.release(conn)
         raise AssertionError("unreachable")
 
-    def _failure(self, error: RedisError, conn: Optional[Connection]) -> Exception:
+    def _failure(self, error: RedisError, conn: Optional[Connection]) -> StoreFailure:
         where = f"{conn.host}:{conn.port}" if conn is not None and conn.host else self.where
-        if isinstance(error, ResponseError):
-            kind = error_kind(error)
+        kind = getattr(error, "redis_kind", None)
+        if kind is not None or isinstance(error, ResponseError):
+            # An error reply (redis-py makes some of them, NOAUTH for one, ConnectionErrors).
+            kind = kind or "ERR"
             if kind in AUTH_REFUSALS:
                 self.password.forget()
                 if conn is not None:
@@ -337,6 +334,13 @@ class Endpoint:
             return Unavailable(f"{where} did not answer within {self.timeout:g} s")
         # redis-py's messages name the server and the OS error; some span lines.
         return Unavailable(" ".join(str(error).split()) or f"{where}: {type(error).__name__}")
+
+
+def _connection_failed(error: RedisError, failure: StoreFailure) -> bool:
+    """A connection that failed, but not by a timeout (the server may still be working on
+    the command) nor by Redis's answer."""
+    return (isinstance(failure, Unavailable) and isinstance(error, RedisConnectionError)
+            and not isinstance(error, RedisTimeoutError))
 
 
 def direct(host: str, port: int, password: PasswordFile, timeout: float) -> Endpoint:
