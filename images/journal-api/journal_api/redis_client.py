@@ -230,11 +230,8 @@ class SentinelGroup(Sentinel):
             sentinel = self.sentinels[index % count]
             try:
                 masters = sentinel.sentinel_masters()
-            except ResponseError as error:  # a Sentinel that refuses us (WRONGPASS...): ask the next
-                failures.append(error_kind(error))
-                continue
-            except (RedisConnectionError, RedisTimeoutError) as error:
-                failures.append(type(error).__name__)
+            except RedisError as error:  # down, silent, or refusing us (WRONGPASS...): ask the next
+                failures.append(getattr(error, "redis_kind", None) or type(error).__name__)
                 continue
             state = masters.get(service_name)
             if state and self.check_master_state(state, service_name):
