@@ -66,14 +66,17 @@ cluster-images: kubernetes-tools system-packages
 # shellcheck; the file server test runs the real nginx; the local cluster runs containerd,
 # runc and the CNI plugins, programs iptables, ipset and nftables, and builds its images
 # with debootstrap and its pause binary with gcc; the browser test drives Chromium through
-# chromedriver.
+# chromedriver. The journal API runs as in its image: Debian's python3 with python3-redis
+# (a module, so checked by importing it).
 SYSTEM_COMMANDS := redis-server redis-cli dash openssl shellcheck nginx containerd runc /usr/lib/cni/bridge \
 	iptables ipset nft conntrack debootstrap gcc chromium chromedriver
+SYSTEM_PYTHON_MODULES := redis
 SYSTEM_PACKAGES := redis-server redis-tools dash openssl shellcheck nginx containerd runc containernetworking-plugins \
-	iptables ipset nftables conntrack debootstrap gcc libc6-dev chromium chromium-driver
+	iptables ipset nftables conntrack debootstrap gcc libc6-dev chromium chromium-driver python3 python3-redis
 
 system-packages:
 	@for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing=1; done; \
+	for module in $(SYSTEM_PYTHON_MODULES); do /usr/bin/python3 -c "import $$module" 2>/dev/null || missing=1; done; \
 	if [ -n "$$missing" ]; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES); \

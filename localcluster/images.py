@@ -150,8 +150,8 @@ IMAGES: tuple[Image, ...] = (
     DebianImage(
         key="journal-api",
         names=(JOURNAL_API_IMAGE, JOURNAL_API_NEXT_IMAGE),
-        packages=("python3",),
-        versions=(("python3", "3.11"),),
+        packages=("python3", "python3-redis"),
+        versions=(("python3", "3.11"), ("python3-redis", "4.3.4")),
         accounts=(Account("journal", 10001),),
         files=(("images/journal-api/journal_api", "opt/journal/journal_api"),),
         user="10001:10001",

@@ -30,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,19 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 import pytest
 
-from support.journal_api_process import API_SOURCE, ENTRIES, HTTP_TIMEOUT, MASTER, REPLICA, TEXT_PLAIN, Api, Response
+from support.journal_api_process import (
+    API_PYTHON,
+    API_SOURCE,
+    ENTRIES,
+    HTTP_TIMEOUT,
+    MASTER,
+    REPLICA,
+    TEXT_PLAIN,
+    Api,
+    Response,
+    require_api_python,
+)
+from support.redis_sentinels import SENTINEL_DEADLINE, Sentinels
 from support.redis_nodes import (
     ROOT,
     RedisNodes,
@@ -45,6 +58,7 @@ from support.redis_nodes import (
     Output,
     Secret,
     base_env,
+    find_descendant,
     free_port,
     kill_group,
     read_proc,
@@ -57,7 +71,6 @@ from support.redis_nodes import (
 # read-only root filesystem): off for its import here too (no __pycache__ in the
 # package, as in the image), then back as it was for the rest of the test run.
 _write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-from journal_api.resp import ReplyError, Unavailable, encode_command, read_reply  # noqa: E402
 from journal_api.server import MAX_BODY_BYTES, MAX_TEXT_BYTES  # noqa: E402
 
 sys.dont_write_bytecode = _write_bytecode
@@ -106,7 +119,8 @@ def snapshot(node: Node) -> str:
 
 
 def stored_entries(node: Node) -> list[dict]:
-    return [json.loads(member) for member in node.cli("ZRANGE", "journal:entries", "0", "-1").stdout.splitlines()
+    # One member a line: split on "\n" only (JSON escapes it; U+2028 and the like stay raw).
+    return [json.loads(member) for member in node.cli("ZRANGE", "journal:entries", "0", "-1").stdout.split("\n")
             if member]
 
 
@@ -220,6 +234,17 @@ def test_a_write_redis_refuses_is_503_naming_its_error_class(clean: RedisNodes, 
     assert snapshot(clean.master) == before
 
 
+def test_concurrent_writes_get_unique_ids_and_are_all_stored(api: Api, clean: RedisNodes) -> None:
+    # Each add is a transaction that WATCHes the counter: one that lost the race runs again.
+    texts = [f"concurrent {n}" for n in range(40)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        entries = list(pool.map(api.post_text, texts))
+    assert [entry["text"] for entry in entries] == texts
+    ids = sorted(entry["id"] for entry in entries)
+    assert ids == list(range(1, len(texts) + 1)), "unique, and no id lost to a race"
+    assert sorted(stored_entries(clean.master), key=lambda e: e["id"]) == sorted(entries, key=lambda e: e["id"])
+
+
 # --- deleting -------------------------------------------------------------------------------
 
 
@@ -314,10 +339,16 @@ def assert_all_unavailable_in_bounded_time(api: Api) -> None:
     assert elapsed < 1.0
 
 
-def test_503_in_bounded_time_and_healthz_200_when_nothing_listens(cluster: RedisNodes, tmp_path: Path) -> None:
+@pytest.mark.parametrize("writes", ["direct", "through Sentinel"])
+def test_503_in_bounded_time_and_healthz_200_when_nothing_listens(writes: str, cluster: RedisNodes,
+                                                                  tmp_path: Path) -> None:
+    sentinels = {"REDIS_SENTINELS": f"{NOBODY}:1 {NOBODY}:2 {NOBODY}:3"} if writes != "direct" else {}
     with Api(tmp_path, cluster.password_file, [cluster.secret], write_host=NOBODY, read_host=NOBODY,
-             redis_port=cluster.master.port) as api:
+             redis_port=cluster.master.port, extra_env=sentinels) as api:
         assert_all_unavailable_in_bounded_time(api)
+        if sentinels:
+            response = api.request("POST", "/api", b"lost", TEXT_PLAIN)
+            assert "no Sentinel names a master for 'journal'" in response.error, response.body
 
 
 def test_503_in_bounded_time_when_redis_accepts_but_never_answers(cluster: RedisNodes, tmp_path: Path) -> None:
@@ -363,6 +394,20 @@ def test_the_api_follows_a_rotated_password(tmp_path: Path) -> None:
             assert api.listed() == [after, before]
             assert api.proc.poll() is None
             api.log_text()  # asserts neither password is in the log
+
+
+def test_a_password_file_still_empty_is_read_again_when_redis_answers_noauth(clean: RedisNodes,
+                                                                            tmp_path: Path) -> None:
+    secret_dir = tmp_path / "secret"
+    secret_dir.mkdir()
+    (secret_dir / "passwd").write_text("")  # the Secret not filled in yet: no AUTH is sent
+    with Api(tmp_path, secret_dir / "passwd", [clean.secret], redis_port=clean.master.port) as api:
+        refused = api.request("POST", "/api", b"before the password", TEXT_PLAIN)
+        assert refused.status == 503 and "(NOAUTH)" in refused.error, refused.body
+        write_password(secret_dir, clean.secret)
+        entry = api.post_text("once the file holds it")
+        assert stored_entries(clean.master) == [entry]
+        api.log_text()  # asserts the password is not in the log
 
 
 def test_the_password_is_in_no_response_log_argv_or_environment(api: Api, cluster: RedisNodes,
@@ -456,50 +501,300 @@ def test_runs_as_a_non_root_user_that_can_write_nothing(clean: RedisNodes, tmp_p
         shutil.rmtree(top, ignore_errors=True)
 
 
-def test_a_bad_environment_stops_the_api_with_every_error(tmp_path: Path) -> None:
-    env = {**base_env(), "PYTHONDONTWRITEBYTECODE": "1", "REDIS_READ_HOST": REPLICA, "JOURNAL_ENTRIES": "0",
-           "REDIS_PORT": "http"}
-    result = subprocess.run([sys.executable, "-m", "journal_api"], cwd=API_SOURCE, env=env, capture_output=True,
+BAD_ENVIRONMENTS = {
+    # name: (environment, words each expected in the errors)
+    "hosts and numbers": (
+        {"REDIS_READ_HOST": REPLICA, "JOURNAL_ENTRIES": "0", "REDIS_PORT": "http"},
+        ("REDIS_WRITE_HOST must be set", "JOURNAL_ENTRIES must be a whole number from 1 to 10000",
+         "REDIS_PORT must be a whole number from 1 to 65535"),
+    ),
+    "Sentinel and acknowledgements": (
+        {"REDIS_READ_HOST": REPLICA, "REDIS_SENTINELS": "127.0.0.1:26379 sentinel-1 sentinel-2:70000",
+         "REDIS_MASTER_NAME": "journal master", "REDIS_MIN_REPLICA_ACKS": "-1", "REDIS_ACK_TIMEOUT_MS": "0"},
+        ("REDIS_SENTINELS must be host:port addresses separated by spaces, got 'sentinel-1'",
+         "REDIS_SENTINELS must be host:port addresses separated by spaces, got 'sentinel-2:70000'",
+         "REDIS_MASTER_NAME must be 1 to 64 letters", "REDIS_MIN_REPLICA_ACKS must be a whole number from 0 to 100",
+         "REDIS_ACK_TIMEOUT_MS must be a whole number from 1 to 60000"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ENVIRONMENTS)
+def test_a_bad_environment_stops_the_api_with_every_error(case: str) -> None:
+    variables, expected = BAD_ENVIRONMENTS[case]
+    env = {**base_env(), "PYTHONDONTWRITEBYTECODE": "1", **variables}
+    require_api_python()
+    result = subprocess.run([API_PYTHON, "-m", "journal_api"], cwd=API_SOURCE, env=env, capture_output=True,
                             text=True, timeout=HTTP_TIMEOUT)
     assert result.returncode == 2
-    for words in ("REDIS_WRITE_HOST must be set", "JOURNAL_ENTRIES must be a whole number from 1 to 10000",
-                  "REDIS_PORT must be a whole number from 1 to 65535"):
+    for words in expected:
         assert words in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 + len(expected), result.stderr
 
 
-# --- the RESP2 client -------------------------------------------------------------------------
+def test_without_redis_py_the_api_says_what_to_install(cluster: RedisNodes, tmp_path: Path) -> None:
+    # -S: no site-packages, so no redis module, as in an image built without python3-redis.
+    api = Api(tmp_path, cluster.password_file, [cluster.secret], redis_port=cluster.master.port)
+    api.port = free_port()
+    result = subprocess.run([API_PYTHON, "-S", "-m", "journal_api"], cwd=API_SOURCE, env=api.env(),
+                            capture_output=True, text=True, timeout=HTTP_TIMEOUT)
+    assert result.returncode == 1
+    assert "python3-redis" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("raw, expected", [
-    (b"+OK\r\n", "OK"),
-    (b":-42\r\n", -42),
-    (b"$7\r\nab\r\ncd\xff\r\n", b"ab\r\ncd\xff"),  # a bulk string is read by length, CRLF and all
-    (b"$0\r\n\r\n", b""),
-    (b"$-1\r\n", None),
-    (b"*-1\r\n", None),
-    (b"*3\r\n$1\r\na\r\n:7\r\n*2\r\n$-1\r\n*0\r\n", [b"a", 7, [None, []]]),
+# --- what the client makes of Redis's replies ---------------------------------------------------
+
+#: Texts that read like the protocol itself: sent and read back by length, byte for byte.
+PROTOCOL_LOOKALIKES = {
+    "CRLF inside": "ab\r\ncd",
+    "a bulk string header": "$7\r\nab\r\ncd\r\n",
+    "null replies": "$-1\r\n*-1\r\n",
+    "an error reply": "-READONLY You can't write\r\n+OK\r\n:1\r\n",
+    "an array": "*3\r\n$1\r\na\r\n:7\r\n*2\r\n$-1\r\n*0\r\n",
+    "NUL and non-ASCII": "nul \x00 ÿ \u2028 end",
+}
+
+
+@pytest.mark.parametrize("case", PROTOCOL_LOOKALIKES)
+def test_text_that_reads_like_the_protocol_is_stored_and_read_back_exactly(case: str, api: Api,
+                                                                            clean: RedisNodes) -> None:
+    text = PROTOCOL_LOOKALIKES[case]
+    response = api.request("POST", "/api", json.dumps({"text": text}).encode(), JSON_TYPE)
+    assert response.status == 201, response.body
+    entry = response.json
+    assert entry["text"] == text
+    assert stored_entries(clean.master) == [entry]
+    wait_replicated(clean, 1)
+    assert api.listed() == [entry]
+    assert api.request("GET", f"/api/{entry['id']}").json == entry
+    assert api.post_text("the next one")["id"] == entry["id"] + 1, "the connection stayed in step"
+
+
+def api_connections(node: Node) -> set[str]:
+    """The ids of the node's normal client connections, less redis-cli's own."""
+    ids = set()
+    for line in node.cli("CLIENT", "LIST", "TYPE", "normal").stdout.splitlines():
+        fields = dict(field.partition("=")[::2] for field in line.split())
+        if fields.get("cmd") != "client|list":
+            ids.add(fields["id"])
+    return ids
+
+
+def test_a_refusal_is_503_naming_its_error_class_and_the_connection_stays_usable(clean: RedisNodes,
+                                                                                tmp_path: Path) -> None:
+    master = clean.master
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=master.port) as api:
+        first = api.post_text("before")
+        connections = api_connections(master)
+        assert connections, "the API keeps its connection to the master"
+        # Over its memory limit, Redis refuses the transaction's commands as they are queued.
+        assert master.cli("CONFIG", "SET", "maxmemory", "1").reply == "OK"
+        try:
+            refused = api.request("POST", "/api", b"over the memory limit", TEXT_PLAIN)
+            deleted = api.request("DELETE", f"/api/{first['id']}")
+        finally:
+            assert master.cli("CONFIG", "SET", "maxmemory", str(master.maxmemory)).reply == "OK"
+        assert refused.status == 503 and "(OOM)" in refused.error, refused.body
+        assert "Location" not in refused.headers
+        # ZREMRANGEBYSCORE frees memory: Redis lets it through.
+        assert deleted.status == 204
+        second = api.post_text("after")
+        assert second["id"] > first["id"]
+        assert stored_entries(master) == [second]
+        assert api_connections(master) <= connections, "the refusals cost the API no connection"
+
+
+@contextlib.contextmanager
+def scripted_redis(answer: bytes) -> Iterator[int]:
+    """A server on MASTER (its port yielded) that answers the first command of each
+    connection with `answer`, then closes the connection."""
+    listener = socket.socket()
+    listener.bind((MASTER, 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(HTTP_TIMEOUT)
+                with contextlib.suppress(OSError):
+                    if conn.recv(65536):
+                        conn.sendall(answer)
+
+    server = threading.Thread(target=serve, name="scripted redis", daemon=True)
+    server.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        stopping.set()
+        server.join(HTTP_TIMEOUT)
+        listener.close()
+
+
+@pytest.mark.parametrize("answer", [
+    b"",  # the connection closed at once
+    b"+OK",  # a line cut short
+    b"$5\r\nabc",  # a bulk string cut short
+    b"*2\r\n+OK\r\n",  # an array cut short
+    b"?\r\n",  # no such reply type
+    b"$x\r\n",  # a length that is no number
+    b":12abc\r\n",  # an integer that is none
 ])
-def test_resp_parses_each_reply_type(raw: bytes, expected: object) -> None:
-    stream = io.BytesIO(raw + b"+NEXT\r\n")
-    assert read_reply(stream) == expected
-    assert read_reply(stream) == "NEXT", "the reply was not consumed exactly"
+def test_an_unreadable_reply_is_503_unavailable_in_bounded_time(answer: bytes, cluster: RedisNodes,
+                                                               tmp_path: Path) -> None:
+    with scripted_redis(answer) as port:
+        with Api(tmp_path, cluster.password_file, [cluster.secret], write_host=MASTER, read_host=MASTER,
+                 redis_port=port) as api:
+            assert_all_unavailable_in_bounded_time(api)
+            assert api.proc.poll() is None
+            assert "Traceback" not in api.log_text()
 
 
-def test_resp_returns_error_replies_with_their_class_and_keeps_the_stream_in_step() -> None:
-    stream = io.BytesIO(b"*2\r\n-READONLY You can't write against a read only replica.\r\n:1\r\n"
-                        b"-OOM command not allowed\r\n")
-    first, second = read_reply(stream)
-    assert isinstance(first, ReplyError) and first.kind == "READONLY"
-    assert second == 1
-    assert read_reply(stream).kind == "OOM"
+# --- acknowledgement by replicas ----------------------------------------------------------------
+
+ACK_TIMEOUT_MS = 1000
 
 
-@pytest.mark.parametrize("raw", [b"", b"+OK", b"$5\r\nabc\r\n", b"$3\r\nabcXY", b"?\r\n", b"$x\r\n", b"*-2\r\n"])
-def test_resp_rejects_truncated_or_malformed_replies(raw: bytes) -> None:
-    with pytest.raises(Unavailable):
-        read_reply(io.BytesIO(raw))
+@contextlib.contextmanager
+def stopped(node: Node) -> Iterator[None]:
+    """The node's redis-server frozen (SIGSTOP) for the block: its connections stay open, it
+    answers nothing."""
+    pid = find_descendant(node.pid, "redis-server") or node.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
-def test_resp_encodes_commands_as_arrays_of_bulk_strings() -> None:
-    assert encode_command("ZADD", "k", 3, b"\xff\r\n") == (
-        b"*4\r\n$4\r\nZADD\r\n$1\r\nk\r\n$1\r\n3\r\n$3\r\n\xff\r\n\r\n")
+def test_a_write_no_replica_acknowledges_in_time_is_503_and_reports_no_id(clean: RedisNodes,
+                                                                         tmp_path: Path) -> None:
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"REDIS_MIN_REPLICA_ACKS": "1", "REDIS_ACK_TIMEOUT_MS": str(ACK_TIMEOUT_MS)}) as api:
+        acknowledged = api.post_text("on the master and its replica")
+        assert stored_entries(clean.replicas[0]) == [acknowledged], "201 only once the replica has it"
+
+        with stopped(clean.replicas[0]):
+            posted, post_took = timed(api, "POST", "/api", b"the replica is frozen", TEXT_PLAIN)
+            deleted, delete_took = timed(api, "DELETE", f"/api/{acknowledged['id']}")
+        for response, took in ((posted, post_took), (deleted, delete_took)):
+            assert response.status == 503, response.body
+            assert "not acknowledged by a replica" in response.error and "NOREPLICAS" in response.error
+            assert ACK_TIMEOUT_MS / 1000 <= took < ACK_TIMEOUT_MS / 1000 + 2.0, f"took {took:.2f} s"
+        assert "Location" not in posted.headers and set(posted.json) == {"error"}, "no id for a 503"
+
+        after = api.post_text("the replica is back")
+        assert after["id"] > acknowledged["id"] + 1, "the unacknowledged entry's id is never handed out again"
+        assert stored_entries(clean.replicas[0])[-1] == after
+
+
+# --- writes through Sentinel ----------------------------------------------------------------------
+
+
+@dataclass
+class Watched:
+    """A master, two replicas (each on 127.0.0.1 and a port of its own) and three Sentinels."""
+
+    cluster: RedisNodes
+    sentinels: Sentinels
+
+    def master(self) -> Node:
+        """The node the Sentinels name the master now."""
+        address = self.sentinels.sentinels[0].master_address()
+        (node,) = [node for node in self.cluster.nodes if address == ("127.0.0.1", node.port)]
+        return node
+
+    def api(self, workdir: Path, **extra_env: str) -> Api:
+        """An API writing through the Sentinels (REDIS_WRITE_HOST names nothing), reading from redis-1."""
+        return Api(workdir, self.cluster.password_file, [self.cluster.secret], write_host=NOBODY, read_host=MASTER,
+                   redis_port=self.cluster.replicas[0].port,
+                   extra_env={"REDIS_SENTINELS": self.sentinels.addresses(), "REDIS_MASTER_NAME": "journal",
+                              "REDIS_MIN_REPLICA_ACKS": "1", "REDIS_ACK_TIMEOUT_MS": str(ACK_TIMEOUT_MS),
+                              **extra_env})
+
+
+@pytest.fixture
+def watched() -> Iterator[Watched]:
+    require_binaries()
+    with RedisNodes(replicas=2) as cluster:
+        cluster.wait_until_replicas_linked()
+        sentinels = Sentinels(cluster)
+        try:
+            sentinels.start().wait_until_watching(replicas=2)
+            yield Watched(cluster, sentinels)
+        finally:
+            sentinels.close()
+
+
+def test_writes_reach_the_master_through_sentinel_and_resume_after_it_is_killed(watched: Watched,
+                                                                              tmp_path: Path) -> None:
+    old_master = watched.cluster.master
+    with watched.api(tmp_path) as api:
+        before = [api.post_text(f"before the failover {n}") for n in range(3)]
+        assert stored_entries(old_master) == before
+        # Acknowledged: on a replica too (the one that may become the master).
+        assert any(stored_entries(replica) == before for replica in watched.cluster.replicas)
+
+        old_master.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        refused: list[str] = []
+        after: Optional[dict] = None
+        while after is None:
+            response, took = timed(api, "POST", "/api", b"after the failover", TEXT_PLAIN)
+            assert took < UNAVAILABLE_WITHIN, f"a POST during the failover took {took:.1f} s"
+            if response.status == 201:
+                after = response.json
+            else:
+                assert response.status == 503, response.body
+                refused.append(response.error)
+                assert time.monotonic() - killed < SENTINEL_DEADLINE, (
+                    f"no write succeeded within {SENTINEL_DEADLINE} s of the kill; last: {refused[-1]}\n"
+                    f"{watched.sentinels.logs()}")
+                time.sleep(0.1)
+        resumed = time.monotonic() - killed
+        print(f"\nfailover: the first write succeeded {resumed:.1f} s after the master was killed "
+              f"({len(refused)} refused meanwhile)")
+
+        new_master = watched.master()
+        assert new_master is not old_master
+        stored = stored_entries(new_master)
+        # Nothing acknowledged is lost, ids stay unique, and the new entry is on the new master.
+        assert stored[:len(before)] == before and stored[-1] == after
+        assert len({entry["id"] for entry in stored}) == len(stored)
+        assert after["id"] > before[-1]["id"]
+        assert api.proc.poll() is None, "the API followed the failover without a restart"
+        api.log_text()  # asserts the password is not in the log
+
+
+def test_a_write_that_meets_a_demoted_master_is_retried_once_on_the_new_one(watched: Watched,
+                                                                           tmp_path: Path) -> None:
+    old_master = watched.cluster.master
+    with watched.api(tmp_path) as api:
+        before = api.post_text("before the failover")
+        assert api_connections(old_master), "the API keeps its connection to the master"
+
+        watched.sentinels.failover()
+        wait_for("the Sentinels to name a new master", lambda: watched.master() is not old_master,
+                 deadline=SENTINEL_DEADLINE, interval=0.1)
+        new_master = watched.master()
+        # Demoted without its clients cut off (Sentinel would also kill them, some seconds
+        # later): the API's pooled connection now reaches a replica, which answers READONLY.
+        assert old_master.cli("REPLICAOF", "127.0.0.1", str(new_master.port)).reply == "OK"
+        wait_for("the new master to have a replica",
+                 lambda: int(new_master.info("replication").get("connected_slaves", "0")) >= 1)
+        readonly_before = old_master.info("errorstats").get("errorstat_READONLY", "count=0")
+
+        after = api.post_text("after the failover")
+
+        assert old_master.info("errorstats").get("errorstat_READONLY") != readonly_before, (
+            "the write met the demoted master first")
+        assert stored_entries(new_master) == [before, after]
+        assert after["id"] == before["id"] + 1
+        wait_for("the old master to copy the entry", lambda: stored_entries(old_master) == [before, after])

@@ -1,29 +1,53 @@
-"""A real `python -m journal_api` process on a loopback port, configured through the
+"""A real `python3 -m journal_api` process on a loopback port, configured through the
 environment the Deployment sets, and the answers it gives. Every response and every log
-line read is checked for the Redis password."""
+line read is checked for the Redis password.
+
+The API runs under the image's interpreter, Debian's /usr/bin/python3 with Debian's
+python3-redis, not the venv's Python that runs the tests."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
 import signal
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
+
+import pytest
 
 from support.redis_nodes import Secret, base_env, free_port, kill_group, wait_for
 
 #: The reference frontend image's source: `python -m journal_api` runs from here.
 API_SOURCE = Path(__file__).resolve().parents[2] / "images" / "journal-api"
+#: The interpreter of the image (Debian's python3), with the image's redis-py (python3-redis).
+API_PYTHON = "/usr/bin/python3"
 #: The Redis hosts a test API talks to: the master, its replica (one port, two loopback addresses).
 MASTER, REPLICA = "127.0.0.1", "127.0.0.2"
 HTTP_TIMEOUT = 10.0
 ENTRIES = 5
 TEXT_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@functools.cache
+def _api_python_has_redis() -> bool:
+    try:
+        return subprocess.run([API_PYTHON, "-c", "import redis"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=HTTP_TIMEOUT).returncode == 0
+    except OSError:
+        return False
+
+
+def require_api_python() -> None:
+    """Fail (never skip) when the image's interpreter or its redis module is missing."""
+    if not _api_python_has_redis():
+        pytest.fail(f"{API_PYTHON} cannot import redis: the journal API runs on Debian's python3 with "
+                    "python3-redis, as in its image; install them with `apt-get install -y python3 python3-redis` "
+                    "(make system-packages)", pytrace=False)
 
 
 @dataclass(frozen=True)
@@ -50,13 +74,16 @@ class Api:
 
     def __init__(self, workdir: Path, password_file: Path, secrets: Sequence[Secret], *,
                  write_host: str = MASTER, read_host: str = REPLICA, redis_port: int,
-                 entries: int = ENTRIES, cwd: Path = API_SOURCE, prefix: Sequence[str] = ()) -> None:
+                 entries: int = ENTRIES, cwd: Path = API_SOURCE, prefix: Sequence[str] = (),
+                 extra_env: Mapping[str, str] = {}) -> None:
         self.password_file = password_file
         #: Passwords that no response and no log line may contain.
         self.secrets = list(secrets)
         self.write_host, self.read_host, self.redis_port = write_host, read_host, redis_port
         self.entries = entries
         self.cwd, self.prefix = cwd, list(prefix)
+        #: More of the Deployment's variables (REDIS_SENTINELS, REDIS_MIN_REPLICA_ACKS...).
+        self.extra_env = dict(extra_env)
         self.log = workdir / f"api-{os.urandom(4).hex()}.log"
         self.port = 0
         self.proc: Optional[subprocess.Popen] = None
@@ -78,14 +105,16 @@ class Api:
             "REDIS_PASSWORD_FILE": str(self.password_file),
             "LISTEN_HOST": "127.0.0.1",
             "PORT": str(self.port),
+            **self.extra_env,
         }
 
     def start(self) -> "Api":
+        require_api_python()
         for _attempt in range(3):
             self.port = free_port()
             with open(self.log, "a") as log:
                 self.proc = subprocess.Popen(
-                    [*self.prefix, sys.executable, "-m", "journal_api"],
+                    [*self.prefix, API_PYTHON, "-m", "journal_api"],
                     cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )

@@ -1,6 +1,6 @@
 """The journal API: the frontend image of the journal service (run: python3 -m journal_api).
 
-Standard library only, so the image needs nothing but Debian's python3.
+Standard library and redis-py: the image needs Debian's python3 and python3-redis.
 """
 
 import sys

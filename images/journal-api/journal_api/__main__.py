@@ -19,7 +19,14 @@ def main() -> int:
         log(f"journal-api: invalid configuration:\n{exc}")
         return 2
     try:
-        server = build_server(settings)
+        from .store import open_journal
+    except ModuleNotFoundError as exc:
+        if exc.name != "redis":
+            raise
+        log("journal-api: the redis module is missing: install Debian's python3-redis")
+        return 1
+    try:
+        server = build_server(settings, open_journal(settings))
     except OSError as exc:
         log(f"journal-api: cannot listen on {settings.listen_host}:{settings.port}: {exc.strerror}")
         return 1
@@ -35,8 +42,15 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     server.timeout = 0.2
+    if settings.sentinels:
+        writes = (f"the master {settings.master_name!r} of Sentinel "
+                  + " ".join(f"{host}:{port}" for host, port in settings.sentinels))
+    else:
+        writes = f"{settings.write_host}:{settings.redis_port}"
+    acks = (f", each acknowledged by {settings.min_replica_acks} replica(s) within {settings.ack_timeout_ms} ms"
+            if settings.min_replica_acks else "")
     log(f"journal-api: listening on {settings.listen_host}:{server.server_address[1]} "
-        f"(writes: {settings.write_host}:{settings.redis_port}, "
+        f"(writes: {writes}{acks}, "
         f"reads: {settings.read_host}:{settings.redis_port}, entries listed: {settings.journal_entries})")
     try:
         while not stopping.is_set():

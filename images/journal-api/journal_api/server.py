@@ -12,11 +12,13 @@ import time
 import traceback
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, cast
 
 from .config import Settings
-from .resp import PasswordFile, Pool, ReplyError, Unavailable
-from .store import Journal
+from .errors import NotAcknowledged, ReplyError, Unavailable
+
+if TYPE_CHECKING:  # the store needs redis-py; this module (and its limits) does not
+    from .store import Journal
 
 #: Longest entry, in bytes of UTF-8 text.
 MAX_TEXT_BYTES = 4096
@@ -27,6 +29,8 @@ MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 1024
 MAX_DRAIN_BYTES = 1 << 20
 ENTRY_PATH = re.compile(r"/api/([^/]+)")
 ENTRY_ID = re.compile(r"[0-9]{1,15}")  # ids stay far below 2**53, the sorted set's exact range
+
+Headers = tuple[tuple[str, str], ...]
 
 _log_lock = threading.Lock()
 
@@ -50,17 +54,24 @@ def _path_of(target: str) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: tuple = ()) -> None:
+    def __init__(self, status: int, message: str, headers: Headers = ()) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "JournalServer"
     server_version = "journal-api"
     # Bounds how long a connection may take to send its request: a slow or idle
     # client costs one thread for this long, and never blocks shutdown for longer.
     timeout = 10
+
+    @property
+    def journal(self) -> Journal:
+        return cast(JournalServer, self.server).journal
+
+    @property
+    def settings(self) -> Settings:
+        return cast(JournalServer, self.server).settings
 
     def version_string(self) -> str:
         return self.server_version
@@ -79,11 +90,13 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(exc.status, {"error": exc.message}, exc.headers)
             except Unavailable as exc:
                 self._send(503, {"error": f"the journal store is unavailable: {exc}"})
+            except NotAcknowledged as exc:
+                self._send(503, {"error": f"the journal store did not confirm the write ({exc.kind}): {exc.detail}"})
             except ReplyError as exc:
                 # Only Redis's error class: enough to act on, and nothing else of the reply.
                 self._send(503, {"error": f"the journal store refused the request ({exc.kind})"})
         except OSError:
-            # The client went away (Redis failures never surface as OSError: see resp.py).
+            # The client went away (Redis failures never surface as OSError: see redis_client.py).
             self.close_connection = True
         except Exception:
             log(traceback.format_exc().rstrip())
@@ -129,21 +142,21 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"status": "ok"})
 
     def list_entries(self) -> None:
-        self._send(200, self.server.journal.latest(self.server.settings.journal_entries))
+        self._send(200, self.journal.latest(self.settings.journal_entries))
 
     def get_entry(self, entry_id: int) -> None:
-        entry = self.server.journal.get(entry_id)
+        entry = self.journal.get(entry_id)
         if entry is None:
             raise ApiError(404, f"no entry {entry_id}")
         self._send(200, entry)
 
     def add_entry(self) -> None:
         text = self._entry_text()
-        entry = self.server.journal.add(text)
+        entry = self.journal.add(text)
         self._send(201, entry, (("Location", f"/api/{entry['id']}"),))
 
     def delete_entry(self, entry_id: int) -> None:
-        if not self.server.journal.delete(entry_id):
+        if not self.journal.delete(entry_id):
             raise ApiError(404, f"no entry {entry_id}")
         self._send(204)
 
@@ -224,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- output ------------------------------------------------------------------
 
-    def _send(self, status: int, payload: object = None, headers: tuple = ()) -> None:
+    def _send(self, status: int, payload: object = None, headers: Headers = ()) -> None:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         if payload is not None:
@@ -270,11 +283,9 @@ class JournalServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer's own would look its address up in DNS (getfqdn) at startup.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
 
-def build_server(settings: Settings) -> JournalServer:
-    password = PasswordFile(settings.password_file)
-    writer = Pool(settings.write_host, settings.redis_port, password, settings.redis_timeout)
-    reader = Pool(settings.read_host, settings.redis_port, password, settings.redis_timeout)
-    return JournalServer(settings, Journal(writer=writer, reader=reader))
+def build_server(settings: Settings, journal: Journal) -> JournalServer:
+    return JournalServer(settings, journal)
