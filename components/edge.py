@@ -16,7 +16,6 @@ so `up` could not wait for it.
 
 import json
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -245,7 +244,7 @@ class Edge(pulumi.ComponentResource):
     # ---------------------------------------------------------------------------------
 
     def _metadata(
-        self, object_name: str, annotations: Optional[dict[str, str]] = None
+        self, object_name: str, annotations: dict[str, str] | None = None
     ) -> k8s.meta.v1.ObjectMetaArgsDict:
         return {
             "name": object_name,

@@ -5,7 +5,6 @@ once there is more than one pod.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -56,8 +55,8 @@ class HardenedContainer:
     command: Sequence[str] = ()
     env: Sequence[EnvVar] = ()
     volume_mounts: Sequence[VolumeMount] = ()
-    lifecycle: Optional[k8s.core.v1.LifecycleArgsDict] = None
-    startup_probe: Optional[Probe] = None
+    lifecycle: k8s.core.v1.LifecycleArgsDict | None = None
+    startup_probe: Probe | None = None
 
     def to_kubernetes(self) -> Container:
         # Typed on its own: inside the container's literal, a wrong key of the port would
@@ -146,7 +145,7 @@ def disruption_budget(
     namespace: pulumi.Input[str],
     replicas: int,
     opts: pulumi.ResourceOptions,
-) -> Optional[k8s.policy.v1.PodDisruptionBudget]:
+) -> k8s.policy.v1.PodDisruptionBudget | None:
     """One pod at a time may be evicted (node drains, upgrades); none for a single pod,
     where a budget would only block every drain."""
     if replicas < 2:
