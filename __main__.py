@@ -5,7 +5,7 @@ import pulumi
 from components.edge import Edge, Route
 from components.fileserver import FileServer
 from components.frontend import API_PATH, Frontend
-from components.labels import JournalTiers
+from components.labels import JournalLabels
 from components.namespace import StackNamespace
 from components.network import TrafficPolicy
 from components.redis import RedisCluster
@@ -14,23 +14,23 @@ from components.waits import bound_every_wait
 
 settings = load_stack_settings()
 bound_every_wait(settings.rollout)
-tiers = JournalTiers.of(settings.instance)
+labels = JournalLabels.of(settings.instance)
 
-namespace = StackNamespace("journal", settings.namespace, tiers.namespace, settings.protect_data).name
-redis = RedisCluster("redis", settings.redis, tiers.redis, namespace)
-frontend = Frontend("frontend", settings.frontend, tiers.frontend, namespace, redis.connection)
-fileserver = FileServer("fileserver", settings.fileserver, tiers.fileserver, namespace)
+namespace = StackNamespace("journal", settings.namespace, labels.namespace, settings.protect_data).name
+redis = RedisCluster("redis", settings.redis, labels.redis, namespace)
+frontend = Frontend("frontend", settings.frontend, labels.frontend, namespace, redis.connection)
+fileserver = FileServer("fileserver", settings.fileserver, labels.fileserver, namespace)
 edge = Edge(
     "edge",
     settings.edge,
-    tiers.edge,
+    labels.edge,
     namespace,
     routes=[
         Route(API_PATH, frontend.service_name, frontend.service_port),
         Route("/", fileserver.service_name, fileserver.service_port),
     ],
 )
-TrafficPolicy("traffic", settings, tiers, namespace)
+TrafficPolicy("traffic", settings, labels, namespace)
 
 pulumi.export("url", edge.url)
 pulumi.export("namespace", namespace)

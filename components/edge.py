@@ -21,7 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from . import edge_kinds as kinds
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import EdgeMode, EdgeSettings, TlsSettings
 
 HTTP_PORT = 80
@@ -53,7 +53,7 @@ class Edge(pulumi.ComponentResource):
         self,
         name: str,
         settings: EdgeSettings,
-        labels: TierLabels,
+        labels: PartLabels,
         namespace: pulumi.Input[str],
         routes: list[Route],
         opts: pulumi.ResourceOptions | None = None,
@@ -249,7 +249,7 @@ class Edge(pulumi.ComponentResource):
         return {
             "name": object_name,
             "namespace": self._namespace,
-            "labels": self._labels.labels,
+            "labels": self._labels.object_labels,
             "annotations": annotations or {},
         }
 

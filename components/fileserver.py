@@ -7,7 +7,7 @@ stay read-only.
 
 import pulumi
 
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import FileServerSettings
 from .stateless_tier import HttpContainer, stateless_http_tier
 
@@ -27,7 +27,7 @@ class FileServer(pulumi.ComponentResource):
         self,
         name: str,
         settings: FileServerSettings,
-        labels: TierLabels,
+        labels: PartLabels,
         namespace: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):

@@ -8,7 +8,7 @@ the Deployment instead of going unnoticed by running pods.
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .labels import TierLabels
+from .labels import PartLabels
 from .redis import RedisConnection
 from .settings import FrontendSettings
 from .stateless_tier import HttpContainer, stateless_http_tier
@@ -29,7 +29,7 @@ class Frontend(pulumi.ComponentResource):
         self,
         name: str,
         settings: FrontendSettings,
-        labels: TierLabels,
+        labels: PartLabels,
         namespace: pulumi.Input[str],
         redis: RedisConnection,
         opts: pulumi.ResourceOptions | None = None,
@@ -40,7 +40,7 @@ class Frontend(pulumi.ComponentResource):
         # Auto-named on purpose: see the module docstring.
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata={"namespace": namespace, "labels": labels.labels},
+            metadata={"namespace": namespace, "labels": labels.object_labels},
             data={"journalEntries": str(settings.journal_entries)},
             opts=child,
         )

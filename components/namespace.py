@@ -7,7 +7,7 @@ the hardening in code is refused by the API server instead of running privileged
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .labels import TierLabels
+from .labels import PartLabels
 
 # Pinned: a new Kubernetes release may tighten "restricted", and the stack should move to
 # the new rules on purpose, not on a cluster upgrade.
@@ -18,12 +18,12 @@ class StackNamespace(pulumi.ComponentResource):
     name: pulumi.Output[str]
 
     def __init__(
-        self, name: str, namespace: str, labels: TierLabels, protected: bool = False, opts: pulumi.ResourceOptions | None = None
+        self, name: str, namespace: str, labels: PartLabels, protected: bool = False, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__("journal:index:StackNamespace", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        namespace_labels = dict(labels.labels)
+        namespace_labels = dict(labels.object_labels)
         for mode in ("enforce", "audit", "warn"):
             namespace_labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
             namespace_labels[f"pod-security.kubernetes.io/{mode}-version"] = POD_SECURITY_VERSION

@@ -21,15 +21,15 @@ import pulumi_kubernetes as k8s
 
 from .fileserver import CONTAINER_PORT as FILESERVER_PORT
 from .frontend import API_PORT
-from .labels import JournalTiers, TierLabels
+from .labels import JournalLabels, PartLabels
 from .redis import REDIS_PORT
 from .settings import StackSettings
 
 ACME_SOLVER_PORT = 8089
 
 
-def _peer_pods(tier: TierLabels) -> k8s.networking.v1.NetworkPolicyPeerArgsDict:
-    return {"pod_selector": tier.label_selector}
+def _peer_pods(tier: PartLabels) -> k8s.networking.v1.NetworkPolicyPeerArgsDict:
+    return {"pod_selector": tier.pod_selector}
 
 
 def _tcp(port: int) -> list[k8s.networking.v1.NetworkPolicyPortArgsDict]:
@@ -41,7 +41,7 @@ class TrafficPolicy(pulumi.ComponentResource):
         self,
         name: str,
         settings: StackSettings,
-        tiers: JournalTiers,
+        labels: JournalLabels,
         namespace: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -54,7 +54,7 @@ class TrafficPolicy(pulumi.ComponentResource):
         def policy(policy_name: str, spec: k8s.networking.v1.NetworkPolicySpecArgsDict) -> k8s.networking.v1.NetworkPolicy:
             return k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}",
-                metadata={"name": policy_name, "namespace": namespace, "labels": tiers.traffic.labels},
+                metadata={"name": policy_name, "namespace": namespace, "labels": labels.traffic.object_labels},
                 spec=spec,
                 opts=child,
             )
@@ -82,27 +82,27 @@ class TrafficPolicy(pulumi.ComponentResource):
             policy(
                 "frontend",
                 {
-                    "pod_selector": tiers.frontend.label_selector,
+                    "pod_selector": labels.frontend.pod_selector,
                     "policy_types": ["Ingress", "Egress"],
                     "ingress": [{"from_": [edge_proxy], "ports": _tcp(API_PORT)}],
-                    "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
+                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
             ),
             policy(
                 "redis",
                 {
-                    "pod_selector": tiers.redis.label_selector,
+                    "pod_selector": labels.redis.pod_selector,
                     "policy_types": ["Ingress", "Egress"],
                     "ingress": [
-                        {"from_": [_peer_pods(tiers.frontend), _peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}
+                        {"from_": [_peer_pods(labels.frontend), _peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}
                     ],
-                    "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
+                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
             ),
             policy(
                 "fileserver",
                 {
-                    "pod_selector": tiers.fileserver.label_selector,
+                    "pod_selector": labels.fileserver.pod_selector,
                     "policy_types": ["Ingress"],
                     "ingress": [{"from_": [edge_proxy], "ports": _tcp(FILESERVER_PORT)}],
                 },

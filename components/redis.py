@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from .hardening import HardenedContainer, Probe, Volume, disruption_budget, hardened_pod_template
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import RedisSettings
 from .waits import NOT_AWAITED
 
@@ -59,7 +59,7 @@ class RedisCluster(pulumi.ComponentResource):
         self,
         name: str,
         settings: RedisSettings,
-        labels: TierLabels,
+        labels: PartLabels,
         namespace: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -114,7 +114,7 @@ class RedisCluster(pulumi.ComponentResource):
             metadata={
                 "name": f"{self._labels.component}-password",
                 "namespace": self._namespace,
-                "labels": self._labels.labels,
+                "labels": self._labels.object_labels,
             },
             type="Opaque",
             string_data={PASSWORD_FILE_KEY: password.result},
@@ -126,7 +126,7 @@ class RedisCluster(pulumi.ComponentResource):
         # template and rolls the StatefulSet; the old ConfigMap is deleted only after.
         return k8s.core.v1.ConfigMap(
             f"{self._name}-scripts",
-            metadata={"namespace": self._namespace, "labels": self._labels.labels},
+            metadata={"namespace": self._namespace, "labels": self._labels.object_labels},
             data={
                 LAUNCH_SCRIPT.name: LAUNCH_SCRIPT.read_text(),
                 PROBE_SCRIPT.name: PROBE_SCRIPT.read_text(),
@@ -160,10 +160,10 @@ class RedisCluster(pulumi.ComponentResource):
         labels = self._labels
         return k8s.core.v1.Service(
             resource_name,
-            metadata={"name": service_name, "namespace": self._namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
+            metadata={"name": service_name, "namespace": self._namespace, "labels": labels.object_labels, "annotations": NOT_AWAITED},
             spec={
                 **addressing,
-                "selector": labels.selector,
+                "selector": labels.selector_labels,
                 "ports": [{"name": "redis", "port": REDIS_PORT, "target_port": "redis", "protocol": "TCP"}],
             },
             opts=self._child,
@@ -192,7 +192,7 @@ class RedisCluster(pulumi.ComponentResource):
                 # lets the revert through; updates still go one pod at a time, and replicas
                 # started before the master retry until it answers.
                 "pod_management_policy": "Parallel",
-                "selector": labels.label_selector,
+                "selector": labels.pod_selector,
                 # The claims hold the journal: deleting or scaling down the StatefulSet
                 # must never delete them with it.
                 "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
@@ -289,4 +289,4 @@ class RedisCluster(pulumi.ComponentResource):
         }
         if self._settings.storage_class:
             storage["storage_class_name"] = self._settings.storage_class
-        return {"metadata": {"name": "data", "labels": self._labels.selector}, "spec": storage}
+        return {"metadata": {"name": "data", "labels": self._labels.selector_labels}, "spec": storage}
