@@ -15,6 +15,7 @@ so `up` could not wait for it.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -45,20 +46,27 @@ class Route:
     service_port: int
 
 
+@dataclass(frozen=True)
+class EdgeArgs:
+    """What an Edge is made of. Every field is required."""
+
+    settings: EdgeSettings
+    """Ingress or Gateway, the host, TLS and the classes, from the stack's config."""
+    labels: PartLabels
+    """The edge's labels, carried by every object it declares."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into: the Services it routes to live there too."""
+    routes: Sequence[Route]
+    """Each path prefix with the Service it goes to; the longest matching prefix wins."""
+
+
 class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
     """Exported only once the edge serves it (with TLS: HTTPS with its certificate)."""
 
-    def __init__(
-        self,
-        name: str,
-        settings: EdgeSettings,
-        labels: PartLabels,
-        namespace: pulumi.Input[str],
-        routes: list[Route],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:Edge", name, None, opts)
+        settings, labels, namespace, routes = args.settings, args.labels, args.namespace, args.routes
         self._name = name
         self._settings = settings
         self._labels = labels
@@ -128,7 +136,7 @@ class Edge(pulumi.ComponentResource):
 
     # --- Ingress ---------------------------------------------------------------------
 
-    def _ingress_entry(self, routes: list[Route]) -> tuple[k8s.networking.v1.Ingress]:
+    def _ingress_entry(self, routes: Sequence[Route]) -> tuple[k8s.networking.v1.Ingress]:
         settings = self._settings
         rule: k8s.networking.v1.IngressRuleArgsDict = {
             "http": {
@@ -158,7 +166,7 @@ class Edge(pulumi.ComponentResource):
 
     # --- Gateway API -----------------------------------------------------------------
 
-    def _gateway_entry(self, routes: list[Route]) -> tuple[k8s.apiextensions.CustomResource, ...]:
+    def _gateway_entry(self, routes: Sequence[Route]) -> tuple[k8s.apiextensions.CustomResource, ...]:
         settings = self._settings
         tls = settings.tls is not None
 

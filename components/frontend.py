@@ -5,6 +5,8 @@ as a file. Its configuration lives in an auto-named ConfigMap, so a changed valu
 the Deployment instead of going unnoticed by running pods.
 """
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -21,20 +23,27 @@ PASSWORD_MOUNT = "/etc/redis-passwd"
 FRONTEND_USER_ID = 10001
 
 
+@dataclass(frozen=True)
+class FrontendArgs:
+    """What a Frontend is made of. Every field is required."""
+
+    settings: FrontendSettings
+    """Image, replicas, resources and journal size, from the stack's config."""
+    labels: PartLabels
+    """The frontend tier's labels: every object carries them, and they select its pods."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into."""
+    redis: RedisConnection
+    """Where the API reads and writes, and the Secret holding the Redis password."""
+
+
 class Frontend(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     service_port: int = API_PORT
 
-    def __init__(
-        self,
-        name: str,
-        settings: FrontendSettings,
-        labels: PartLabels,
-        namespace: pulumi.Input[str],
-        redis: RedisConnection,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:Frontend", name, None, opts)
+        settings, labels, namespace, redis = args.settings, args.labels, args.namespace, args.redis
         child = pulumi.ResourceOptions(parent=self)
 
         # Auto-named on purpose: see the module docstring.

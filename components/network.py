@@ -16,6 +16,8 @@ Kubelet probes come from the node, which the common network plugins do not subje
 NetworkPolicy, so no rule is needed for them.
 """
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -23,7 +25,7 @@ from .fileserver import CONTAINER_PORT as FILESERVER_PORT
 from .frontend import API_PORT
 from .labels import JournalLabels, PartLabels
 from .redis import REDIS_PORT
-from .settings import StackSettings
+from .settings import EdgeSettings
 
 ACME_SOLVER_PORT = 8089
 
@@ -36,19 +38,27 @@ def _tcp(port: int) -> list[k8s.networking.v1.NetworkPolicyPortArgsDict]:
     return [{"protocol": "TCP", "port": port}]
 
 
+@dataclass(frozen=True)
+class TrafficPolicyArgs:
+    """What a TrafficPolicy is made of. Every field is required."""
+
+    edge: EdgeSettings
+    """The edge's settings: the namespace of its proxies, which alone reach the tiers from
+    outside, and whether TLS opens a path to cert-manager's solver."""
+    labels: JournalLabels
+    """The labels of every part: the policies select the tiers' pods by them, and carry
+    the traffic policy's own."""
+    namespace: pulumi.Input[str]
+    """The namespace the policies go into and apply to."""
+
+
 class TrafficPolicy(pulumi.ComponentResource):
-    def __init__(
-        self,
-        name: str,
-        settings: StackSettings,
-        labels: JournalLabels,
-        namespace: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: TrafficPolicyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:TrafficPolicy", name, None, opts)
+        edge, labels, namespace = args.edge, args.labels, args.namespace
         child = pulumi.ResourceOptions(parent=self)
         edge_proxy: k8s.networking.v1.NetworkPolicyPeerArgsDict = {
-            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": settings.edge.proxy_namespace}}
+            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": edge.proxy_namespace}}
         }
 
         def policy(policy_name: str, spec: k8s.networking.v1.NetworkPolicySpecArgsDict) -> k8s.networking.v1.NetworkPolicy:
@@ -108,7 +118,7 @@ class TrafficPolicy(pulumi.ComponentResource):
                 },
             ),
         ]
-        if settings.edge.tls is not None:
+        if edge.tls is not None:
             # cert-manager starts its solver pods in this namespace, labelled like this;
             # the ACME server reaches them through the edge proxy.
             created.append(

@@ -1,4 +1,4 @@
-"""RedisCluster: one master and its replicas, with a generated password.
+"""RedisCluster: one Redis master and its replicas, with a generated password.
 
 Pod 0 of the StatefulSet is the master; every other pod replicates from it through the
 master's stable DNS name. The launch and probe scripts beside this file are shipped
@@ -52,22 +52,36 @@ class RedisConnection:
     password_secret_key: str
 
 
+@dataclass(frozen=True)
+class RedisClusterArgs:
+    """What a RedisCluster is made of. Every field is required."""
+
+    settings: RedisSettings
+    """Image, pod count, resources, storage, password length and protection, from the
+    stack's config."""
+    labels: PartLabels
+    """The Redis tier's labels: every object carries them, and they select its pods."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into."""
+
+
 class RedisCluster(pulumi.ComponentResource):
+    """One master and its replicas: pod 0 takes the writes, every pod serves reads.
+
+    Not Redis Cluster, Redis's sharded mode: every pod holds the whole dataset, and no
+    replica takes over from the master on its own. The name is the one the design card
+    gives this tier, and its type token (`journal:index:RedisCluster`) is in the URN of
+    every object a deployed stack holds: a new token would replace them all.
+    """
+
     connection: RedisConnection
 
-    def __init__(
-        self,
-        name: str,
-        settings: RedisSettings,
-        labels: PartLabels,
-        namespace: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: RedisClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:RedisCluster", name, None, opts)
         self._name = name
-        self._settings = settings
-        self._labels = labels
-        self._namespace = namespace
+        self._settings = args.settings
+        self._labels = args.labels
+        self._namespace = args.namespace
         self._child = pulumi.ResourceOptions(parent=self)
 
         password_secret = self._password_secret()
@@ -76,10 +90,10 @@ class RedisCluster(pulumi.ComponentResource):
         read_service = self._read_service()
         master_host = self._master_host(write_service)
         statefulset = self._statefulset(write_service, master_host, scripts, password_secret)
-        disruption_budget(name, labels, namespace, settings.replicas, self._child)
+        disruption_budget(name, args.labels, args.namespace, args.settings.replicas, self._child)
 
         self.connection = RedisConnection(
-            read_host=pulumi.Output.concat(read_service.metadata.name, ".", namespace, ".svc"),
+            read_host=pulumi.Output.concat(read_service.metadata.name, ".", args.namespace, ".svc"),
             write_host=master_host,
             port=REDIS_PORT,
             password_secret_name=password_secret.metadata.name,
