@@ -1,7 +1,7 @@
 """Frontend: the stateless journal API behind /api.
 
-It reads from every Redis replica, writes to the master, and finds the Redis password
-as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
+It reads from every Redis pod through one Service, writes to the master, and finds the
+Redis password as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
 the Deployment instead of going unnoticed by running pods.
 """
 
