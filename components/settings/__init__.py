@@ -15,7 +15,7 @@ holds no second copy of them.
 
 from .image_reference import Image, parse_image
 from .loader import MAX_REDIS_REPLICAS, load_settings, load_stack_settings
-from .reader import ConfigSource, SettingsError
+from .reader import SettingsError
 from .values import (
     EdgeMode,
     EdgeSettings,
@@ -31,7 +31,6 @@ from .values import (
 
 __all__ = [
     "MAX_REDIS_REPLICAS",
-    "ConfigSource",
     "EdgeMode",
     "EdgeSettings",
     "FileServerSettings",
