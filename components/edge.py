@@ -74,12 +74,12 @@ class Edge(pulumi.ComponentResource):
         scope = _EdgeScope(name, args, parent=self)
         entry: _Entry = _GatewayEntry(scope) if settings.mode is EdgeMode.GATEWAY else _IngressEntry(scope)
 
-        certificate = [_certificate(scope, settings.tls, entry.http01_solver())] if settings.tls else []
+        certificates = [_certificate(scope, settings.tls, entry.http01_solver())] if settings.tls else []
         served = entry.declare(args.routes)
 
         scheme = "https" if settings.tls else "http"
         url = f"{scheme}://{settings.host}/" if settings.host else ""
-        awaited = [resource.id for resource in (*served, *certificate)]
+        awaited = [resource.id for resource in (*served, *certificates)]
         self.url = pulumi.Output.all(*awaited).apply(lambda _: url)
         self.register_outputs({"url": self.url})
 
@@ -128,6 +128,7 @@ class _Entry(Protocol):
 
 
 def _certificate(scope: _EdgeScope, tls: TlsSettings, solver: kinds.Http01Solver) -> k8s.apiextensions.CustomResource:
+    """The Certificate for the host, and the Issuer of the ACME account it comes from."""
     # An Issuer in the stack's own namespace, not a ClusterIssuer: the stack needs no
     # cluster-wide object for it, and its ACME account key stays in its namespace.
     issuer_name = tls.issuer.value
