@@ -2,35 +2,44 @@
 
 import pulumi
 
-from components.edge import Edge, Route
-from components.fileserver import FileServer
-from components.frontend import API_PATH, Frontend
-from components.labels import JournalTiers
-from components.namespace import StackNamespace
-from components.network import TrafficPolicy
-from components.redis import RedisCluster
+from components.edge import Edge, EdgeArgs, Route
+from components.fileserver import FileServer, FileServerArgs
+from components.frontend import API_PATH, Frontend, FrontendArgs
+from components.labels import JournalLabels
+from components.namespace import StackNamespace, StackNamespaceArgs
+from components.network import TrafficPolicy, TrafficPolicyArgs
+from components.redis import RedisCluster, RedisClusterArgs
 from components.settings import load_stack_settings
 from components.waits import bound_every_wait
 
 settings = load_stack_settings()
 bound_every_wait(settings.rollout)
-tiers = JournalTiers.of(settings.instance)
+labels = JournalLabels.of(settings.instance)
 
-namespace = StackNamespace("journal", settings.namespace, tiers.namespace, settings.protect_data).name
-redis = RedisCluster("redis", settings.redis, tiers.redis, namespace)
-frontend = Frontend("frontend", settings.frontend, tiers.frontend, namespace, redis.connection)
-fileserver = FileServer("fileserver", settings.fileserver, tiers.fileserver, namespace)
+namespace = StackNamespace(
+    "journal", StackNamespaceArgs(name=settings.namespace, labels=labels.namespace, protected=settings.protect_data)
+).name
+redis = RedisCluster("redis", RedisClusterArgs(settings=settings.redis, labels=labels.redis, namespace=namespace))
+frontend = Frontend(
+    "frontend",
+    FrontendArgs(settings=settings.frontend, labels=labels.frontend, namespace=namespace, redis=redis.connection),
+)
+fileserver = FileServer(
+    "fileserver", FileServerArgs(settings=settings.fileserver, labels=labels.fileserver, namespace=namespace)
+)
 edge = Edge(
     "edge",
-    settings.edge,
-    tiers.edge,
-    namespace,
-    routes=[
-        Route(API_PATH, frontend.service_name, frontend.service_port),
-        Route("/", fileserver.service_name, fileserver.service_port),
-    ],
+    EdgeArgs(
+        settings=settings.edge,
+        labels=labels.edge,
+        namespace=namespace,
+        routes=[
+            Route(API_PATH, frontend.service_name, frontend.service_port),
+            Route("/", fileserver.service_name, fileserver.service_port),
+        ],
+    ),
 )
-TrafficPolicy("traffic", settings, tiers, namespace)
+TrafficPolicy("traffic", TrafficPolicyArgs(edge=settings.edge, labels=labels, namespace=namespace))
 
 pulumi.export("url", edge.url)
 pulumi.export("namespace", namespace)

@@ -15,14 +15,15 @@ so `up` could not wait for it.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Protocol
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from . import edge_kinds as kinds
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import EdgeMode, EdgeSettings, TlsSettings
 
 HTTP_PORT = 80
@@ -39,98 +40,145 @@ ROUTE_READY = json.dumps(
 )
 
 
+
 @dataclass(frozen=True)
 class Route:
+    """One path prefix of the edge and the Service it goes to."""
+
     path: str
     service_name: pulumi.Input[str]
     service_port: int
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    """What an Edge is made of. Every field is required."""
+
+    settings: EdgeSettings
+    """Ingress or Gateway, the host, TLS and the classes, from the stack's config."""
+    labels: PartLabels
+    """The edge's labels, carried by every object it declares."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into: the Services it routes to live there too."""
+    routes: Sequence[Route]
+    """Each path prefix with the Service it goes to; the longest matching prefix wins."""
 
 
 class Edge(pulumi.ComponentResource):
     url: pulumi.Output[str]
     """Exported only once the edge serves it (with TLS: HTTPS with its certificate)."""
 
-    def __init__(
-        self,
-        name: str,
-        settings: EdgeSettings,
-        labels: TierLabels,
-        namespace: pulumi.Input[str],
-        routes: list[Route],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:Edge", name, None, opts)
-        self._name = name
-        self._settings = settings
-        self._labels = labels
-        self._namespace = namespace
+        settings = args.settings
+        scope = _EdgeScope(name, args, parent=self)
+        entry: _Entry = _GatewayEntry(scope) if settings.mode is EdgeMode.GATEWAY else _IngressEntry(scope)
 
-        # The Secret cert-manager writes the certificate to, and the edge serves it from.
-        self._tls_secret_name = f"{labels.component}-tls"
-        certificate = self._certificate(settings.tls) if settings.tls else None
-
-        if settings.mode is EdgeMode.GATEWAY:
-            entry = self._gateway_entry(routes)
-        else:
-            entry = self._ingress_entry(routes)
+        certificates = [_certificate(scope, settings.tls, entry.http01_solver())] if settings.tls else []
+        served = entry.declare(args.routes)
 
         scheme = "https" if settings.tls else "http"
         url = f"{scheme}://{settings.host}/" if settings.host else ""
-        awaited = [resource.id for resource in (*entry, *([certificate] if certificate else []))]
+        awaited = [resource.id for resource in (*served, *certificates)]
         self.url = pulumi.Output.all(*awaited).apply(lambda _: url)
         self.register_outputs({"url": self.url})
 
-    # --- the certificate -------------------------------------------------------------
 
-    def _certificate(self, tls: TlsSettings) -> k8s.apiextensions.CustomResource:
-        # An Issuer in the stack's own namespace, not a ClusterIssuer: the stack needs no
-        # cluster-wide object for it, and its ACME account key stays in its namespace.
-        issuer_name = tls.issuer.value
-        acme: kinds.AcmeIssuer = {
-            "server": tls.acme_server,
-            "email": tls.email,
-            "privateKeySecretRef": {"name": f"{issuer_name}-account-key"},
-            "solvers": [{"http01": self._http01_solver()}],
+@dataclass(frozen=True)
+class _EdgeScope:
+    """What every object of one edge shares: the prefix of its resource name, its
+    namespace and labels, and the Edge as its parent."""
+
+    name: str
+    args: EdgeArgs
+    parent: Edge
+
+    @property
+    def settings(self) -> EdgeSettings:
+        return self.args.settings
+
+    @property
+    def labels(self) -> PartLabels:
+        return self.args.labels
+
+    @property
+    def tls_secret_name(self) -> str:
+        """The Secret cert-manager writes the certificate to, and the edge serves it from."""
+        return f"{self.labels.component}-tls"
+
+    def metadata(self, object_name: str, annotations: dict[str, str] | None = None) -> k8s.meta.v1.ObjectMetaArgsDict:
+        return {
+            "name": object_name,
+            "namespace": self.args.namespace,
+            "labels": self.labels.object_labels,
+            "annotations": annotations or {},
         }
-        if tls.ca_bundle_base64:
-            acme["caBundle"] = tls.ca_bundle_base64
-        issuer = k8s.apiextensions.CustomResource(
-            f"{self._name}-issuer",
-            api_version="cert-manager.io/v1",
-            kind="Issuer",
-            # Ready once the ACME account is registered: a wrong server or CA bundle fails
-            # here, naming the reason, rather than as a certificate that never comes.
-            metadata=self._metadata(issuer_name, {WAIT_FOR: READY}),
-            spec=kinds.IssuerSpec(acme=acme),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        return k8s.apiextensions.CustomResource(
-            f"{self._name}-certificate",
-            api_version="cert-manager.io/v1",
-            kind="Certificate",
-            metadata=self._metadata(self._labels.name, {WAIT_FOR: READY}),
-            spec=kinds.CertificateSpec(
-                secretName=self._tls_secret_name,
-                dnsNames=[tls.host],
-                issuerRef={"group": "cert-manager.io", "kind": "Issuer", "name": issuer_name},
-                # A fresh key with every renewal: a leaked key dies with its certificate.
-                privateKey={"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-            ),
-            # Never after the Gateway: a Gateway is programmed only once its certificate
-            # exists, and the certificate needs the Gateway to answer the challenge.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[issuer]),
-        )
 
-    def _http01_solver(self) -> kinds.Http01Solver:
-        """cert-manager answers the challenge through the same edge as the service."""
-        if self._settings.mode is EdgeMode.GATEWAY:
-            return {"gatewayHTTPRoute": {"parentRefs": [self._gateway_ref("http")]}}
-        return {"ingress": {"ingressClassName": self._settings.ingress_class}}
 
-    # --- Ingress ---------------------------------------------------------------------
+class _Entry(Protocol):
+    """Where the outside's requests come in, in one edge mode."""
 
-    def _ingress_entry(self, routes: list[Route]) -> tuple[k8s.networking.v1.Ingress]:
-        settings = self._settings
+    def http01_solver(self) -> kinds.Http01Solver:
+        """How cert-manager answers an ACME challenge: through the same entry as the service."""
+        ...
+
+    def declare(self, routes: Sequence[Route]) -> Sequence[pulumi.CustomResource]:
+        """The entry's objects, each of which `up` awaits before it exports the URL."""
+        ...
+
+
+def _certificate(scope: _EdgeScope, tls: TlsSettings, solver: kinds.Http01Solver) -> k8s.apiextensions.CustomResource:
+    """The Certificate for the host, and the Issuer of the ACME account it comes from."""
+    # An Issuer in the stack's own namespace, not a ClusterIssuer: the stack needs no
+    # cluster-wide object for it, and its ACME account key stays in its namespace.
+    issuer_name = tls.issuer.value
+    acme: kinds.AcmeIssuer = {
+        "server": tls.acme_server,
+        "email": tls.email,
+        "privateKeySecretRef": {"name": f"{issuer_name}-account-key"},
+        "solvers": [{"http01": solver}],
+    }
+    if tls.ca_bundle_base64:
+        acme["caBundle"] = tls.ca_bundle_base64
+    issuer = k8s.apiextensions.CustomResource(
+        f"{scope.name}-issuer",
+        api_version="cert-manager.io/v1",
+        kind="Issuer",
+        # Ready once the ACME account is registered: a wrong server or CA bundle fails
+        # here, naming the reason, rather than as a certificate that never comes.
+        metadata=scope.metadata(issuer_name, {WAIT_FOR: READY}),
+        spec=kinds.IssuerSpec(acme=acme),
+        opts=pulumi.ResourceOptions(parent=scope.parent),
+    )
+    return k8s.apiextensions.CustomResource(
+        f"{scope.name}-certificate",
+        api_version="cert-manager.io/v1",
+        kind="Certificate",
+        metadata=scope.metadata(scope.labels.name, {WAIT_FOR: READY}),
+        spec=kinds.CertificateSpec(
+            secretName=scope.tls_secret_name,
+            dnsNames=[tls.host],
+            issuerRef={"group": "cert-manager.io", "kind": "Issuer", "name": issuer_name},
+            # A fresh key with every renewal: a leaked key dies with its certificate.
+            privateKey={"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+        ),
+        # Never after the Gateway: a Gateway is programmed only once its certificate
+        # exists, and the certificate needs the Gateway to answer the challenge.
+        opts=pulumi.ResourceOptions(parent=scope.parent, depends_on=[issuer]),
+    )
+
+
+class _IngressEntry:
+    """One Ingress of the cluster's ingress controller (edge `ingress`)."""
+
+    def __init__(self, scope: _EdgeScope):
+        self._scope = scope
+
+    def http01_solver(self) -> kinds.Http01Solver:
+        return {"ingress": {"ingressClassName": self._scope.settings.ingress_class}}
+
+    def declare(self, routes: Sequence[Route]) -> list[k8s.networking.v1.Ingress]:
+        scope, settings = self._scope, self._scope.settings
         rule: k8s.networking.v1.IngressRuleArgsDict = {
             "http": {
                 # Longest prefix wins regardless of order; the order here is for the reader.
@@ -148,109 +196,98 @@ class Edge(pulumi.ComponentResource):
             rule["host"] = settings.host
         spec: k8s.networking.v1.IngressSpecArgsDict = {"ingress_class_name": settings.ingress_class, "rules": [rule]}
         if settings.tls:
-            spec["tls"] = [{"hosts": [settings.tls.host], "secret_name": self._tls_secret_name}]
+            spec["tls"] = [{"hosts": [settings.tls.host], "secret_name": scope.tls_secret_name}]
         ingress = k8s.networking.v1.Ingress(
-            f"{self._name}-ingress",
-            metadata=self._metadata(self._labels.name),
+            f"{scope.name}-ingress",
+            metadata=scope.metadata(scope.labels.name),
             spec=spec,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=scope.parent),
         )
-        return (ingress,)
+        return [ingress]
 
-    # --- Gateway API -----------------------------------------------------------------
 
-    def _gateway_entry(self, routes: list[Route]) -> tuple[k8s.apiextensions.CustomResource, ...]:
-        settings = self._settings
-        tls = settings.tls is not None
+class _GatewayEntry:
+    """A Gateway of the cluster's GatewayClass and the HTTPRoutes attached to it (edge
+    `gateway`)."""
 
-        def listener(listener_name: str, protocol: str, port: int) -> kinds.Listener:
-            served: kinds.Listener = {
-                "name": listener_name,
-                "protocol": protocol,
-                "port": port,
-                "allowedRoutes": {"namespaces": {"from": "Same"}},
-            }
-            if settings.host:
-                served["hostname"] = settings.host
-            return served
+    def __init__(self, scope: _EdgeScope):
+        self._scope = scope
 
+    def http01_solver(self) -> kinds.Http01Solver:
+        return {"gatewayHTTPRoute": {"parentRefs": [self._listener_ref("http")]}}
+
+    def declare(self, routes: Sequence[Route]) -> list[k8s.apiextensions.CustomResource]:
+        scope = self._scope
+        tls = scope.settings.tls is not None
         # Plain HTTP always: it carries the ACME challenges, and with TLS only a redirect.
-        listeners = [listener("http", "HTTP", HTTP_PORT)]
+        listeners = [self._listener("http", "HTTP", HTTP_PORT)]
         if tls:
-            https = listener("https", "HTTPS", HTTPS_PORT)
-            https["tls"] = {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": self._tls_secret_name}]}
+            https = self._listener("https", "HTTPS", HTTPS_PORT)
+            https["tls"] = {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": scope.tls_secret_name}]}
             listeners.append(https)
         gateway = k8s.apiextensions.CustomResource(
-            f"{self._name}-gateway",
+            f"{scope.name}-gateway",
             api_version="gateway.networking.k8s.io/v1",
             kind="Gateway",
             # Programmed: the controller serves every listener, the HTTPS one with its
             # certificate.
-            metadata=self._metadata(self._labels.name, {WAIT_FOR: "condition=Programmed"}),
-            spec=kinds.GatewaySpec(gatewayClassName=settings.gateway_class or "", listeners=listeners),
-            opts=pulumi.ResourceOptions(parent=self),
+            metadata=scope.metadata(scope.labels.name, {WAIT_FOR: "condition=Programmed"}),
+            spec=kinds.GatewaySpec(gatewayClassName=scope.settings.gateway_class or "", listeners=listeners),
+            opts=pulumi.ResourceOptions(parent=scope.parent),
         )
-
-        def route_spec(parent: kinds.ParentReference, rules: list[kinds.RouteRule]) -> kinds.HTTPRouteSpec:
-            spec: kinds.HTTPRouteSpec = {"parentRefs": [parent], "rules": rules}
-            if settings.host:
-                spec["hostnames"] = [settings.host]
-            return spec
-
-        service_route = k8s.apiextensions.CustomResource(
-            f"{self._name}-route",
-            api_version="gateway.networking.k8s.io/v1",
-            kind="HTTPRoute",
-            metadata=self._metadata(self._labels.name, {WAIT_FOR: ROUTE_READY}),
-            spec=route_spec(
-                self._gateway_ref("https" if tls else "http"),
-                # The longest matching prefix wins, as with the Ingress.
-                [
-                    {
-                        "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
-                        "backendRefs": [{"name": route.service_name, "port": route.service_port}],
-                    }
-                    for route in routes
-                ],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
-        )
+        # The longest matching prefix wins, as with the Ingress.
+        service_rules: list[kinds.RouteRule] = [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
+                "backendRefs": [{"name": route.service_name, "port": route.service_port}],
+            }
+            for route in routes
+        ]
+        service_route = self._route("route", scope.labels.name, "https" if tls else "http", service_rules, gateway)
         if not tls:
-            return gateway, service_route
+            return [gateway, service_route]
         # cert-manager's challenge route matches its token's exact path, which wins over
         # this prefix: the challenges still reach the solver.
-        redirect = k8s.apiextensions.CustomResource(
-            f"{self._name}-https-redirect",
+        redirect_rules: list[kinds.RouteRule] = [
+            {
+                "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}],
+            }
+        ]
+        redirect = self._route("https-redirect", f"{scope.labels.name}-https-redirect", "http", redirect_rules, gateway)
+        return [gateway, service_route, redirect]
+
+    def _listener(self, listener_name: str, protocol: str, port: int) -> kinds.Listener:
+        listener: kinds.Listener = {
+            "name": listener_name,
+            "protocol": protocol,
+            "port": port,
+            "allowedRoutes": {"namespaces": {"from": "Same"}},
+        }
+        if self._scope.settings.host:
+            listener["hostname"] = self._scope.settings.host
+        return listener
+
+    def _listener_ref(self, listener: str) -> kinds.ParentReference:
+        return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self._scope.labels.name, "sectionName": listener}
+
+    def _route(
+        self,
+        resource_suffix: str,
+        object_name: str,
+        listener: str,
+        rules: list[kinds.RouteRule],
+        gateway: k8s.apiextensions.CustomResource,
+    ) -> k8s.apiextensions.CustomResource:
+        scope = self._scope
+        spec: kinds.HTTPRouteSpec = {"parentRefs": [self._listener_ref(listener)], "rules": rules}
+        if scope.settings.host:
+            spec["hostnames"] = [scope.settings.host]
+        return k8s.apiextensions.CustomResource(
+            f"{scope.name}-{resource_suffix}",
             api_version="gateway.networking.k8s.io/v1",
             kind="HTTPRoute",
-            metadata=self._metadata(f"{self._labels.name}-https-redirect", {WAIT_FOR: ROUTE_READY}),
-            spec=route_spec(
-                self._gateway_ref("http"),
-                [
-                    {
-                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                        "filters": [
-                            {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
-                        ],
-                    }
-                ],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+            metadata=scope.metadata(object_name, {WAIT_FOR: ROUTE_READY}),
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=scope.parent, depends_on=[gateway]),
         )
-        return gateway, service_route, redirect
-
-    def _gateway_ref(self, listener: str) -> kinds.ParentReference:
-        return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": self._labels.name, "sectionName": listener}
-
-    # ---------------------------------------------------------------------------------
-
-    def _metadata(
-        self, object_name: str, annotations: Optional[dict[str, str]] = None
-    ) -> k8s.meta.v1.ObjectMetaArgsDict:
-        return {
-            "name": object_name,
-            "namespace": self._namespace,
-            "labels": self._labels.labels,
-            "annotations": annotations or {},
-        }
-

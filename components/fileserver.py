@@ -5,9 +5,11 @@ listens on 8080 and keeps its pid and temp files under /tmp, so the root filesys
 stay read-only.
 """
 
+from dataclasses import dataclass
+
 import pulumi
 
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import FileServerSettings
 from .stateless_tier import HttpContainer, stateless_http_tier
 
@@ -19,19 +21,25 @@ SERVICE_PORT = 80
 NGINX_USER_ID = 10101
 
 
+@dataclass(frozen=True)
+class FileServerArgs:
+    """What a FileServer is made of. Every field is required."""
+
+    settings: FileServerSettings
+    """Image, replicas and resources, from the stack's config."""
+    labels: PartLabels
+    """The file server tier's labels: every object carries them, and they select its pods."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into."""
+
+
 class FileServer(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     service_port: int = SERVICE_PORT
 
-    def __init__(
-        self,
-        name: str,
-        settings: FileServerSettings,
-        labels: TierLabels,
-        namespace: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: FileServerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:FileServer", name, None, opts)
+        settings = args.settings
         nginx = HttpContainer(
             name="nginx",
             image=settings.image,
@@ -41,7 +49,7 @@ class FileServer(pulumi.ComponentResource):
             health_path="/",
         )
         tier = stateless_http_tier(
-            name, labels, namespace, settings.replicas, nginx, SERVICE_PORT, pulumi.ResourceOptions(parent=self)
+            name, args.labels, args.namespace, settings.replicas, nginx, SERVICE_PORT, pulumi.ResourceOptions(parent=self)
         )
 
         self.service_name = tier.service.metadata.name

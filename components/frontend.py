@@ -1,14 +1,16 @@
 """Frontend: the stateless journal API behind /api.
 
-It reads from every Redis replica, writes to the master, and finds the Redis password
-as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
+It reads from every Redis pod through one Service, writes to the master, and finds the
+Redis password as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
 the Deployment instead of going unnoticed by running pods.
 """
+
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .labels import TierLabels
+from .labels import PartLabels
 from .redis import RedisConnection
 from .settings import FrontendSettings
 from .stateless_tier import HttpContainer, stateless_http_tier
@@ -21,26 +23,33 @@ PASSWORD_MOUNT = "/etc/redis-passwd"
 FRONTEND_USER_ID = 10001
 
 
+@dataclass(frozen=True)
+class FrontendArgs:
+    """What a Frontend is made of. Every field is required."""
+
+    settings: FrontendSettings
+    """Image, replicas, resources and journal size, from the stack's config."""
+    labels: PartLabels
+    """The frontend tier's labels: every object carries them, and they select its pods."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into."""
+    redis: RedisConnection
+    """Where the API reads and writes, and the Secret holding the Redis password."""
+
+
 class Frontend(pulumi.ComponentResource):
     service_name: pulumi.Output[str]
     service_port: int = API_PORT
 
-    def __init__(
-        self,
-        name: str,
-        settings: FrontendSettings,
-        labels: TierLabels,
-        namespace: pulumi.Input[str],
-        redis: RedisConnection,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: FrontendArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:Frontend", name, None, opts)
+        settings, labels, namespace, redis = args.settings, args.labels, args.namespace, args.redis
         child = pulumi.ResourceOptions(parent=self)
 
         # Auto-named on purpose: see the module docstring.
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata={"namespace": namespace, "labels": labels.labels},
+            metadata={"namespace": namespace, "labels": labels.object_labels},
             data={"journalEntries": str(settings.journal_entries)},
             opts=child,
         )

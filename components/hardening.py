@@ -5,12 +5,11 @@ once there is more than one pod.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import Image, Resources
 
 Container = k8s.core.v1.ContainerArgsDict
@@ -56,8 +55,8 @@ class HardenedContainer:
     command: Sequence[str] = ()
     env: Sequence[EnvVar] = ()
     volume_mounts: Sequence[VolumeMount] = ()
-    lifecycle: Optional[k8s.core.v1.LifecycleArgsDict] = None
-    startup_probe: Optional[Probe] = None
+    lifecycle: k8s.core.v1.LifecycleArgsDict | None = None
+    startup_probe: Probe | None = None
 
     def to_kubernetes(self) -> Container:
         # Typed on its own: inside the container's literal, a wrong key of the port would
@@ -85,7 +84,7 @@ class HardenedContainer:
 
 
 def hardened_pod_template(
-    labels: TierLabels,
+    labels: PartLabels,
     pod_labels: dict[str, str],
     user_id: int,
     container: HardenedContainer,
@@ -111,7 +110,7 @@ def hardened_pod_template(
     }
 
 
-def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[k8s.core.v1.TopologySpreadConstraintArgsDict]:
+def spread_across_nodes(labels: PartLabels, *, rollout_aware: bool) -> list[k8s.core.v1.TopologySpreadConstraintArgsDict]:
     across_nodes: k8s.core.v1.TopologySpreadConstraintArgsDict = {
         "max_skew": 1,
         "topology_key": "kubernetes.io/hostname",
@@ -122,14 +121,14 @@ def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[k8s.
         # A cordoned, draining or unreachable node is tainted: left out of the count, it
         # does not hold back the replacements of its pods on the nodes that remain.
         "node_taints_policy": "Honor",
-        "label_selector": labels.label_selector,
+        "label_selector": labels.pod_selector,
     }
     across_zones: k8s.core.v1.TopologySpreadConstraintArgsDict = {
         "max_skew": 1,
         "topology_key": "topology.kubernetes.io/zone",
         # A preference: nodes without a zone label (a one-node cluster) must still qualify.
         "when_unsatisfiable": "ScheduleAnyway",
-        "label_selector": labels.label_selector,
+        "label_selector": labels.pod_selector,
     }
     constraints = [across_nodes, across_zones]
     if rollout_aware:
@@ -142,18 +141,18 @@ def spread_across_nodes(labels: TierLabels, *, rollout_aware: bool) -> list[k8s.
 
 def disruption_budget(
     name: str,
-    labels: TierLabels,
+    labels: PartLabels,
     namespace: pulumi.Input[str],
     replicas: int,
     opts: pulumi.ResourceOptions,
-) -> Optional[k8s.policy.v1.PodDisruptionBudget]:
+) -> k8s.policy.v1.PodDisruptionBudget | None:
     """One pod at a time may be evicted (node drains, upgrades); none for a single pod,
     where a budget would only block every drain."""
     if replicas < 2:
         return None
     return k8s.policy.v1.PodDisruptionBudget(
         f"{name}-pdb",
-        metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels},
-        spec={"max_unavailable": 1, "selector": labels.label_selector},
+        metadata={"name": labels.component, "namespace": namespace, "labels": labels.object_labels},
+        spec={"max_unavailable": 1, "selector": labels.pod_selector},
         opts=opts,
     )

@@ -14,18 +14,21 @@ MANAGED_BY = "pulumi"
 
 
 @dataclass(frozen=True)
-class TierLabels:
-    """Labels of one tier of one deployed instance of the journal service."""
+class PartLabels:
+    """Labels of one part (a tier, the namespace, the traffic policy) of one deployed
+    instance of the journal service."""
 
     name: str
-    """The software the tier runs (`journal-api`, `redis`, `nginx`)."""
+    """The software the part runs (`journal-api`, `redis`, `nginx`), or `journal`."""
     component: str
-    """The tier's role in the service (`frontend`, `redis`, `fileserver`, `edge`)."""
+    """The part's role in the service (`frontend`, `redis`, `fileserver`, `edge`, ...)."""
     instance: str
     """The deployed instance, unique per stack (`journal-dev`)."""
 
     @property
-    def selector(self) -> dict[str, str]:
+    def selector_labels(self) -> dict[str, str]:
+        """The labels that pick out the part's pods, and only those that never change: a
+        Service's selector, the labels of a claim template."""
         return {
             "app.kubernetes.io/name": self.name,
             "app.kubernetes.io/instance": self.instance,
@@ -33,42 +36,45 @@ class TierLabels:
         }
 
     @property
-    def label_selector(self) -> k8s.meta.v1.LabelSelectorArgsDict:
-        """The selector of a workload, a budget or a spread constraint: the tier's pods."""
-        return {"match_labels": self.selector}
+    def pod_selector(self) -> k8s.meta.v1.LabelSelectorArgsDict:
+        """The part's pods as a label selector: of a workload, a budget, a spread
+        constraint or a network policy."""
+        return {"match_labels": self.selector_labels}
 
     @property
-    def labels(self) -> dict[str, str]:
+    def object_labels(self) -> dict[str, str]:
+        """The labels every object of the part carries."""
         return {
-            **self.selector,
+            **self.selector_labels,
             "app.kubernetes.io/part-of": PART_OF,
             "app.kubernetes.io/managed-by": MANAGED_BY,
         }
 
     def labels_with_version(self, version: str) -> dict[str, str]:
         """Labels for a workload and its pods: the running version is worth a query."""
-        return {**self.labels, "app.kubernetes.io/version": version}
+        return {**self.object_labels, "app.kubernetes.io/version": version}
 
 
 @dataclass(frozen=True)
-class JournalTiers:
-    """The labels of every part of one instance, known before any resource exists, so a
-    policy can name the pods of a tier without depending on the tier's component."""
+class JournalLabels:
+    """The labels of every part of one instance (the namespace, each tier, the traffic
+    policy), known before any resource exists, so a policy can name the pods of a tier
+    without depending on the tier's component."""
 
-    namespace: TierLabels
-    frontend: TierLabels
-    redis: TierLabels
-    fileserver: TierLabels
-    edge: TierLabels
-    traffic: TierLabels
+    namespace: PartLabels
+    frontend: PartLabels
+    redis: PartLabels
+    fileserver: PartLabels
+    edge: PartLabels
+    traffic: PartLabels
 
     @classmethod
-    def of(cls, instance: str) -> "JournalTiers":
+    def of(cls, instance: str) -> "JournalLabels":
         return cls(
-            namespace=TierLabels(name="journal", component="namespace", instance=instance),
-            frontend=TierLabels(name="journal-api", component="frontend", instance=instance),
-            redis=TierLabels(name="redis", component="redis", instance=instance),
-            fileserver=TierLabels(name="nginx", component="fileserver", instance=instance),
-            edge=TierLabels(name="journal", component="edge", instance=instance),
-            traffic=TierLabels(name="journal", component="traffic-policy", instance=instance),
+            namespace=PartLabels(name="journal", component="namespace", instance=instance),
+            frontend=PartLabels(name="journal-api", component="frontend", instance=instance),
+            redis=PartLabels(name="redis", component="redis", instance=instance),
+            fileserver=PartLabels(name="nginx", component="fileserver", instance=instance),
+            edge=PartLabels(name="journal", component="edge", instance=instance),
+            traffic=PartLabels(name="journal", component="traffic-policy", instance=instance),
         )

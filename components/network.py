@@ -16,45 +16,55 @@ Kubelet probes come from the node, which the common network plugins do not subje
 NetworkPolicy, so no rule is needed for them.
 """
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from .fileserver import CONTAINER_PORT as FILESERVER_PORT
 from .frontend import API_PORT
-from .labels import JournalTiers, TierLabels
+from .labels import JournalLabels, PartLabels
 from .redis import REDIS_PORT
-from .settings import StackSettings
+from .settings import EdgeSettings
 
 ACME_SOLVER_PORT = 8089
 
 
-def _peer_pods(tier: TierLabels) -> k8s.networking.v1.NetworkPolicyPeerArgsDict:
-    return {"pod_selector": tier.label_selector}
+def _peer_pods(tier: PartLabels) -> k8s.networking.v1.NetworkPolicyPeerArgsDict:
+    return {"pod_selector": tier.pod_selector}
 
 
 def _tcp(port: int) -> list[k8s.networking.v1.NetworkPolicyPortArgsDict]:
     return [{"protocol": "TCP", "port": port}]
 
 
+@dataclass(frozen=True)
+class TrafficPolicyArgs:
+    """What a TrafficPolicy is made of. Every field is required."""
+
+    edge: EdgeSettings
+    """The edge's settings: the namespace of its proxies, which alone reach the tiers from
+    outside, and whether TLS opens a path to cert-manager's solver."""
+    labels: JournalLabels
+    """The labels of every part: the policies select the tiers' pods by them, and carry
+    the traffic policy's own."""
+    namespace: pulumi.Input[str]
+    """The namespace the policies go into and apply to."""
+
+
 class TrafficPolicy(pulumi.ComponentResource):
-    def __init__(
-        self,
-        name: str,
-        settings: StackSettings,
-        tiers: JournalTiers,
-        namespace: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: TrafficPolicyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:TrafficPolicy", name, None, opts)
+        edge, labels, namespace = args.edge, args.labels, args.namespace
         child = pulumi.ResourceOptions(parent=self)
         edge_proxy: k8s.networking.v1.NetworkPolicyPeerArgsDict = {
-            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": settings.edge.proxy_namespace}}
+            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": edge.proxy_namespace}}
         }
 
         def policy(policy_name: str, spec: k8s.networking.v1.NetworkPolicySpecArgsDict) -> k8s.networking.v1.NetworkPolicy:
             return k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy_name}",
-                metadata={"name": policy_name, "namespace": namespace, "labels": tiers.traffic.labels},
+                metadata={"name": policy_name, "namespace": namespace, "labels": labels.traffic.object_labels},
                 spec=spec,
                 opts=child,
             )
@@ -82,33 +92,33 @@ class TrafficPolicy(pulumi.ComponentResource):
             policy(
                 "frontend",
                 {
-                    "pod_selector": tiers.frontend.label_selector,
+                    "pod_selector": labels.frontend.pod_selector,
                     "policy_types": ["Ingress", "Egress"],
                     "ingress": [{"from_": [edge_proxy], "ports": _tcp(API_PORT)}],
-                    "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
+                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
             ),
             policy(
                 "redis",
                 {
-                    "pod_selector": tiers.redis.label_selector,
+                    "pod_selector": labels.redis.pod_selector,
                     "policy_types": ["Ingress", "Egress"],
                     "ingress": [
-                        {"from_": [_peer_pods(tiers.frontend), _peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}
+                        {"from_": [_peer_pods(labels.frontend), _peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}
                     ],
-                    "egress": [{"to": [_peer_pods(tiers.redis)], "ports": _tcp(REDIS_PORT)}],
+                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}],
                 },
             ),
             policy(
                 "fileserver",
                 {
-                    "pod_selector": tiers.fileserver.label_selector,
+                    "pod_selector": labels.fileserver.pod_selector,
                     "policy_types": ["Ingress"],
                     "ingress": [{"from_": [edge_proxy], "ports": _tcp(FILESERVER_PORT)}],
                 },
             ),
         ]
-        if settings.edge.tls is not None:
+        if edge.tls is not None:
             # cert-manager starts its solver pods in this namespace, labelled like this;
             # the ACME server reaches them through the edge proxy.
             created.append(

@@ -3,7 +3,7 @@
 #     sh /scripts/redis-launch.sh
 #
 # Environment (set by the StatefulSet; defaults in brackets):
-#   HOSTNAME             pod name, e.g. journal-redis-2; the digits after the last
+#   HOSTNAME             pod name, e.g. redis-2; the digits after the last
 #                        "-" are the ordinal: 0 is the master, the others replicate it
 #   REDIS_PASSWORD_FILE  [/etc/redis-passwd/passwd] the mounted Secret
 #   REDIS_MASTER_HOST    the master's stable DNS name: replicas follow it, and the
@@ -27,8 +27,9 @@
 #                        host name with its "-0" replaced by "-<i>", on REDIS_MASTER_HOST's
 #                        domain and REDIS_MASTER_PORT (the master needs both then)
 #   REDIS_PEER_WAIT_SECONDS  [30] how long to wait for every peer to answer before
-#                        refusing to start; keep it under the liveness probe's
-#                        allowance (6 failures 10 s apart)
+#                        refusing to start; with the copy's 300 s, keep it under the
+#                        startup probe's allowance (STARTUP_CHECKS in redis.py: 40
+#                        checks 10 s apart), after which liveness takes over
 #   REDIS_RECOVERY       [empty: ask every peer, recover from the one with the most
 #                        data, refuse if one cannot be asked] an operator's decision,
 #                        from the pod's annotation journal-iac/redis-recovery:

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Exec probe of the Redis StatefulSet:
-#     sh /scripts/redis-probe.sh liveness
+#     sh /scripts/redis-probe.sh liveness     (the startup probe runs it too)
 #     sh /scripts/redis-probe.sh readiness
 #
 # Environment: REDIS_PASSWORD_FILE [/etc/redis-passwd/passwd], REDIS_PORT [6379];

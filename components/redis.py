@@ -1,4 +1,4 @@
-"""RedisCluster: one master and its replicas, with a generated password.
+"""RedisCluster: one Redis master and its replicas, with a generated password.
 
 Pod 0 of the StatefulSet is the master; every other pod replicates from it through the
 master's stable DNS name. The launch and probe scripts beside this file are shipped
@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from .hardening import HardenedContainer, Probe, Volume, disruption_budget, hardened_pod_template
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import RedisSettings
 from .waits import NOT_AWAITED
 
@@ -52,22 +52,36 @@ class RedisConnection:
     password_secret_key: str
 
 
+@dataclass(frozen=True)
+class RedisClusterArgs:
+    """What a RedisCluster is made of. Every field is required."""
+
+    settings: RedisSettings
+    """Image, pod count, resources, storage, password length and protection, from the
+    stack's config."""
+    labels: PartLabels
+    """The Redis tier's labels: every object carries them, and they select its pods."""
+    namespace: pulumi.Input[str]
+    """The namespace every object goes into."""
+
+
 class RedisCluster(pulumi.ComponentResource):
+    """One master and its replicas: pod 0 takes the writes, every pod serves reads.
+
+    Not Redis Cluster, Redis's sharded mode: every pod holds the whole dataset, and no
+    replica takes over from the master on its own. The name is the one the design card
+    gives this tier, and its type token (`journal:index:RedisCluster`) is in the URN of
+    every object a deployed stack holds: a new token would replace them all.
+    """
+
     connection: RedisConnection
 
-    def __init__(
-        self,
-        name: str,
-        settings: RedisSettings,
-        labels: TierLabels,
-        namespace: pulumi.Input[str],
-        opts: pulumi.ResourceOptions | None = None,
-    ):
+    def __init__(self, name: str, args: RedisClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:RedisCluster", name, None, opts)
         self._name = name
-        self._settings = settings
-        self._labels = labels
-        self._namespace = namespace
+        self._settings = args.settings
+        self._labels = args.labels
+        self._namespace = args.namespace
         self._child = pulumi.ResourceOptions(parent=self)
 
         password_secret = self._password_secret()
@@ -76,10 +90,10 @@ class RedisCluster(pulumi.ComponentResource):
         read_service = self._read_service()
         master_host = self._master_host(write_service)
         statefulset = self._statefulset(write_service, master_host, scripts, password_secret)
-        disruption_budget(name, labels, namespace, settings.replicas, self._child)
+        disruption_budget(name, args.labels, args.namespace, args.settings.replicas, self._child)
 
         self.connection = RedisConnection(
-            read_host=pulumi.Output.concat(read_service.metadata.name, ".", namespace, ".svc"),
+            read_host=pulumi.Output.concat(read_service.metadata.name, ".", args.namespace, ".svc"),
             write_host=master_host,
             port=REDIS_PORT,
             password_secret_name=password_secret.metadata.name,
@@ -114,7 +128,7 @@ class RedisCluster(pulumi.ComponentResource):
             metadata={
                 "name": f"{self._labels.component}-password",
                 "namespace": self._namespace,
-                "labels": self._labels.labels,
+                "labels": self._labels.object_labels,
             },
             type="Opaque",
             string_data={PASSWORD_FILE_KEY: password.result},
@@ -126,7 +140,7 @@ class RedisCluster(pulumi.ComponentResource):
         # template and rolls the StatefulSet; the old ConfigMap is deleted only after.
         return k8s.core.v1.ConfigMap(
             f"{self._name}-scripts",
-            metadata={"namespace": self._namespace, "labels": self._labels.labels},
+            metadata={"namespace": self._namespace, "labels": self._labels.object_labels},
             data={
                 LAUNCH_SCRIPT.name: LAUNCH_SCRIPT.read_text(),
                 PROBE_SCRIPT.name: PROBE_SCRIPT.read_text(),
@@ -160,10 +174,10 @@ class RedisCluster(pulumi.ComponentResource):
         labels = self._labels
         return k8s.core.v1.Service(
             resource_name,
-            metadata={"name": service_name, "namespace": self._namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
+            metadata={"name": service_name, "namespace": self._namespace, "labels": labels.object_labels, "annotations": NOT_AWAITED},
             spec={
                 **addressing,
-                "selector": labels.selector,
+                "selector": labels.selector_labels,
                 "ports": [{"name": "redis", "port": REDIS_PORT, "target_port": "redis", "protocol": "TCP"}],
             },
             opts=self._child,
@@ -192,7 +206,7 @@ class RedisCluster(pulumi.ComponentResource):
                 # lets the revert through; updates still go one pod at a time, and replicas
                 # started before the master retry until it answers.
                 "pod_management_policy": "Parallel",
-                "selector": labels.label_selector,
+                "selector": labels.pod_selector,
                 # The claims hold the journal: deleting or scaling down the StatefulSet
                 # must never delete them with it.
                 "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
@@ -289,4 +303,4 @@ class RedisCluster(pulumi.ComponentResource):
         }
         if self._settings.storage_class:
             storage["storage_class_name"] = self._settings.storage_class
-        return {"metadata": {"name": "data", "labels": self._labels.selector}, "spec": storage}
+        return {"metadata": {"name": "data", "labels": self._labels.selector_labels}, "spec": storage}

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from .hardening import EnvVar, HardenedContainer, Probe, Volume, VolumeMount, disruption_budget, hardened_pod_template
-from .labels import TierLabels
+from .labels import PartLabels
 from .settings import Image, Resources
 from .waits import NOT_AWAITED
 
@@ -67,7 +67,7 @@ class StatelessTier:
 
 def stateless_http_tier(
     name: str,
-    labels: TierLabels,
+    labels: PartLabels,
     namespace: pulumi.Input[str],
     replicas: int,
     container: HttpContainer,
@@ -80,7 +80,7 @@ def stateless_http_tier(
         metadata={"name": labels.component, "namespace": namespace, "labels": pod_labels},
         spec={
             "replicas": replicas,
-            "selector": labels.label_selector,
+            "selector": labels.pod_selector,
             # A new pod must be Ready before an old one goes: no capacity dip on rollout.
             "strategy": {"type": "RollingUpdate", "rolling_update": {"max_unavailable": 0, "max_surge": 1}},
             "template": hardened_pod_template(
@@ -96,10 +96,10 @@ def stateless_http_tier(
     )
     service = k8s.core.v1.Service(
         f"{name}-service",
-        metadata={"name": labels.component, "namespace": namespace, "labels": labels.labels, "annotations": NOT_AWAITED},
+        metadata={"name": labels.component, "namespace": namespace, "labels": labels.object_labels, "annotations": NOT_AWAITED},
         spec={
             "type": "ClusterIP",
-            "selector": labels.selector,
+            "selector": labels.selector_labels,
             "ports": [{"name": "http", "port": service_port, "target_port": "http", "protocol": "TCP"}],
         },
         opts=opts,

@@ -1,12 +1,12 @@
 """How long `pulumi up` waits.
 
 The Kubernetes provider awaits what it creates: a Deployment or StatefulSet until its
-pods are Ready, a Service until it has endpoints, an Ingress until it has an address and
-its backends. Each wait gives up after ten minutes by default, and they chain: a Redis
-that cannot start keeps its read Service without endpoints, which holds back the
-frontend that takes the Service's name. With the stack's rolloutTimeout on every
-resource, `up` fails in that time instead, naming the object and its pods' reasons.
-A stack transformation, so that no resource of any component is left out.
+pods are Ready, an Ingress until it has an address and its backends, a custom resource
+until its pulumi.com/waitFor conditions hold (and a Service until it has endpoints,
+unless told otherwise: below). Each wait gives up after ten minutes by default. With the
+stack's rolloutTimeout on every resource, `up` fails in that time instead, naming the
+object and its pods' reasons. A stack transformation, so that no resource of any
+component is left out.
 
 Services are not awaited at all. The provider's Service wait adds ten seconds of
 "settling" after the endpoints appear, and the Deployment and the Ingress that take a
@@ -28,4 +28,9 @@ def bound_every_wait(rollout: Rollout) -> None:
         timeouts = pulumi.ResourceOptions(custom_timeouts=rollout.custom_timeouts)
         return pulumi.ResourceTransformationResult(args.props, pulumi.ResourceOptions.merge(args.opts, timeouts))
 
+    # A transformation, not its successor the transform (register_resource_transform):
+    # the SDK applies a transformation itself, before it registers each resource, but a
+    # transform is run by the engine, and Pulumi's mock monitor (pulumi 3.272) accepts
+    # one and never calls it. Under the mocks of the unit tests, no resource would carry
+    # the timeouts, and no test could hold `up` to its bound.
     pulumi.runtime.register_stack_transformation(bounded)

@@ -231,18 +231,15 @@ def test_renaming_a_component_with_an_alias_deletes_nothing(journal):
     an alias, every child keeps its identity."""
     program = journal.project.root / "__main__.py"
     original = program.read_text()
-    renamed = 'RedisCluster("store", settings.redis, tiers.redis, namespace'
+    declared = 'RedisCluster("redis", RedisClusterArgs(settings=settings.redis, labels=labels.redis, namespace=namespace))'
+    assert original.count(declared) == 1, f"__main__.py no longer declares {declared}"
+    renamed = declared.replace('"redis"', '"store"', 1)
+    aliased = renamed.removesuffix(")") + ', opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redis")]))'
     try:
-        program.write_text(original.replace('RedisCluster("redis", settings.redis, tiers.redis, namespace', renamed, 1))
+        program.write_text(original.replace(declared, renamed))
         unaliased = preview_operations(journal)
         assert "redis-statefulset" in unaliased.get("delete", []) + unaliased.get("delete-replaced", [])
-        program.write_text(
-            original.replace(
-                'RedisCluster("redis", settings.redis, tiers.redis, namespace)',
-                'RedisCluster("store", settings.redis, tiers.redis, namespace, opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redis")]))',
-                1,
-            )
-        )
+        program.write_text(original.replace(declared, aliased))
         uid = journal.cluster.get("statefulset", "redis", "-n", NAMESPACE)["metadata"]["uid"]
         aliased = preview_operations(journal)
         assert set(aliased) == {"same"}, aliased

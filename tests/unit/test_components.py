@@ -1,22 +1,23 @@
 """Each component on its own, under mocks: what its settings change in what it emits."""
 
 import base64
+import dataclasses
 import json
 
 import pulumi
 import pytest
 
-from components.edge import Edge, Route
-from components.fileserver import FileServer
-from components.frontend import Frontend
-from components.labels import JournalTiers
-from components.namespace import StackNamespace
-from components.network import TrafficPolicy
-from components.redis import RedisCluster, RedisConnection
-from components.settings import load_settings
+from components.edge import Edge, EdgeArgs, Route
+from components.fileserver import FileServer, FileServerArgs
+from components.frontend import Frontend, FrontendArgs
+from components.labels import JournalLabels
+from components.namespace import StackNamespace, StackNamespaceArgs
+from components.network import TrafficPolicy, TrafficPolicyArgs
+from components.redis import RedisCluster, RedisClusterArgs, RedisConnection
+from components.settings import EdgeSettings, FrontendSettings, RedisSettings, StackSettings, load_settings
 from support.program_mocks import journal_keys, run_under_mocks, stack_config
 
-TIERS = JournalTiers.of("journal-test")
+LABELS = JournalLabels.of("journal-test")
 
 
 def settings_for(**overrides: object):
@@ -36,15 +37,29 @@ def build(component):
 
 
 def test_namespace_is_named_by_the_settings_and_pins_the_pod_security_version():
-    deployed = build(lambda: {"name": StackNamespace("ns", "journal-test", TIERS.namespace).name})
+    args = StackNamespaceArgs(name="journal-test", labels=LABELS.namespace)
+    deployed = build(lambda: {"name": StackNamespace("ns", args).name})
     (namespace,) = deployed.objects("Namespace")
     assert deployed.outputs["name"] == "journal-test"
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce-version"] == "v1.34"
 
 
+@pytest.mark.parametrize("protected", [None, False, True], ids=["by-default", "unprotected", "protected"])
+def test_the_namespace_is_protected_only_when_its_args_say_so(protected):
+    args = StackNamespaceArgs(name="journal-test", labels=LABELS.namespace)
+    if protected is not None:
+        args = dataclasses.replace(args, protected=protected)
+    (namespace,) = build(lambda: StackNamespace("ns", args)).of_type("kubernetes:core/v1:Namespace")
+    assert namespace.protect is bool(protected)
+
+
+def redis_cluster(settings: RedisSettings) -> RedisCluster:
+    return RedisCluster("redis", RedisClusterArgs(settings=settings, labels=LABELS.redis, namespace="ns"))
+
+
 def test_redis_generates_an_alphanumeric_password_of_the_configured_length():
     settings = settings_for(redisPasswordLength=48).redis
-    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    deployed = build(lambda: redis_cluster(settings))
     (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
     assert password.state["length"] == 48
     assert password.state["special"] is False
@@ -52,7 +67,7 @@ def test_redis_generates_an_alphanumeric_password_of_the_configured_length():
 
 def test_redis_runs_the_configured_number_of_pods_on_the_configured_storage():
     settings = settings_for(redisReplicas=3, redisStorageSize="20Gi", redisStorageClass="fast-ssd").redis
-    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    deployed = build(lambda: redis_cluster(settings))
     statefulset = deployed.object("StatefulSet", "redis")["spec"]
     assert statefulset["replicas"] == 3
     (claim,) = statefulset["volumeClaimTemplates"]
@@ -63,14 +78,14 @@ def test_redis_runs_the_configured_number_of_pods_on_the_configured_storage():
 
 def test_redis_leaves_the_storage_class_to_the_cluster_when_unset():
     settings = settings_for(redisStorageClass="").redis
-    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    deployed = build(lambda: redis_cluster(settings))
     (claim,) = deployed.object("StatefulSet", "redis")["spec"]["volumeClaimTemplates"]
     assert "storageClassName" not in claim["spec"]
 
 
 def test_redis_probes_authenticate_without_the_password_in_their_command():
     settings = settings_for().redis
-    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    deployed = build(lambda: redis_cluster(settings))
     container = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
     assert container["readinessProbe"]["exec"]["command"] == ["sh", "/scripts/redis-probe.sh", "readiness"]
     assert container["livenessProbe"]["exec"]["command"] == ["sh", "/scripts/redis-probe.sh", "liveness"]
@@ -81,7 +96,7 @@ def test_redis_probes_authenticate_without_the_password_in_their_command():
 
 def test_redis_master_knows_its_peers_and_reads_the_operators_recovery_decision_from_its_pod():
     settings = settings_for(redisReplicas=3).redis
-    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    deployed = build(lambda: redis_cluster(settings))
     container = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in container["env"]}
     assert env["REDIS_PODS"]["value"] == "3"
@@ -100,9 +115,13 @@ def fake_redis() -> RedisConnection:
     )
 
 
+def frontend(settings: FrontendSettings) -> Frontend:
+    return Frontend("frontend", FrontendArgs(settings=settings, labels=LABELS.frontend, namespace="ns", redis=fake_redis()))
+
+
 def test_frontend_takes_replicas_resources_and_journal_size_from_settings():
     settings = settings_for(frontendReplicas=4, frontendJournalEntries=25, frontendCpuLimit="2").frontend
-    deployed = build(lambda: Frontend("frontend", settings, TIERS.frontend, "ns", fake_redis()))
+    deployed = build(lambda: frontend(settings))
     deployment = deployed.object("Deployment", "frontend")["spec"]
     assert deployment["replicas"] == 4
     (container,) = deployment["template"]["spec"]["containers"]
@@ -114,14 +133,15 @@ def test_frontend_takes_replicas_resources_and_journal_size_from_settings():
 
 def test_a_single_frontend_pod_gets_no_disruption_budget():
     settings = settings_for(frontendReplicas=1).frontend
-    deployed = build(lambda: Frontend("frontend", settings, TIERS.frontend, "ns", fake_redis()))
+    deployed = build(lambda: frontend(settings))
     assert deployed.objects("PodDisruptionBudget") == []
 
 
 def test_fileserver_serves_the_configured_image_on_port_80():
     image = "registry.example.com/journal/static:v2.0.0-0123abcd"
     settings = settings_for(fileserverImage=image, fileserverReplicas=2).fileserver
-    deployed = build(lambda: FileServer("fileserver", settings, TIERS.fileserver, "ns"))
+    args = FileServerArgs(settings=settings, labels=LABELS.fileserver, namespace="ns")
+    deployed = build(lambda: FileServer("fileserver", args))
     (container,) = deployed.object("Deployment", "fileserver")["spec"]["template"]["spec"]["containers"]
     assert container["image"] == image
     service = deployed.object("Service", "fileserver")
@@ -135,9 +155,13 @@ LETS_ENCRYPT_PRODUCTION = {"tlsIssuer": "letsencrypt-production", "acmeServer": 
 GATEWAY = {"edge": "gateway", "gatewayClassName": "traefik", "gatewayNamespace": "gateway-proxies"}
 
 
+def edge(settings: EdgeSettings) -> Edge:
+    return Edge("edge", EdgeArgs(settings=settings, labels=LABELS.edge, namespace="ns", routes=ROUTES))
+
+
 def build_edge(**overrides: object):
     settings = settings_for(**overrides).edge
-    return build(lambda: {"url": Edge("edge", settings, TIERS.edge, "ns", ROUTES).url})
+    return build(lambda: {"url": edge(settings).url})
 
 
 def test_edge_without_tls_has_no_issuer_no_certificate_and_no_tls_block():
@@ -203,7 +227,7 @@ def test_the_url_is_exported_only_once_the_certificate_and_the_entry_are_ready(o
     settings = settings_for(**overrides).edge
 
     def program():
-        url = Edge("edge", settings, TIERS.edge, "ns", ROUTES).url
+        url = edge(settings).url
         return {"awaits": pulumi.Output.from_input(names_of_resources_behind(url))}
 
     awaited = build(program).outputs["awaits"]
@@ -297,11 +321,15 @@ def policy_names(deployed):
     return sorted(p["metadata"]["name"] for p in deployed.objects("NetworkPolicy"))
 
 
+def traffic_policy(settings: StackSettings) -> TrafficPolicy:
+    return TrafficPolicy("t", TrafficPolicyArgs(edge=settings.edge, labels=LABELS, namespace="ns"))
+
+
 def test_traffic_policy_opens_the_acme_solver_only_with_tls():
     with_tls = settings_for()
     without_tls = settings_for(**NO_TLS)
-    assert "acme-http01-solver" in policy_names(build(lambda: TrafficPolicy("t", with_tls, TIERS, "ns")))
-    assert "acme-http01-solver" not in policy_names(build(lambda: TrafficPolicy("t", without_tls, TIERS, "ns")))
+    assert "acme-http01-solver" in policy_names(build(lambda: traffic_policy(with_tls)))
+    assert "acme-http01-solver" not in policy_names(build(lambda: traffic_policy(without_tls)))
 
 
 @pytest.mark.parametrize(
@@ -311,7 +339,7 @@ def test_traffic_policy_opens_the_acme_solver_only_with_tls():
 )
 def test_traffic_policy_admits_only_the_edge_proxies(overrides, proxies):
     settings = settings_for(**overrides)
-    deployed = build(lambda: TrafficPolicy("t", settings, TIERS, "ns"))
+    deployed = build(lambda: traffic_policy(settings))
     for name in ("frontend", "fileserver", "acme-http01-solver"):
         (rule,) = deployed.object("NetworkPolicy", name)["spec"]["ingress"]
         assert rule["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": proxies}}}]
@@ -319,7 +347,7 @@ def test_traffic_policy_admits_only_the_edge_proxies(overrides, proxies):
 
 def test_redis_keeps_its_data_within_its_memory_limit():
     settings = settings_for(redisMemoryRequest="1Gi", redisMemoryLimit="2Gi").redis
-    deployed = build(lambda: RedisCluster("redis", settings, TIERS.redis, "ns"))
+    deployed = build(lambda: redis_cluster(settings))
     container = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert int(env["REDIS_MAXMEMORY"]) == int(0.7 * 2 * 2**30)

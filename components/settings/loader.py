@@ -1,0 +1,156 @@
+"""Stack configuration -> StackSettings: every key read and checked, the checks that span
+several keys, and the limits the stack holds its values to."""
+
+import ipaddress
+import re
+
+import pulumi
+
+from .reader import CONFIG_NAMESPACE, ConfigReader, ConfigSource, SettingsError
+from .tls import read_tls_settings
+from .values import (
+    EdgeMode,
+    EdgeSettings,
+    FileServerSettings,
+    FrontendSettings,
+    RedisSettings,
+    Rollout,
+    StackSettings,
+)
+
+# Patterns are applied with fullmatch: with match(), "$" would also accept a trailing newline.
+_DNS_LABEL_PART = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+_DNS_LABEL = re.compile(_DNS_LABEL_PART)
+_DNS_SUBDOMAIN = re.compile(rf"(?=.{{1,253}}\Z){_DNS_LABEL_PART}(\.{_DNS_LABEL_PART})*")
+MAX_REPLICAS = 50
+# Every Redis replica is a full copy that syncs from the one master: past a handful,
+# more replicas cost the master more than they add.
+MAX_REDIS_REPLICAS = 9
+MIN_PASSWORD_LENGTH = 32
+# Long enough for a Redis pod to load its data and replicas to sync; short enough that a
+# typo'd image tag fails `pulumi up` in minutes, not the provider's default ten.
+MIN_ROLLOUT_SECONDS = 30
+MAX_ROLLOUT_SECONDS = 3600
+
+
+def _is_ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def load_settings(source: ConfigSource, stack: str, kube_context: str | None, rendering: bool = False) -> StackSettings:
+    """Builds the settings of one stack, or raises SettingsError naming every bad key.
+    `kube_context` is the stack's `kubernetes:context`, which the Kubernetes provider
+    reads itself; `rendering` says the provider writes manifests to files instead."""
+    read = ConfigReader(source)
+    # Without it the provider would deploy to whatever context the kubeconfig has as
+    # current: a prod update could land on a laptop's cluster, or the other way round.
+    if not kube_context and not rendering:
+        read.problems.append(
+            "kubernetes:context must name the kubeconfig context this stack deploys to "
+            f"(set it in Pulumi.{stack}.yaml: a stack never uses whichever context is current), got {kube_context or ''!r}"
+        )
+    # The instance names cluster-wide objects and is the default namespace, so the stack
+    # name must make a valid DNS label.
+    instance = f"{CONFIG_NAMESPACE}-{stack}"
+    if not _DNS_LABEL.fullmatch(instance):
+        read.problems.append(
+            f"stack name {stack!r} must be lowercase letters, digits and '-': it names Kubernetes objects"
+        )
+
+    namespace = read.string("namespace", _DNS_LABEL, "must be a DNS label (lowercase letters, digits, '-')", optional=True)
+    namespace = namespace or instance
+    if namespace == "default" or namespace.startswith("kube-"):
+        read.problems.append(
+            f"{CONFIG_NAMESPACE}:namespace must be a namespace of this stack's own, got {namespace!r}"
+        )
+
+    rollout = Rollout(read.duration_seconds("rolloutTimeout", MIN_ROLLOUT_SECONDS, MAX_ROLLOUT_SECONDS))
+    protect_data = read.boolean("protectData")
+
+    frontend = FrontendSettings(
+        image=read.image("frontendImage"),
+        replicas=read.count("frontendReplicas", 1, MAX_REPLICAS),
+        resources=read.resources("frontend"),
+        journal_entries=read.count("frontendJournalEntries", 1, 10_000),
+    )
+
+    redis = RedisSettings(
+        image=read.image("redisImage"),
+        replicas=read.count("redisReplicas", 1, MAX_REDIS_REPLICAS),
+        resources=read.resources("redis"),
+        storage_size=read.binary_quantity("redisStorageSize") or "",
+        storage_class=read.string(
+            "redisStorageClass", _DNS_SUBDOMAIN, "must be a StorageClass name, or empty for the cluster default",
+            optional=True,
+        ),
+        password_length=read.count("redisPasswordLength", MIN_PASSWORD_LENGTH, 512),
+        protected=protect_data,
+    )
+
+    fileserver = FileServerSettings(
+        image=read.image("fileserverImage"),
+        replicas=read.count("fileserverReplicas", 1, MAX_REPLICAS),
+        resources=read.resources("fileserver"),
+    )
+
+    host = read.string("host", _DNS_SUBDOMAIN, "must be a lowercase DNS name such as 'journal.example.com'", optional=True)
+    if host is not None and _is_ip_address(host):
+        read.problems.append(f"{CONFIG_NAMESPACE}:host must be a DNS name, not an IP address (an Ingress rule's host cannot be one), got {host!r}")
+        host = None
+    edge = EdgeSettings(
+        mode=read.choice("edge", EdgeMode) or EdgeMode.INGRESS,
+        host=host,
+        tls=read_tls_settings(read, source, host),
+        ingress_class=read.string("ingressClassName", _DNS_SUBDOMAIN, "must be an IngressClass name such as 'nginx'") or "",
+        ingress_controller_namespace=read.string(
+            "ingressControllerNamespace", _DNS_LABEL, "must be the namespace name of the ingress controller"
+        )
+        or "",
+        gateway_class=read.string("gatewayClassName", _DNS_SUBDOMAIN, "must be a GatewayClass name", optional=True),
+        gateway_namespace=read.string(
+            "gatewayNamespace", _DNS_LABEL, "must be the namespace name of the Gateway's proxy pods", optional=True
+        ),
+    )
+    _check_edge_mode(read, edge)
+
+    if read.problems:
+        raise SettingsError(read.problems)
+    return StackSettings(
+        rollout=rollout,
+        protect_data=protect_data,
+        kube_context=None if rendering else kube_context,
+        instance=instance,
+        namespace=namespace,
+        frontend=frontend,
+        redis=redis,
+        fileserver=fileserver,
+        edge=edge,
+    )
+
+
+def _check_edge_mode(read: ConfigReader, edge: EdgeSettings) -> None:
+    gateway_keys = {"gatewayClassName": edge.gateway_class, "gatewayNamespace": edge.gateway_namespace}
+    for key, value in gateway_keys.items():
+        if edge.mode is EdgeMode.GATEWAY and value is None and not read.refused(key):
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:{key} must be set when {CONFIG_NAMESPACE}:edge is 'gateway', got nothing"
+            )
+        if edge.mode is EdgeMode.INGRESS and value is not None:
+            read.problems.append(
+                f"{CONFIG_NAMESPACE}:{key} is only used when {CONFIG_NAMESPACE}:edge is 'gateway', but edge is 'ingress'"
+            )
+
+
+def load_stack_settings() -> StackSettings:
+    """Settings of the running stack, from its Pulumi configuration."""
+    provider = pulumi.Config("kubernetes")
+    return load_settings(
+        pulumi.Config(CONFIG_NAMESPACE),
+        pulumi.get_stack(),
+        provider.get("context"),
+        rendering=bool(provider.get("renderYamlToDirectory")),
+    )
