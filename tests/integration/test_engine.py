@@ -10,11 +10,11 @@ import json
 import shutil
 import stat
 
-import kubernetes_validate
 import pytest
 import yaml
 
-from support.program_mocks import KUBERNETES_VERSION, is_custom_resource, run_program
+from support.kubernetes_schema import validate_strictly
+from support.program_mocks import is_custom_resource, run_program
 from support.project_copy import Project, copy_project
 from scripts import render_state
 
@@ -49,7 +49,7 @@ def assert_rendered_completely(project: Project, stack: str) -> dict[str, dict]:
     for path in manifests:
         manifest = yaml.safe_load(path.read_text())
         if not is_custom_resource(manifest):
-            kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+            validate_strictly(manifest)
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
         by_name[f"{manifest['kind']}/{manifest['metadata']['name']}"] = manifest
     assert stat.S_IMODE((project.root / "rendered").stat().st_mode) == 0o700

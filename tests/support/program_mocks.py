@@ -7,7 +7,7 @@ import string
 import secrets as random_source
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import pulumi
 import yaml
@@ -182,8 +182,8 @@ class ProgramRun:
 def run_under_mocks(
     stack: str,
     config: dict[str, str],
-    program: Callable[[], Optional[dict]],
-    registered: Optional[list[Registered]] = None,
+    program: Callable[[], dict | None],
+    registered: list[Registered | None] = None,
 ) -> ProgramRun:
     """Runs `program` under mocks; `registered`, if given, receives every resource as it
     is registered (and so is filled even when the program fails)."""
@@ -203,7 +203,7 @@ def run_under_mocks(
     return ProgramRun(resources=monitor.registered, outputs=outputs)
 
 
-def run_program(stack: str, registered: Optional[list[Registered]] = None, **overrides: object) -> ProgramRun:
+def run_program(stack: str, registered: list[Registered | None] = None, **overrides: object) -> ProgramRun:
     """Runs __main__.py as the engine would for `stack`, with its real stack file."""
 
     def program():

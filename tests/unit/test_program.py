@@ -3,14 +3,14 @@ every object it emits is valid Kubernetes, and the objects fit together."""
 
 import re
 
-import kubernetes_validate
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
 from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
 from components.settings import parse_image
-from support.program_mocks import KUBERNETES_VERSION, PROJECT_DIR, is_custom_resource, is_secret, run_program, run_under_mocks
+from support.kubernetes_schema import validate_strictly
+from support.program_mocks import PROJECT_DIR, is_custom_resource, is_secret, run_program, run_under_mocks
 
 NGINX_CONF = PROJECT_DIR / "images" / "fileserver" / "nginx.conf"
 
@@ -48,7 +48,7 @@ def test_every_builtin_object_is_valid_against_the_kubernetes_schema(deployed):
     builtin = [m for m in deployed.kubernetes_objects() if not is_custom_resource(m)]
     assert len(builtin) >= 14
     for manifest in builtin:
-        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+        validate_strictly(manifest)
 
 
 def test_the_issuer_is_a_cert_manager_v1_acme_issuer_solving_through_the_edge(deployed):
