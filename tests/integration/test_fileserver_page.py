@@ -23,7 +23,6 @@ import http.client
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -33,7 +32,8 @@ from typing import Iterator, Optional
 
 import pytest
 
-from support.file_server import CONFIG, SITE, FileServer, Page, require_nginx, rewrite_once, unprivileged
+from components.fileserver import NGINX_USER_ID
+from support.file_server import CONFIG, SITE, FileServer, Page, require_nginx, unprivileged
 from support.redis_nodes import COMMAND_TIMEOUT, base_env
 
 pytestmark = pytest.mark.fileserver

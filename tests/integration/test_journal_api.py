@@ -34,7 +34,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional
 
 import pytest
 
@@ -52,7 +52,6 @@ from support.journal_api_process import (
 )
 from support.redis_sentinels import SENTINEL_DEADLINE, Sentinels
 from support.redis_nodes import (
-    ROOT,
     RedisNodes,
     Node,
     Output,
@@ -60,7 +59,6 @@ from support.redis_nodes import (
     base_env,
     find_descendant,
     free_port,
-    kill_group,
     read_proc,
     require_binaries,
     run,
