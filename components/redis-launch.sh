@@ -314,7 +314,9 @@ survey_peers() {
             esac
         done
         [ -n "$silent" ] || break
-        if [ "$(date +%s)" -ge "$deadline" ]; then
+        # Whole seconds: past the deadline by a full second, so the wait is never shorter
+        # than REDIS_PEER_WAIT_SECONDS however far into its first second it began.
+        if [ "$(date +%s)" -gt "$deadline" ]; then
             die "refusing to start $pod as an empty master: $data_dir holds no data and peer(s)$silent did not answer within $peer_wait s (last: $reason). An empty master would make every replica that holds data discard it at its next sync. Bring the peer back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
         fi
         sleep 1
