@@ -3,6 +3,7 @@
 import sys
 
 from . import cluster, images
+from .commands import CommandFailed
 
 USAGE = """usage: scripts/cluster.sh up | down | status | kubeconfig | images
   up          start a one-node cluster on this machine (root); prints how long it took
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> int:
         else:
             for image, archive in images.build_all(cluster.tools()):
                 print(f"{archive}\t{' '.join(image.names)}")
-    except (cluster.ClusterError, images.ImageBuildError) as error:
+    except (cluster.ClusterError, CommandFailed, images.ImageBuildError) as error:
         print(f"cluster {command}: {error}", file=sys.stderr)
         return 1
     return 0

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import images, pki
+from . import commands, images, pki, polling
 from .api import Api
 from .host import HostState
 from .provisioner import PROVISIONER, STORAGE_CLASS
@@ -119,13 +119,6 @@ PATHS = Paths(STATE_DIR)
 
 
 # --- host plumbing -------------------------------------------------------------------
-
-
-def run(*command: str, check: bool = True, input: str | None = None) -> str:
-    result = subprocess.run(command, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if check and result.returncode != 0:
-        raise ClusterError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}")
-    return result.stdout
 
 
 def cgroup_hierarchies() -> list[Path]:
@@ -227,16 +220,13 @@ def log_tail(name: str, lines: int = 25) -> str:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, logs: tuple[str, ...] = ()) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception:
-            pass
-        time.sleep(0.25)
-    tails = "".join(f"\n--- last lines of {name}.log ---\n{log_tail(name)}" for name in logs)
-    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{tails}")
+    """polling.wait_for at the pace of the cluster's checks (each an API call or a
+    command); on timeout, the error ends with the last lines of the named logs."""
+    try:
+        polling.wait_for(what, check, timeout, interval=0.25)
+    except polling.TimedOut as error:
+        tails = "".join(f"\n--- last lines of {name}.log ---\n{log_tail(name)}" for name in logs)
+        raise ClusterError(f"{error}{tails}") from error
 
 
 # --- configuration -------------------------------------------------------------------
@@ -421,24 +411,24 @@ def tools() -> Path:
 def network() -> None:
     # The node's address on an interface of its own: a veth pair, as this kernel may
     # have no dummy interfaces (no modules); nothing is attached to the other end.
-    run("ip", "link", "add", NODE_LINK, "type", "veth", "peer", "name", f"{NODE_LINK}-peer")
-    run("ip", "addr", "add", f"{NODE_IP}/32", "dev", NODE_LINK)
+    commands.run("ip", "link", "add", NODE_LINK, "type", "veth", "peer", "name", f"{NODE_LINK}-peer")
+    commands.run("ip", "addr", "add", f"{NODE_IP}/32", "dev", NODE_LINK)
     for link in (NODE_LINK, f"{NODE_LINK}-peer"):
-        run("ip", "link", "set", link, "up")
+        commands.run("ip", "link", "set", link, "up")
     # br_netfilter: bridged pod-to-pod traffic goes through iptables, where kube-proxy's
     # Service rules and kube-router's policies are.
     Path("/proc/sys/net/bridge/bridge-nf-call-iptables").write_text("1")
     # In the raw table, before any other chain can accept it: a pod may talk to pods,
     # Services and this machine's own addresses, and nothing else.
-    run("iptables", "-t", "raw", "-N", EGRESS_CHAIN)
+    commands.run("iptables", "-t", "raw", "-N", EGRESS_CHAIN)
     for rule in (
         ["-d", POD_CIDR, "-j", "RETURN"],
         ["-d", SERVICE_CIDR, "-j", "RETURN"],
         ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "RETURN"],
         ["-j", "DROP"],
     ):
-        run("iptables", "-t", "raw", "-A", EGRESS_CHAIN, *rule)
-    run("iptables", "-t", "raw", "-I", "PREROUTING", "1", "-s", POD_CIDR, "-j", EGRESS_CHAIN)
+        commands.run("iptables", "-t", "raw", "-A", EGRESS_CHAIN, *rule)
+    commands.run("iptables", "-t", "raw", "-I", "PREROUTING", "1", "-s", POD_CIDR, "-j", EGRESS_CHAIN)
 
 
 def start_control_plane(bin_dir: Path, api: Api) -> None:
@@ -488,9 +478,9 @@ def start_containerd(archives: list[Path]) -> None:
     cni_config()
     spawn("containerd", ["containerd", f"--config={config}"], env=NO_PULLS)
     ctr = ["ctr", f"--address={PATHS.containerd_socket}", "--namespace=k8s.io"]
-    wait_for("containerd", lambda: subprocess.run([*ctr, "version"], capture_output=True).returncode == 0, 30, logs=("containerd",))
+    wait_for("containerd", lambda: commands.run(*ctr, "version").returncode == 0, 30, logs=("containerd",))
     for archive in archives:
-        run(*ctr, "images", "import", str(archive))
+        commands.run(*ctr, "images", "import", str(archive))
 
 
 def start_node(bin_dir: Path) -> None:
@@ -570,7 +560,7 @@ def crds_established(api: Api) -> bool:
 
 
 def kubectl(bin_dir: Path, *args: str, input: str | None = None) -> str:
-    return run(str(bin_dir / "kubectl"), f"--kubeconfig={PATHS.admin_kubeconfig}", *args, input=input)
+    return commands.run(str(bin_dir / "kubectl"), f"--kubeconfig={PATHS.admin_kubeconfig}", *args, input=input).stdout
 
 
 def wait_usable(api: Api, deadline: float) -> None:
@@ -685,7 +675,7 @@ def teardown() -> None:
             raise ClusterError(f"could not restore the host ({error}); {PATHS.host_state} is kept for the next try") from None
     remove_cgroups()
     if PATHS.root.exists():
-        subprocess.run(["rm", "-rf", "--one-file-system", str(PATHS.root)], check=False)
+        commands.run("rm", "-rf", "--one-file-system", str(PATHS.root), check=False)
     if PATHS.root.exists():
         raise ClusterError(f"{PATHS.root} could not be removed")
 

@@ -14,9 +14,8 @@ import pytest
 from support.kubectl import has_condition
 from support.local_cluster import CLIENT_IMAGE, SLEEPER, hardened_pod
 from localcluster import cluster as local_cluster
-from localcluster import images
+from localcluster import images, polling
 from localcluster.host import HostState
-from support.redis_nodes import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -258,7 +257,7 @@ def test_an_up_killed_half_way_is_cleared_by_the_next_up(cluster_session):
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         # Killed once the node runs: containerd, the kubelet and the network are all set up.
-        wait_for("the kubelet to start", lambda: (local_cluster.PATHS.logs / "kubelet.log").exists() or up.poll() is not None, 240, interval=0.2)
+        polling.wait_for("the kubelet to start", lambda: (local_cluster.PATHS.logs / "kubelet.log").exists() or up.poll() is not None, 240, interval=0.2)
     finally:
         os.killpg(up.pid, signal.SIGKILL)
         up.wait()

@@ -46,7 +46,6 @@ from support.redis_nodes import (
     Secret,
     base_env,
     free_port,
-    kill_group,
     read_proc,
     require_binaries,
     run,

@@ -35,8 +35,8 @@ import urllib.request
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, TypeVar
 
+from localcluster import polling
 from support.loopback import free_port
-from support.redis_nodes import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -186,7 +186,7 @@ class Browser:
 
     def wait_until(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
         """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-        return wait_for(what, predicate, timeout, interval=0.1)
+        return polling.wait_for(what, predicate, timeout, interval=0.1)
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the viewport."""

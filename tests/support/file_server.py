@@ -17,7 +17,8 @@ import pytest
 
 from components.fileserver import NGINX_USER_ID
 from support.loopback import free_port
-from support.redis_nodes import ROOT, base_env, kill_group, wait_for
+from localcluster import commands
+from support.redis_nodes import ROOT, base_env, wait_for
 
 CONFIG = ROOT / "images" / "fileserver" / "nginx.conf"
 SITE = ROOT / "images" / "fileserver" / "site"
@@ -107,7 +108,7 @@ class FileServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            kill_group(self.proc, signal.SIGTERM)
+            commands.stop(self.proc, signal.SIGTERM)
 
     def get(self, path: str, method: str = "GET") -> "Page":
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)

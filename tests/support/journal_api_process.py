@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
-from support.redis_nodes import Secret, base_env, free_port, kill_group, wait_for
+from localcluster import commands, polling
+from support.redis_nodes import Secret, base_env, free_port, wait_for
 
 #: The reference frontend image's source: `python -m journal_api` runs from here.
 API_SOURCE = Path(__file__).resolve().parents[2] / "images" / "journal-api"
@@ -92,7 +93,7 @@ class Api:
             try:
                 wait_for(f"the API on port {self.port} to answer /api/healthz",
                          lambda: self.proc.poll() is not None or self._healthy())
-            except AssertionError:
+            except polling.TimedOut:
                 self.stop(signal.SIGKILL)
                 raise
             if self.proc.poll() is None:
@@ -108,7 +109,7 @@ class Api:
 
     def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
         if self.proc is not None:
-            kill_group(self.proc, sig)
+            commands.stop(self.proc, sig)
             return self.proc.returncode
         return None
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import secrets
 import shutil
@@ -36,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from localcluster import commands
 from support.kubectl import has_condition
 from support.loopback import free_port
 
@@ -154,7 +154,7 @@ class KubeAPIServer:
         """Stops every process group it started, the last first (SIGTERM, then SIGKILL),
         and removes the temp dir."""
         for name in reversed(list(self.processes)):
-            _kill_group(self.processes.pop(name))
+            commands.stop(self.processes.pop(name), signal.SIGTERM, grace=10.0)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -409,19 +409,3 @@ def _openssl(cwd: Path, *args: str) -> None:
     result = subprocess.run(["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
         raise StartError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
-
-
-def _kill_group(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the process group, SIGKILL after `grace` seconds."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()

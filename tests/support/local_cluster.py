@@ -21,9 +21,9 @@ from typing import Iterator, Optional
 import pytest
 
 from localcluster import cluster as local_cluster
-from localcluster import images
+from localcluster import images, polling
+from localcluster.commands import CommandFailed
 from support.kubectl import KubectlClient
-from support.redis_nodes import wait_for
 
 
 class LocalCluster(KubectlClient):
@@ -59,7 +59,7 @@ class LocalCluster(KubectlClient):
 
     def wait(self, check, timeout: float, what: str) -> None:
         # Each check is a kubectl or pulumi call: twice a second is often enough.
-        wait_for(what, check, timeout, interval=0.5)
+        polling.wait_for(what, check, timeout, interval=0.5)
 
     def wait_ready(self, namespace: str, pod: str, timeout: float = 90) -> None:
         result = self.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "-n", namespace, f"--timeout={timeout:.0f}s", check=False, timeout=timeout + 10)
@@ -128,7 +128,7 @@ def running_cluster(session: dict) -> LocalCluster:
     if not local_cluster.is_running():
         try:
             local_cluster.up()
-        except local_cluster.ClusterError as error:
+        except (local_cluster.ClusterError, CommandFailed) as error:
             pytest.fail(f"scripts/cluster.sh up failed: {error}", pytrace=False)
         session["started"] = local_cluster.PATHS.ready.read_text()
     return LocalCluster(bin_dir)
