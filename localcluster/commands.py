@@ -57,7 +57,7 @@ def finish(
 ) -> subprocess.CompletedProcess[str]:
     """Waits for a started command and returns what it printed."""
     __tracebackhide__ = True
-    shown = " ".join(process.args) if isinstance(process.args, (list, tuple)) else str(process.args)
+    shown = " ".join(map(str, process.args)) if isinstance(process.args, (list, tuple)) else str(process.args)
     try:
         stdout, stderr = process.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:

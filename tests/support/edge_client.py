@@ -20,14 +20,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
-from localcluster import cluster as local_cluster
+from localcluster import layout
 
 
 def acme_root(bin_dir: Path) -> str:
     """The root the local ACME server (Pebble) signs with: it makes one up at every start
     and serves it on its management port, over HTTPS under Pebble's test CA."""
     context = ssl.create_default_context(cafile=str((bin_dir / "pebble-test-ca" / "ca.crt").resolve()))
-    with urllib.request.urlopen(local_cluster.ACME_ROOT_URL, context=context, timeout=10) as response:
+    with urllib.request.urlopen(layout.ACME_ROOT_URL, context=context, timeout=10) as response:
         return response.read().decode()
 
 
@@ -44,7 +44,7 @@ class _Connection(http.client.HTTPSConnection):
 
 
 class EdgeClient:
-    def __init__(self, host: str, root_pem: Optional[str], address: str = local_cluster.INGRESS_IP, timeout: float = 5):
+    def __init__(self, host: str, root_pem: Optional[str], address: str = layout.INGRESS_IP, timeout: float = 5):
         self.host = host
         self.address = address
         self.timeout = timeout

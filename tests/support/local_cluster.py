@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import pytest
 
+from localcluster import ClusterError, images, layout, polling
 from localcluster import cluster as local_cluster
-from localcluster import images, polling
 from localcluster.commands import CommandFailed
 from support.kubectl import KubectlClient
 
@@ -29,7 +28,7 @@ from support.kubectl import KubectlClient
 class LocalCluster(KubectlClient):
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
-        self.kubeconfig = local_cluster.PATHS.admin_kubeconfig
+        self.kubeconfig = layout.PATHS.admin_kubeconfig
         self.created_namespaces: list[str] = []
 
     def apply(self, *manifests: dict, namespace: Optional[str] = None) -> None:
@@ -118,7 +117,7 @@ SLEEPER = ["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, 
 def cluster_bin_dir() -> Path:
     try:
         return local_cluster.tools()
-    except local_cluster.ClusterError as error:
+    except ClusterError as error:
         pytest.fail(str(error), pytrace=False)
 
 
@@ -128,7 +127,7 @@ def running_cluster(session: dict) -> LocalCluster:
     if not local_cluster.is_running():
         try:
             local_cluster.up()
-        except (local_cluster.ClusterError, CommandFailed) as error:
+        except (ClusterError, CommandFailed) as error:
             pytest.fail(f"scripts/cluster.sh up failed: {error}", pytrace=False)
-        session["started"] = local_cluster.PATHS.ready.read_text()
+        session["started"] = layout.PATHS.ready.read_text()
     return LocalCluster(bin_dir)
