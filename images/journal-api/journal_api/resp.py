@@ -17,7 +17,13 @@ import threading
 from pathlib import Path
 from typing import BinaryIO, Optional, Union
 
-Reply = Union[None, int, bytes, str, list, "ReplyError"]
+Reply = Union[None, int, bytes, str, list["Reply"], "ReplyError"]
+# What a command answers when it succeeds: an error reply is raised instead.
+Value = Union[None, int, bytes, str, list[Reply]]
+# socket.getaddrinfo's entries: family, type, protocol, canonical name, address.
+AddressInfo = tuple[
+    socket.AddressFamily, socket.SocketKind, int, str, Union[tuple[str, int], tuple[str, int, int, int], tuple[int, bytes]]
+]
 
 # A reply line longer than this is not Redis talking.
 MAX_LINE = 64 * 1024
@@ -150,19 +156,21 @@ class PasswordFile:
         return value
 
 
-def _resolve(host: str, port: int, timeout: float) -> list[tuple]:
+def _resolve(host: str, port: int, timeout: float) -> list[AddressInfo]:
     """getaddrinfo, within `timeout`.
 
     getaddrinfo ignores socket timeouts, and with the cluster DNS down it can stall
     for tens of seconds: a name is looked up in a daemon thread, abandoned on timeout.
     """
-    result: dict[str, object] = {}
+    # What the lookup found or the error it met: nothing yet while it still runs.
+    addresses: list[list[AddressInfo]] = []
+    errors: list[OSError] = []
 
     def lookup() -> None:
         try:
-            result["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
         except OSError as exc:
-            result["error"] = exc
+            errors.append(exc)
 
     try:
         ipaddress.ip_address(host)
@@ -171,10 +179,10 @@ def _resolve(host: str, port: int, timeout: float) -> list[tuple]:
         worker = threading.Thread(target=lookup, name=f"resolve {host}", daemon=True)
         worker.start()
         worker.join(timeout)
-    if "addresses" in result:
-        return result["addresses"]
-    if "error" in result:
-        exc = result["error"]
+    if addresses:
+        return addresses[0]
+    if errors:
+        exc = errors[0]
         raise Unavailable(f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}")
     raise TimedOut(f"timed out resolving {host}")
 
@@ -264,13 +272,16 @@ class Pool:
             raise
         return conn
 
-    def execute(self, *args: Union[bytes, str, int]) -> Reply:
+    def execute(self, *args: Union[bytes, str, int]) -> Value:
         """Run one command; raise ReplyError for an error reply, Unavailable when unreachable."""
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is not None:
+            idle = self._idle.pop() if self._idle else None
+        conn: Optional[Connection] = None
+        reply: Reply = None
+        if idle is not None:
             try:
-                reply = conn.call(*args)
+                reply = idle.call(*args)
+                conn = idle
             except TimedOut:
                 # The server is slow, not gone: waiting twice would double the delay.
                 raise
@@ -278,7 +289,7 @@ class Pool:
                 # An idle connection may have been closed by a restarted server:
                 # retry once on a new one. (Had the lost command run after all, the
                 # retry costs an unused id or a 404, never a duplicate entry.)
-                conn = None
+                pass
         if conn is None:
             conn = self._fresh()
             reply = conn.call(*args)

@@ -50,13 +50,12 @@ def _path_of(target: str) -> str:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: tuple = ()) -> None:
+    def __init__(self, status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.status, self.message, self.headers = status, message, headers
 
 
 class Handler(BaseHTTPRequestHandler):
-    server: "JournalServer"
     server_version = "journal-api"
     # Bounds how long a connection may take to send its request: a slow or idle
     # client costs one thread for this long, and never blocks shutdown for longer.
@@ -64,6 +63,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def version_string(self) -> str:
         return self.server_version
+
+    @property
+    def journal_server(self) -> JournalServer:
+        # The standard library types `server` as any server; this handler only serves a JournalServer.
+        assert isinstance(self.server, JournalServer)
+        return self.server
 
     # --- dispatch ------------------------------------------------------------
 
@@ -129,21 +134,21 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"status": "ok"})
 
     def list_entries(self) -> None:
-        self._send(200, self.server.journal.latest(self.server.settings.journal_entries))
+        self._send(200, self.journal_server.journal.latest(self.journal_server.settings.journal_entries))
 
     def get_entry(self, entry_id: int) -> None:
-        entry = self.server.journal.get(entry_id)
+        entry = self.journal_server.journal.get(entry_id)
         if entry is None:
             raise ApiError(404, f"no entry {entry_id}")
         self._send(200, entry)
 
     def add_entry(self) -> None:
         text = self._entry_text()
-        entry = self.server.journal.add(text)
+        entry = self.journal_server.journal.add(text)
         self._send(201, entry, (("Location", f"/api/{entry['id']}"),))
 
     def delete_entry(self, entry_id: int) -> None:
-        if not self.server.journal.delete(entry_id):
+        if not self.journal_server.journal.delete(entry_id):
             raise ApiError(404, f"no entry {entry_id}")
         self._send(204)
 
@@ -224,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- output ------------------------------------------------------------------
 
-    def _send(self, status: int, payload: object = None, headers: tuple = ()) -> None:
+    def _send(self, status: int, payload: object = None, headers: tuple[tuple[str, str], ...] = ()) -> None:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         if payload is not None:
@@ -270,7 +275,7 @@ class JournalServer(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer's own would look its address up in DNS (getfqdn) at startup.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        self.server_name, self.server_port = self.socket.getsockname()[:2]
 
 
 def build_server(settings: Settings) -> JournalServer:
