@@ -13,7 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from localcluster import commands, polling
 from support.redis_nodes import Secret, base_env, free_port, wait_for
@@ -34,7 +34,7 @@ class Response:
     body: bytes
 
     @property
-    def json(self) -> object:
+    def json(self) -> Any:
         assert self.headers.get("Content-Type") == "application/json; charset=utf-8", self
         return json.loads(self.body)
 
@@ -60,7 +60,7 @@ class Api:
         self.cwd, self.prefix = cwd, list(prefix)
         self.log = workdir / f"api-{os.urandom(4).hex()}.log"
         self.port = 0
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
         """What the Deployment sets (plus the port and loopback address of a test)."""
@@ -85,14 +85,14 @@ class Api:
         for _attempt in range(3):
             self.port = free_port()
             with open(self.log, "a") as log:
-                self.proc = subprocess.Popen(
+                self.proc = proc = subprocess.Popen(
                     [*self.prefix, sys.executable, "-m", "journal_api"],
                     cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )
             try:
                 wait_for(f"the API on port {self.port} to answer /api/healthz",
-                         lambda: self.proc.poll() is not None or self._healthy())
+                         lambda: proc.poll() is not None or self._healthy())
             except polling.TimedOut:
                 self.stop(signal.SIGKILL)
                 raise
@@ -148,12 +148,12 @@ class Api:
             assert not secret.redact(raw)[1], f"{method} {path}: the response contains the Redis password"
         return response
 
-    def post_text(self, text: str) -> dict:
+    def post_text(self, text: str) -> dict[str, Any]:
         response = self.request("POST", "/api", text.encode(), TEXT_PLAIN)
         assert response.status == 201, (response.status, response.body)
         return response.json
 
-    def listed(self) -> list[dict]:
+    def listed(self) -> list[dict[str, Any]]:
         response = self.request("GET", "/api")
         assert response.status == 200, (response.status, response.body)
         return response.json

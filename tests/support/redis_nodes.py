@@ -227,7 +227,7 @@ class Node:
         self.peers: Sequence[Node] = ()
         #: Environment variables set on top of the StatefulSet's, at every start.
         self.env_overrides: dict[str, str] = {}
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
         return f"Node({self.name}, port {self.port})"
@@ -274,7 +274,7 @@ class Node:
         first_start = self.proc is None
         for _attempt in range(3):
             with open(self.log, "a") as log:
-                self.proc = subprocess.Popen(
+                self.proc = proc = subprocess.Popen(
                     list(argv) if argv else ["dash", str(LAUNCH_SCRIPT)],
                     env=self.launch_env(),
                     stdin=subprocess.DEVNULL,
@@ -284,7 +284,7 @@ class Node:
                 )
             try:
                 wait_for(f"{self} to answer PING with one of {list(answers)}",
-                         lambda: self.proc.poll() is not None or self.ping().startswith(tuple(answers)))
+                         lambda: proc.poll() is not None or self.ping().startswith(tuple(answers)))
             except polling.TimedOut:
                 self.stop()
                 raise
