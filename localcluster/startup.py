@@ -105,7 +105,6 @@ def network(_: Startup) -> None:
     commands.run("iptables", "-t", "raw", "-I", "PREROUTING", "1", "-s", POD_CIDR, "-j", EGRESS_CHAIN)
 
 
-
 def start_control_plane(startup: Startup) -> None:
     bin_dir, p = startup.bin_dir, PATHS.pki
     spawn("etcd", [
