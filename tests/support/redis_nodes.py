@@ -183,7 +183,7 @@ def redacted(result: subprocess.CompletedProcess[str], secret: Secret) -> Output
 
 
 def wait_for(what: str, check: Callable[[], Optional[T]], deadline: float = DEADLINE, interval: float = 0.02) -> T:
-    """polling.wait_for at the pace of a local Redis: every 20 ms, for DEADLINE seconds."""
+    """polling.wait_for at the pace of a local Redis: by default every 20 ms, for DEADLINE seconds."""
     return polling.wait_for(what, check, deadline, interval)
 
 
