@@ -2,7 +2,9 @@
 
 import sys
 
-from . import cluster, images
+from . import ClusterError, cluster, images
+from .commands import CommandFailed
+from .layout import PATHS
 
 USAGE = """usage: scripts/cluster.sh up | down | status | kubeconfig | images
   up          start a one-node cluster on this machine (root); prints how long it took
@@ -20,7 +22,7 @@ def main(argv: list[str]) -> int:
     try:
         if command == "up":
             took = cluster.up()
-            print(f"cluster up in {took:.1f}s; KUBECONFIG={cluster.PATHS.admin_kubeconfig}")
+            print(f"cluster up in {took:.1f}s; KUBECONFIG={PATHS.admin_kubeconfig}")
         elif command == "down":
             took, peak = cluster.down()
             if not took:
@@ -31,11 +33,11 @@ def main(argv: list[str]) -> int:
         elif command == "status":
             print(cluster.status())
         elif command == "kubeconfig":
-            print(cluster.PATHS.admin_kubeconfig)
+            print(PATHS.admin_kubeconfig)
         else:
             for image, archive in images.build_all(cluster.tools()):
                 print(f"{archive}\t{' '.join(image.names)}")
-    except (cluster.ClusterError, images.ImageBuildError) as error:
+    except (ClusterError, CommandFailed, images.ImageBuildError) as error:
         print(f"cluster {command}: {error}", file=sys.stderr)
         return 1
     return 0

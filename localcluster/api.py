@@ -8,7 +8,10 @@ import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Optional
+from typing import Any
+
+# A Kubernetes object, or a list of them, as its JSON decodes.
+Object = dict[str, Any]
 
 
 class ApiError(RuntimeError):
@@ -24,7 +27,7 @@ class Api:
         self.context = ssl.create_default_context(cafile=str(ca))
         self.context.load_cert_chain(str(certificate), str(key))
 
-    def request(self, method: str, path: str, body: Optional[dict] = None, content_type: str = "application/json") -> dict:
+    def request(self, method: str, path: str, body: Object | None = None, content_type: str = "application/json") -> Object:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.server + path, data=data, method=method)
         request.add_header("Accept", "application/json")
@@ -42,13 +45,13 @@ class Api:
             raise ApiError(error.code, detail) from None
         return json.loads(payload) if payload else {}
 
-    def get(self, path: str) -> dict:
+    def get(self, path: str) -> Object:
         return self.request("GET", path)
 
-    def create(self, path: str, body: dict) -> dict:
+    def create(self, path: str, body: Object) -> Object:
         return self.request("POST", path, body)
 
-    def delete(self, path: str) -> dict:
+    def delete(self, path: str) -> Object:
         return self.request("DELETE", path)
 
     def healthy(self, path: str = "/readyz") -> bool:

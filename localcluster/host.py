@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from . import commands
 
 SYSCTL_ROOT = Path("/proc/sys")
 # Counters and identifiers the kernel changes by itself: never "restored".
@@ -51,13 +52,6 @@ def read_sysctls() -> dict[str, str]:
     return values
 
 
-def run(*command: str, input: str | None = None, check: bool = True) -> str:
-    result = subprocess.run(command, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
 def without_counters(saved: str) -> str:
     """iptables-save output with packet counters and comments on dates dropped."""
     lines = []
@@ -69,11 +63,11 @@ def without_counters(saved: str) -> str:
 
 
 def nft_tables() -> list[str]:
-    return sorted(line.strip() for line in run("nft", "list", "tables", check=False).splitlines() if line.startswith("table "))
+    return sorted(line.strip() for line in commands.run("nft", "list", "tables", check=False).stdout.splitlines() if line.startswith("table "))
 
 
 def ipsets() -> list[str]:
-    return sorted(run("ipset", "list", "-n", check=False).split())
+    return sorted(commands.run("ipset", "list", "-n", check=False).stdout.split())
 
 
 def mountpoints() -> list[str]:
@@ -100,8 +94,8 @@ class HostState:
     def read(cls) -> "HostState":
         return cls(
             sysctls=read_sysctls(),
-            iptables=without_counters(run("iptables-save")),
-            ip6tables=without_counters(run("ip6tables-save")),
+            iptables=without_counters(commands.run("iptables-save").stdout),
+            ip6tables=without_counters(commands.run("ip6tables-save").stdout),
             nft_tables=nft_tables(),
             ipsets=ipsets(),
             links=sorted(os.listdir("/sys/class/net")),
@@ -151,7 +145,7 @@ class HostState:
             except Exception as error:  # each step is independent of the others
                 errors.append(f"{step.__name__.strip('_')}: {error}")
         if not self.containerd_run_dir and CONTAINERD_RUN_DIR.exists():
-            subprocess.run(["rm", "-rf", "--one-file-system", str(CONTAINERD_RUN_DIR)], check=False)
+            commands.run("rm", "-rf", "--one-file-system", str(CONTAINERD_RUN_DIR), check=False)
         if errors:
             raise RuntimeError("; ".join(errors))
 
@@ -163,8 +157,8 @@ class HostState:
                 return
             # Deepest first, so nothing is left mounted over.
             for point in sorted(extra, key=lambda p: p.count("/"), reverse=True):
-                if subprocess.run(["umount", point], capture_output=True).returncode != 0:
-                    subprocess.run(["umount", "-l", point], capture_output=True)
+                if commands.run("umount", point, check=False).returncode != 0:
+                    commands.run("umount", "-l", point, check=False)
         left = [point for point in mountpoints() if point not in recorded]
         if left:
             raise RuntimeError(f"still mounted: {', '.join(left[:5])}")
@@ -180,19 +174,19 @@ class HostState:
 
     def _remove_links(self, log) -> None:
         for name in sorted(set(os.listdir("/sys/class/net")) - set(self.links)):
-            subprocess.run(["ip", "link", "delete", name], capture_output=True)
+            commands.run("ip", "link", "delete", name, check=False)
 
     def _restore_firewall(self, log) -> None:
         # iptables-restore replaces every table it is given (user chains included);
         # tables created since, and ipsets (only free once no rule uses them), go.
-        run("iptables-restore", input=self.iptables)
-        run("ip6tables-restore", input=self.ip6tables)
+        commands.run("iptables-restore", input=self.iptables)
+        commands.run("ip6tables-restore", input=self.ip6tables)
         for table in nft_tables():
             if table not in self.nft_tables:
-                run("nft", "delete", *table.split())
+                commands.run("nft", "delete", *table.split())
         for name in ipsets():
             if name not in self.ipsets:
-                run("ipset", "destroy", name, check=False)
+                commands.run("ipset", "destroy", name, check=False)
 
     def _restore_sysctls(self, log) -> None:
         current = read_sysctls()

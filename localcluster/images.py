@@ -29,9 +29,9 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TOOLS_DIR = Path(os.environ.get("JOURNAL_IAC_TOOLS") or Path.home() / ".cache" / "journal-iac" / "tools")
@@ -94,7 +94,7 @@ class ScratchImage:
     ports: tuple[int, ...] = ()
 
 
-Image = Union[DebianImage, ScratchImage]
+Image = DebianImage | ScratchImage
 
 # The names the stack files use for the journal's own images (frontendImage,
 # fileserverImage), and the images the stacks name by default.
@@ -391,7 +391,7 @@ def file_sha256(path: Path) -> str:
 
 
 def image_config(image: Image, diff_id: str, labels: dict[str, str]) -> bytes:
-    config: dict = {"User": image.user, "Labels": labels}
+    config: dict[str, object] = {"User": image.user, "Labels": labels}
     if image.entrypoint:
         config["Entrypoint"] = list(image.entrypoint)
     if isinstance(image, DebianImage):

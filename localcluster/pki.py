@@ -10,9 +10,10 @@ kubelet's serving certificate, which the API server checks when it calls the kub
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import commands
 
 DAYS = 30
 
@@ -30,16 +31,10 @@ class Identity:
         return bool(self.alt_names)
 
 
-def _openssl(*args: str) -> None:
-    result = subprocess.run(["openssl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
-
-
 def make_ca(directory: Path) -> None:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _openssl(
-        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+    commands.run(
+        "openssl", "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
         "-keyout", str(directory / "ca.key"), "-out", str(directory / "ca.crt"), "-days", str(DAYS),
         "-subj", "/CN=journal-iac local cluster CA",
         "-addext", "basicConstraints=critical,CA:TRUE",
@@ -60,8 +55,8 @@ def issue(directory: Path, identity: Identity, ca: tuple[Path, Path] | None = No
     ]  # fmt: skip
     if identity.alt_names:
         extensions += ["-addext", f"subjectAltName={','.join(identity.alt_names)}"]
-    _openssl(
-        "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+    commands.run(
+        "openssl", "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
         "-keyout", str(directory / f"{identity.name}.key"), "-out", str(directory / f"{identity.name}.crt"),
         "-CA", str(ca_crt), "-CAkey", str(ca_key), "-days", str(DAYS),
         "-subj", subject, *extensions,
@@ -70,8 +65,8 @@ def issue(directory: Path, identity: Identity, ca: tuple[Path, Path] | None = No
 
 def service_account_keys(directory: Path) -> None:
     """The key pair that signs (private) and verifies (public) service-account tokens."""
-    _openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(directory / "service-account.key"))
-    _openssl("ec", "-in", str(directory / "service-account.key"), "-pubout", "-out", str(directory / "service-account.pub"))
+    commands.run("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(directory / "service-account.key"))
+    commands.run("openssl", "ec", "-in", str(directory / "service-account.key"), "-pubout", "-out", str(directory / "service-account.pub"))
 
 
 def kubeconfig(path: Path, server: str, pki: Path, user: str, contexts: tuple[str, ...] = ("local",)) -> None:

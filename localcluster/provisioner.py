@@ -18,13 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from .api import Api, ApiError
+from .api import Api, ApiError, Object
 
 PROVISIONER = "journal-iac.local/volume"
 STORAGE_CLASS = "local"
 
 
-def claims_to_provision(api: Api) -> list[dict]:
+def claims_to_provision(api: Api) -> list[Object]:
     claims = api.get("/api/v1/persistentvolumeclaims")["items"]
     return [
         claim
@@ -36,7 +36,7 @@ def claims_to_provision(api: Api) -> list[dict]:
     ]
 
 
-def provision(api: Api, claim: dict, volumes: Path, node: str) -> None:
+def provision(api: Api, claim: Object, volumes: Path, node: str) -> None:
     name = f"pvc-{claim['metadata']['uid']}"
     directory = volumes / name
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ from typing import Iterator
 import pytest
 
 from localcluster import cluster as local_cluster
+from localcluster import layout
 from support.local_cluster import LocalCluster, running_cluster
 
 
@@ -15,7 +16,7 @@ def cluster_session() -> Iterator[dict]:
     session = {"started": None}
     yield session
     # Only the cluster this session started: not one started since by someone else.
-    if session["started"] and local_cluster.is_running() and local_cluster.PATHS.ready.read_text() == session["started"]:
+    if session["started"] and local_cluster.is_running() and layout.PATHS.ready.read_text() == session["started"]:
         local_cluster.down()
 
 

@@ -13,10 +13,9 @@ import pytest
 
 from support.kubectl import has_condition
 from support.local_cluster import CLIENT_IMAGE, SLEEPER, hardened_pod
+from localcluster import ClusterError, images, layout, polling
 from localcluster import cluster as local_cluster
-from localcluster import images
 from localcluster.host import HostState
-from support.redis_nodes import wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -49,9 +48,9 @@ def service_on_8080(name: str, selects: str) -> dict:
 
 def test_the_cluster_has_one_ready_node(cluster):
     nodes = cluster.get("nodes")["items"]
-    assert [node["metadata"]["name"] for node in nodes] == [local_cluster.NODE_NAME]
+    assert [node["metadata"]["name"] for node in nodes] == [layout.NODE_NAME]
     assert has_condition(nodes[0], "Ready")
-    assert nodes[0]["spec"]["podCIDR"] == local_cluster.POD_CIDR
+    assert nodes[0]["spec"]["podCIDR"] == layout.POD_CIDR
 
 
 def test_a_pod_runs_from_an_image_built_here_and_never_pulled(cluster):
@@ -65,7 +64,7 @@ def test_a_pod_runs_from_an_image_built_here_and_never_pulled(cluster):
 
 
 def test_every_image_the_stacks_name_is_on_the_node(cluster):
-    node = cluster.get("node", local_cluster.NODE_NAME)
+    node = cluster.get("node", layout.NODE_NAME)
     on_node = {name for image in node["status"]["images"] for name in image["names"]}
     for image in images.IMAGES:
         for name in image.names:
@@ -85,10 +84,10 @@ def test_cluster_dns_resolves_services_the_public_zone_and_nothing_outside(clust
     for name in ("named-service", f"named-service.{namespace}.svc.cluster.local"):
         result = cluster.exec(namespace, "client", "python3", "-c", resolve, name)
         assert result.stdout.strip() == service_ip
-    assert cluster.exec(namespace, "client", "python3", "-c", resolve, "kubernetes.default").stdout.strip() == local_cluster.API_SERVICE_IP
+    assert cluster.exec(namespace, "client", "python3", "-c", resolve, "kubernetes.default").stdout.strip() == layout.API_SERVICE_IP
     # The stacks' public names are the ingress address, as a public zone would have them.
-    for name in (f"journal.dev.{local_cluster.INGRESS_ZONE}", f"journal.{local_cluster.INGRESS_ZONE}"):
-        assert cluster.exec(namespace, "client", "python3", "-c", resolve, name).stdout.strip() == local_cluster.INGRESS_IP
+    for name in (f"journal.dev.{layout.INGRESS_ZONE}", f"journal.{layout.INGRESS_ZONE}"):
+        assert cluster.exec(namespace, "client", "python3", "-c", resolve, name).stdout.strip() == layout.INGRESS_IP
     # Anything else gets an error answer from CoreDNS, in the cluster: it forwards nothing.
     for name in ("example.org", "pypi.org"):
         outside = cluster.exec(namespace, "client", "python3", "-c", resolve, name, check=False)
@@ -181,11 +180,11 @@ def test_the_edge_add_ons_answer_cert_manager_pebble_and_the_gateway_class(clust
     assert refused.returncode != 0 and "webhook.cert-manager.io" in refused.stderr, refused.stderr
     # Pebble serves its ACME directory over HTTPS under its published test CA.
     context = ssl.create_default_context(cafile=str(cluster.bin_dir / "pebble-test-ca" / "ca.crt"))
-    directory_url = local_cluster.ACME_DIRECTORY.replace(local_cluster.ACME_HOST, local_cluster.ACME_IP)
+    directory_url = layout.ACME_DIRECTORY.replace(layout.ACME_HOST, layout.ACME_IP)
     with urllib.request.urlopen(directory_url, context=context, timeout=10) as response:
         assert {"newAccount", "newNonce", "newOrder"} <= set(json.loads(response.read()))
     # Traefik has taken the GatewayClass the gateway edge names.
-    assert has_condition(cluster.get("gatewayclass", local_cluster.GATEWAY_CLASS), "Accepted")
+    assert has_condition(cluster.get("gatewayclass", layout.GATEWAY_CLASS), "Accepted")
 
 
 def test_the_default_storage_class_binds_a_claim_a_non_root_pod_can_write(cluster):
@@ -212,16 +211,16 @@ def test_pods_can_send_nothing_off_the_machine(cluster):
     but pods, Services and this machine's own addresses is dropped before routing, and
     the bridge does not masquerade."""
     rules = subprocess.run(["iptables", "-t", "raw", "-S"], capture_output=True, text=True, check=True).stdout.splitlines()
-    chain = local_cluster.EGRESS_CHAIN
-    assert f"-A PREROUTING -s {local_cluster.POD_CIDR} -j {chain}" in rules
+    chain = layout.EGRESS_CHAIN
+    assert f"-A PREROUTING -s {layout.POD_CIDR} -j {chain}" in rules
     chain_rules = [rule for rule in rules if rule.startswith(f"-A {chain} ")]
     assert chain_rules == [
-        f"-A {chain} -d {local_cluster.POD_CIDR} -j RETURN",
-        f"-A {chain} -d {local_cluster.SERVICE_CIDR} -j RETURN",
+        f"-A {chain} -d {layout.POD_CIDR} -j RETURN",
+        f"-A {chain} -d {layout.SERVICE_CIDR} -j RETURN",
         f"-A {chain} -m addrtype --dst-type LOCAL -j RETURN",
         f"-A {chain} -j DROP",
     ]
-    conflist = json.loads((local_cluster.PATHS.cni_config / "10-journal.conflist").read_text())
+    conflist = json.loads((layout.PATHS.cni_config / "10-journal.conflist").read_text())
     assert conflist["plugins"][0]["ipMasq"] is False
 
 
@@ -240,9 +239,9 @@ def test_an_image_not_on_the_node_is_never_fetched_from_outside(cluster):
 
 
 def test_up_twice_is_refused_and_down_restores_the_host(cluster):
-    with pytest.raises(local_cluster.ClusterError, match="already running"):
+    with pytest.raises(ClusterError, match="already running"):
         local_cluster.up()
-    before = HostState.load(local_cluster.PATHS.host_state)
+    before = HostState.load(layout.PATHS.host_state)
     local_cluster.down()
     assert local_cluster.status() == "not running"
     assert before.differences(HostState.read()) == []
@@ -254,11 +253,11 @@ def test_an_up_killed_half_way_is_cleared_by_the_next_up(cluster_session):
     if local_cluster.is_running():
         local_cluster.down()
     before = HostState.read()
-    up = subprocess.Popen([str(local_cluster.PROJECT_DIR / "scripts" / "cluster.sh"), "up"], start_new_session=True,
+    up = subprocess.Popen([str(layout.PROJECT_DIR / "scripts" / "cluster.sh"), "up"], start_new_session=True,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         # Killed once the node runs: containerd, the kubelet and the network are all set up.
-        wait_for("the kubelet to start", lambda: (local_cluster.PATHS.logs / "kubelet.log").exists() or up.poll() is not None, 240, interval=0.2)
+        polling.wait_for("the kubelet to start", lambda: (layout.PATHS.logs / "kubelet.log").exists() or up.poll() is not None, 240, interval=0.2)
     finally:
         os.killpg(up.pid, signal.SIGKILL)
         up.wait()

@@ -15,8 +15,7 @@ from support.program_mocks import PROJECT_DIR
 from support.deployed_stack import DeployedStack, failure_output
 from support.kubectl import has_condition
 from support.local_cluster import LocalCluster
-from localcluster import cluster as local_cluster
-from localcluster import images
+from localcluster import images, layout
 from support.project_copy import Project, copy_project
 
 pytestmark = pytest.mark.cluster
@@ -48,7 +47,7 @@ class Journal(DeployedStack):
 
 @pytest.fixture(scope="module")
 def journal(module_cluster, tmp_path_factory) -> Iterator[Journal]:
-    project = copy_project(tmp_path_factory.mktemp("deployed"), local_cluster.PATHS.admin_kubeconfig)
+    project = copy_project(tmp_path_factory.mktemp("deployed"), layout.PATHS.admin_kubeconfig)
     project.pulumi("dev", "up", "--yes", "--skip-preview")
     journal = Journal(project, module_cluster)
     journal.ready_endpoints_after_up = ready_endpoints(module_cluster)
@@ -76,7 +75,7 @@ def test_up_leaves_every_pod_running_and_ready_from_the_images_built_here(journa
     claim = journal.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)
     assert claim["status"]["phase"] == "Bound"
     ingress = journal.cluster.get("ingress", "-n", NAMESPACE)["items"][0]
-    assert ingress["status"]["loadBalancer"]["ingress"] == [{"ip": local_cluster.INGRESS_IP}]
+    assert ingress["status"]["loadBalancer"]["ingress"] == [{"ip": layout.INGRESS_IP}]
 
 
 def test_every_service_has_ready_endpoints_when_up_returns(journal):
@@ -107,7 +106,7 @@ def test_a_person_adds_an_entry_in_the_browser_and_html_shows_as_text(journal):
     """Headless Chromium over HTTPS through the ingress, the stack's host name mapped to
     the ingress controller's address (and every other name unresolvable), trusting the
     key of the certificate the test has verified against the ACME server's root."""
-    with Browser({HOST: local_cluster.INGRESS_IP}, trusted_keys=[journal.client.public_key_pin()]) as browser:
+    with Browser({HOST: layout.INGRESS_IP}, trusted_keys=[journal.client.public_key_pin()]) as browser:
         exercise_journal_page(browser, f"https://{HOST}/")
         artifacts = PROJECT_DIR / "test-artifacts"
         artifacts.mkdir(exist_ok=True)

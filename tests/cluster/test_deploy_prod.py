@@ -28,7 +28,7 @@ from support.program_mocks import stack_config
 from support.deployed_stack import DeployedStack
 from support.kubectl import has_condition
 from support.local_cluster import CLIENT_IMAGE, SLEEPER, LocalCluster, hardened_pod
-from localcluster import cluster as local_cluster
+from localcluster import layout
 from support.project_copy import Project, copy_project
 
 pytestmark = pytest.mark.cluster
@@ -69,7 +69,7 @@ class Prod(DeployedStack):
 
 @pytest.fixture(scope="module")
 def prod(module_cluster, tmp_path_factory) -> Iterator[Prod]:
-    project = copy_project(tmp_path_factory.mktemp("prod"), local_cluster.PATHS.admin_kubeconfig)
+    project = copy_project(tmp_path_factory.mktemp("prod"), layout.PATHS.admin_kubeconfig)
     stack_file = project.root / "Pulumi.prod.yaml"
     settings = yaml.safe_load(stack_file.read_text())
     settings["config"].update(LOCAL_NODE)

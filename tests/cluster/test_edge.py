@@ -18,7 +18,7 @@ from support.deployed_stack import failure_output
 from support.edge_client import EdgeClient, acme_root
 from support.kubectl import has_condition
 from support.local_cluster import LocalCluster
-from localcluster import cluster as local_cluster
+from localcluster import layout
 from support.project_copy import Project, copy_project
 
 pytestmark = pytest.mark.cluster
@@ -33,7 +33,7 @@ STACKS = {
         "gateway",
         "journal-gateway",
         "journal.gateway.example.com",
-        {"edge": "gateway", "gatewayClassName": local_cluster.GATEWAY_CLASS, "gatewayNamespace": "ingress-nginx"},
+        {"edge": "gateway", "gatewayClassName": layout.GATEWAY_CLASS, "gatewayNamespace": "ingress-nginx"},
     ),
 }
 
@@ -69,7 +69,7 @@ def add_stack(project: Project, stack: str, namespace: str, host: str, settings:
 
 @pytest.fixture(scope="module")
 def project(module_cluster, tmp_path_factory) -> Iterator[Project]:
-    project = copy_project(tmp_path_factory.mktemp("edge"), local_cluster.PATHS.admin_kubeconfig)
+    project = copy_project(tmp_path_factory.mktemp("edge"), layout.PATHS.admin_kubeconfig)
     yield project
     for stack, *_ in STACKS.values():
         project.pulumi(stack, "destroy", "--yes", "--skip-preview", check=False)

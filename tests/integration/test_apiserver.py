@@ -90,7 +90,7 @@ def describe(manifest: dict) -> str:
 
 
 def stored(server: KubeAPIServer, manifest: dict) -> dict:
-    response = server.get(manifest)
+    response = server.read(manifest)
     assert response.status == 200, f"{describe(manifest)}: {response.error()}"
     return response.body
 
@@ -295,7 +295,7 @@ def test_a_root_privileged_pod_is_forbidden_by_pod_security(server, control_name
     message = response.body["message"]
     assert f'violates PodSecurity "restricted:v1.{KUBERNETES_MINOR}"' in message, message
     assert "privileged" in message and "runAsUser=0" in message, message
-    assert server.get(pod).status == 404
+    assert server.read(pod).status == 404
 
 
 def test_one_hardening_field_less_in_a_program_template_draws_a_warning(server, control_namespace):

@@ -33,10 +33,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
+from localcluster import polling
 from support.loopback import free_port
-from support.redis_nodes import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -81,7 +81,7 @@ class Browser:
         self.home = Path(tempfile.mkdtemp(prefix="journal-browser-"))
         self.log = Path(log) if log else self.home / "chromedriver.log"
         self.port = 0
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.session: Optional[str] = None
         try:
             self._start_driver()
@@ -116,22 +116,24 @@ class Browser:
         for _attempt in range(3):
             self.port = free_port()
             with open(self.log, "ab") as log:
-                self.proc = subprocess.Popen(
+                self.proc = proc = subprocess.Popen(
                     [CHROMEDRIVER, f"--port={self.port}", f"--log-path={self.log}"], env=env,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             end = time.monotonic() + START_TIMEOUT
-            while self.proc.poll() is None and time.monotonic() < end:
+            while proc.poll() is None and time.monotonic() < end:
                 with contextlib.suppress(OSError, ValueError, WebDriverError):
                     if self._call("GET", "/status", timeout=2)["ready"]:
                         return
                 time.sleep(0.05)
-            if self.proc.poll() is None:
+            if proc.poll() is None:
                 raise WebDriverError(f"chromedriver not ready within {START_TIMEOUT} s:\n{self.log_text()}")
+        assert self.proc is not None
         raise WebDriverError(f"chromedriver exited with {self.proc.returncode}:\n{self.log_text()}")
 
-    def _call(self, method: str, path: str, body: Optional[dict] = None,
-              timeout: float = COMMAND_TIMEOUT) -> object:
-        """One command; returns its `value`, or raises with chromedriver's error and message."""
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              timeout: float = COMMAND_TIMEOUT) -> Any:
+        """One command; returns its `value` (JSON shaped as the command defines it), or
+        raises with chromedriver's error and message."""
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=data, method=method,
                                          headers={"Content-Type": "application/json; charset=utf-8"})
@@ -147,7 +149,7 @@ class Browser:
             detail = message if str(message).startswith(error) else f"{error}: {message}"
             raise WebDriverError(f"{method} {path}: {detail}") from None
 
-    def _command(self, method: str, path: str, body: Optional[dict] = None) -> object:
+    def _command(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         assert self.session is not None, "the session is closed"
         return self._call(method, f"/session/{self.session}{path}", body)
 
@@ -186,7 +188,7 @@ class Browser:
 
     def wait_until(self, predicate: Callable[[], T], timeout: float, what: str) -> T:
         """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-        return wait_for(what, predicate, timeout, interval=0.1)
+        return polling.wait_for(what, predicate, timeout, interval=0.1)
 
     def screenshot(self, path: Path) -> Path:
         """A PNG of the viewport."""

@@ -8,11 +8,12 @@ import subprocess
 import time
 
 from support.edge_client import EdgeClient, acme_root
+from support.kubectl import Manifest
 from support.local_cluster import LocalCluster
 from support.project_copy import Project
 
 
-def failure_output(result: subprocess.CompletedProcess, started: float) -> str:
+def failure_output(result: subprocess.CompletedProcess[str], started: float) -> str:
     """What a command that had to fail printed, once it is shown to have failed, and within
     two minutes of `started`: a stack with a rolloutTimeout of 30s gives up long before."""
     took = time.monotonic() - started
@@ -40,6 +41,6 @@ class DeployedStack:
         script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
         return self.cluster.exec(self.namespace, pod, "sh", "-c", script, "redis-cli", *command, check=check).stdout
 
-    def pods(self, component: str) -> list[dict]:
+    def pods(self, component: str) -> list[Manifest]:
         """The component's pods, those on their way out (terminating) left out."""
         return self.cluster.pods(self.namespace, component)

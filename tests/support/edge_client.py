@@ -18,16 +18,16 @@ import ssl
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
-from localcluster import cluster as local_cluster
+from localcluster import layout
 
 
 def acme_root(bin_dir: Path) -> str:
     """The root the local ACME server (Pebble) signs with: it makes one up at every start
     and serves it on its management port, over HTTPS under Pebble's test CA."""
     context = ssl.create_default_context(cafile=str((bin_dir / "pebble-test-ca" / "ca.crt").resolve()))
-    with urllib.request.urlopen(local_cluster.ACME_ROOT_URL, context=context, timeout=10) as response:
+    with urllib.request.urlopen(layout.ACME_ROOT_URL, context=context, timeout=10) as response:
         return response.read().decode()
 
 
@@ -37,14 +37,15 @@ class _Connection(http.client.HTTPSConnection):
     def __init__(self, host: str, address: str, context: ssl.SSLContext, timeout: float):
         super().__init__(host, 443, context=context, timeout=timeout)
         self._address = address
+        self._tls = context
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class EdgeClient:
-    def __init__(self, host: str, root_pem: Optional[str], address: str = local_cluster.INGRESS_IP, timeout: float = 5):
+    def __init__(self, host: str, root_pem: Optional[str], address: str = layout.INGRESS_IP, timeout: float = 5):
         self.host = host
         self.address = address
         self.timeout = timeout
@@ -89,10 +90,12 @@ class EdgeClient:
             with self.context.wrap_socket(sock, server_hostname=self.host) as tls:
                 yield tls
 
-    def peer_certificate(self) -> dict:
+    def peer_certificate(self) -> dict[str, Any]:
         """The certificate the edge presents for the host, as ssl decodes a verified one."""
         with self._verified_tls() as tls:
-            return tls.getpeercert()
+            certificate = tls.getpeercert()
+        assert certificate is not None, "a verified connection has the peer's certificate"
+        return certificate
 
     def public_key_pin(self) -> str:
         """The base64 SHA-256 of the public key of the certificate the edge presents (which

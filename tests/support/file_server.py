@@ -11,13 +11,13 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
 from components.fileserver import NGINX_USER_ID
+from localcluster import commands
 from support.loopback import free_port
-from support.redis_nodes import ROOT, base_env, kill_group, wait_for
+from support.redis_nodes import ROOT, base_env, wait_for
 
 CONFIG = ROOT / "images" / "fileserver" / "nginx.conf"
 SITE = ROOT / "images" / "fileserver" / "site"
@@ -51,7 +51,7 @@ class FileServer:
     nginx: str
     workdir: Path
     port: int = 0
-    proc: Optional[subprocess.Popen] = None
+    proc: subprocess.Popen[bytes] | None = None
 
     @property
     def tmp(self) -> Path:
@@ -89,10 +89,10 @@ class FileServer:
         for _attempt in range(3):
             self.prepare()
             with open(self.log, "a") as log:
-                self.proc = subprocess.Popen(self.command(), env=base_env(), stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                self.proc = proc = subprocess.Popen(self.command(), env=base_env(), stdin=subprocess.DEVNULL,
+                                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             wait_for(f"nginx to answer on port {self.port}",
-                     lambda: self.proc.poll() is not None or self._answers())
+                     lambda: proc.poll() is not None or self._answers())
             if self.proc.poll() is None:
                 return self
             if "Address already in use" not in self.log.read_text():
@@ -107,7 +107,7 @@ class FileServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            kill_group(self.proc, signal.SIGTERM)
+            commands.stop(self.proc, signal.SIGTERM)
 
     def get(self, path: str, method: str = "GET") -> "Page":
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)

@@ -16,11 +16,12 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 import pytest
 
-from support.redis_nodes import Secret, base_env, free_port, kill_group, wait_for
+from localcluster import commands, polling
+from support.redis_nodes import Secret, base_env, free_port, wait_for
 
 #: The reference frontend image's source: `python -m journal_api` runs from here.
 API_SOURCE = Path(__file__).resolve().parents[2] / "images" / "journal-api"
@@ -57,7 +58,7 @@ class Response:
     body: bytes
 
     @property
-    def json(self) -> object:
+    def json(self) -> Any:
         assert self.headers.get("Content-Type") == "application/json; charset=utf-8", self
         return json.loads(self.body)
 
@@ -86,7 +87,7 @@ class Api:
         self.extra_env = dict(extra_env)
         self.log = workdir / f"api-{os.urandom(4).hex()}.log"
         self.port = 0
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def env(self) -> dict[str, str]:
         """What the Deployment sets (plus the port and loopback address of a test)."""
@@ -113,15 +114,15 @@ class Api:
         for _attempt in range(3):
             self.port = free_port()
             with open(self.log, "a") as log:
-                self.proc = subprocess.Popen(
+                self.proc = proc = subprocess.Popen(
                     [*self.prefix, API_PYTHON, "-m", "journal_api"],
                     cwd=self.cwd, env=self.env(), stdin=subprocess.DEVNULL,
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )
             try:
                 wait_for(f"the API on port {self.port} to answer /api/healthz",
-                         lambda: self.proc.poll() is not None or self._healthy())
-            except AssertionError:
+                         lambda: proc.poll() is not None or self._healthy())
+            except polling.TimedOut:
                 self.stop(signal.SIGKILL)
                 raise
             if self.proc.poll() is None:
@@ -135,9 +136,9 @@ class Api:
             return self.request("GET", "/api/healthz").status == 200
         return False
 
-    def stop(self, sig: int = signal.SIGTERM) -> Optional[int]:
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.proc is not None:
-            kill_group(self.proc, sig)
+            commands.stop(self.proc, sig)
             return self.proc.returncode
         return None
 
@@ -154,7 +155,7 @@ class Api:
             assert not leaked, "the API's log contains the Redis password"
         return text
 
-    def request(self, method: str, path: str, body: Optional[bytes] = None,
+    def request(self, method: str, path: str, body: bytes | None = None,
                 headers: Mapping[str, str] = {}, content_length: bool = True) -> Response:
         """One request on a new connection; Content-Length is added unless told not to."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
@@ -176,12 +177,12 @@ class Api:
             assert not secret.redact(raw)[1], f"{method} {path}: the response contains the Redis password"
         return response
 
-    def post_text(self, text: str) -> dict:
+    def post_text(self, text: str) -> dict[str, Any]:
         response = self.request("POST", "/api", text.encode(), TEXT_PLAIN)
         assert response.status == 201, (response.status, response.body)
         return response.json
 
-    def listed(self) -> list[dict]:
+    def listed(self) -> list[dict[str, Any]]:
         response = self.request("GET", "/api")
         assert response.status == 200, (response.status, response.body)
         return response.json

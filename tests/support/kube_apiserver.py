@@ -7,7 +7,7 @@ Admission among them). Nothing runs: a Deployment stays a Deployment, no pod is 
 
     with running_apiserver() as server:
         status, warnings = server.create(manifest)
-        stored = server.get(manifest)
+        stored = server.read(manifest)
 
 Everything lives in one temporary directory (etcd's data, certificates, keys, the token
 file, logs) and on free loopback ports; stop() kills both process groups and removes the
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import secrets
 import shutil
@@ -34,9 +33,10 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
-from support.kubectl import has_condition
+from localcluster import commands
+from support.kubectl import Manifest, has_condition
 from support.loopback import free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -94,10 +94,13 @@ def wire_form(value: object) -> object:
     return value
 
 
-class Response(tuple):
+class Response(tuple[int, list[str]]):
     """(status, warnings), as create() returns it; `.body` is the decoded response."""
 
-    def __new__(cls, status: int, warnings: list[str], body: object):
+    # The answer's JSON as it decodes, or its text when it is not JSON.
+    body: Any
+
+    def __new__(cls, status: int, warnings: list[str], body: object) -> Response:
         response = super().__new__(cls, (status, warnings))
         response.body = body
         return response
@@ -125,7 +128,7 @@ class KubeAPIServer:
         self.bin_dir = Path(bin_dir)
         self.extra_args = extra_args
         self.workdir: Optional[Path] = None
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.url = ""
         self.token = ""
         self._opener: Optional[urllib.request.OpenerDirector] = None
@@ -154,7 +157,7 @@ class KubeAPIServer:
         """Stops every process group it started, the last first (SIGTERM, then SIGKILL),
         and removes the temp dir."""
         for name in reversed(list(self.processes)):
-            _kill_group(self.processes.pop(name))
+            commands.stop(self.processes.pop(name), signal.SIGTERM, grace=10.0)
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -317,7 +320,7 @@ class KubeAPIServer:
             decoded = raw.decode(errors="replace")
         return Response(status, parse_warnings(headers.get_all("Warning") or []), decoded)
 
-    def version(self) -> dict:
+    def version(self) -> Manifest:
         response = self.request("GET", "/version")
         assert response.status == 200, response.error()
         return response.body
@@ -340,7 +343,7 @@ class KubeAPIServer:
         except KeyError:
             raise LookupError(f"the API server serves no {kind} in {api_version}") from None
 
-    def collection_path(self, manifest: dict) -> str:
+    def collection_path(self, manifest: Manifest) -> str:
         """The URL path of the collection `manifest` is created in."""
         api_version, kind = manifest["apiVersion"], manifest["kind"]
         plural, namespaced = self.resource(api_version, kind)
@@ -350,7 +353,7 @@ class KubeAPIServer:
             return f"{prefix}/namespaces/{namespace}/{plural}"
         return f"{prefix}/{plural}"
 
-    def create(self, manifest: dict) -> Response:
+    def create(self, manifest: Manifest) -> Response:
         """POSTs `manifest` to its collection (for real, not a dry run): (status,
         warnings), with the server's answer in `.body`. A field the schema does not know
         is refused, not dropped (fieldValidation=Strict), for built-in and custom kinds."""
@@ -380,7 +383,7 @@ class KubeAPIServer:
                 time.sleep(0.1)
         self._resources.clear()
 
-    def get(self, manifest: dict) -> Response:
+    def read(self, manifest: Manifest) -> Response:
         """Reads back the object `manifest` names."""
         return self.request("GET", f"{self.collection_path(manifest)}/{manifest['metadata']['name']}")
 
@@ -397,7 +400,7 @@ def running_apiserver(timeout: float = 90.0) -> Iterator[KubeAPIServer]:
         server.stop()
 
 
-def secret_data(manifest: dict) -> dict[str, bytes]:
+def secret_data(manifest: Manifest) -> dict[str, bytes]:
     """A Secret's data as the API server stores it: `data` decoded, `stringData` merged
     over it (the server does the same and keeps only `data`)."""
     data = {key: base64.b64decode(value) for key, value in (manifest.get("data") or {}).items()}
@@ -409,19 +412,3 @@ def _openssl(cwd: Path, *args: str) -> None:
     result = subprocess.run(["openssl", *args], cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if result.returncode != 0:
         raise StartError(f"openssl {' '.join(args)} failed:\n{result.stderr}")
-
-
-def _kill_group(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the process group, SIGKILL after `grace` seconds."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()

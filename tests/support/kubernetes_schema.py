@@ -7,6 +7,7 @@ most of the unit layer's time. The files never change during a run, so they are 
 """
 
 import functools
+from typing import Any
 
 import kubernetes_validate
 import kubernetes_validate.utils
@@ -16,7 +17,7 @@ from support.program_mocks import KUBERNETES_VERSION
 kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(kubernetes_validate.utils.schema_contents)
 
 
-def validate_strictly(manifest: dict) -> None:
+def validate_strictly(manifest: dict[str, Any]) -> None:
     """Raises kubernetes_validate.ValidationError for a field the schema does not know, a
     wrong type or a missing required field."""
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)

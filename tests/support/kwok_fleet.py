@@ -63,11 +63,6 @@ class Fleet(KubectlClient, KubeAPIServer):
         self._node_stages = Path()
         self._joined = 0
 
-    @property
-    def kubeconfig(self) -> Path:
-        assert self.workdir is not None
-        return self.workdir / "kubeconfig"
-
     def start(self, timeout: float = 90.0, attempts: int = 3) -> "Fleet":
         super().start(timeout, attempts)
         try:
@@ -161,6 +156,7 @@ class Fleet(KubectlClient, KubeAPIServer):
 
     def _write_kubeconfig(self) -> None:
         assert self.workdir is not None
+        self.kubeconfig = self.workdir / "kubeconfig"
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -223,7 +219,7 @@ class Fleet(KubectlClient, KubeAPIServer):
 
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen[bytes]) -> None:
     process.kill()
     process.wait()
 

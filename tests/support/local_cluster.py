@@ -15,23 +15,23 @@ import json
 import secrets
 import subprocess
 from pathlib import Path
-from typing import Optional
+from typing import Callable
 
 import pytest
 
+from localcluster import ClusterError, images, layout, polling
 from localcluster import cluster as local_cluster
-from localcluster import images
-from support.kubectl import KubectlClient
-from support.redis_nodes import wait_for
+from localcluster.commands import CommandFailed
+from support.kubectl import KubectlClient, Manifest
 
 
 class LocalCluster(KubectlClient):
     def __init__(self, bin_dir: Path):
         self.bin_dir = bin_dir
-        self.kubeconfig = local_cluster.PATHS.admin_kubeconfig
+        self.kubeconfig = layout.PATHS.admin_kubeconfig
         self.created_namespaces: list[str] = []
 
-    def apply(self, *manifests: dict, namespace: Optional[str] = None) -> None:
+    def apply(self, *manifests: Manifest, namespace: str | None = None) -> None:
         document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(manifests)})
         extra = ["-n", namespace] if namespace else []
         self.kubectl("apply", "-f", "-", *extra, input=document)
@@ -56,9 +56,9 @@ class LocalCluster(KubectlClient):
         self.wait(lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0, 30, f"{name}'s ServiceAccount")
         return name
 
-    def wait(self, check, timeout: float, what: str) -> None:
+    def wait(self, check: Callable[[], object], timeout: float, what: str) -> None:
         # Each check is a kubectl or pulumi call: twice a second is often enough.
-        wait_for(what, check, timeout, interval=0.5)
+        polling.wait_for(what, check, timeout, interval=0.5)
 
     def wait_ready(self, namespace: str, pod: str, timeout: float = 90) -> None:
         result = self.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "-n", namespace, f"--timeout={timeout:.0f}s", check=False, timeout=timeout + 10)
@@ -66,7 +66,7 @@ class LocalCluster(KubectlClient):
             described = self.kubectl("describe", "pod", pod, "-n", namespace, check=False).stdout
             raise AssertionError(f"pod {namespace}/{pod} not Ready in {timeout:.0f}s:\n{result.stderr}\n{described[-3000:]}")
 
-    def exec(self, namespace: str, pod: str, *command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+    def exec(self, namespace: str, pod: str, *command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.kubectl("exec", "-n", namespace, pod, "--", *command, check=check, timeout=timeout)
 
     def cleanup(self) -> None:
@@ -75,7 +75,7 @@ class LocalCluster(KubectlClient):
         self.created_namespaces.clear()
 
 
-def hardened_pod(name: str, image: str, command: list[str], labels: Optional[dict] = None, user: int = 10001) -> dict:
+def hardened_pod(name: str, image: str, command: list[str], labels: dict[str, str] | None = None, user: int = 10001) -> Manifest:
     """A pod that passes Pod Security "restricted", from an image built here."""
     return {
         "apiVersion": "v1",
@@ -117,17 +117,17 @@ SLEEPER = ["python3", "-c", "import signal, time; signal.signal(signal.SIGTERM, 
 def cluster_bin_dir() -> Path:
     try:
         return local_cluster.tools()
-    except local_cluster.ClusterError as error:
+    except ClusterError as error:
         pytest.fail(str(error), pytrace=False)
 
 
-def running_cluster(session: dict) -> LocalCluster:
+def running_cluster(session: dict[str, str | None]) -> LocalCluster:
     """The cluster, started first when none runs (an earlier test may have stopped it)."""
     bin_dir = cluster_bin_dir()
     if not local_cluster.is_running():
         try:
             local_cluster.up()
-        except local_cluster.ClusterError as error:
+        except (ClusterError, CommandFailed) as error:
             pytest.fail(f"scripts/cluster.sh up failed: {error}", pytrace=False)
-        session["started"] = local_cluster.PATHS.ready.read_text()
+        session["started"] = layout.PATHS.ready.read_text()
     return LocalCluster(bin_dir)

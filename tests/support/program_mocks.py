@@ -7,11 +7,14 @@ import string
 import secrets as random_source
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeGuard
 
 import pulumi
 import yaml
 from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import Stack
+
+from support.kubectl import Manifest
 
 # How a value marked secret travels through the Pulumi RPC layer.
 SECRET_SIGNATURE = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
@@ -30,7 +33,7 @@ GATEWAY_EDGE = {"edge": "gateway", "gatewayClassName": "traefik", "gatewayNamesp
 CUSTOM_API_GROUPS = ("cert-manager.io", "gateway.networking.k8s.io")
 
 
-def is_custom_resource(manifest: dict) -> bool:
+def is_custom_resource(manifest: Manifest) -> bool:
     return manifest["apiVersion"].split("/")[0] in CUSTOM_API_GROUPS
 
 
@@ -67,7 +70,7 @@ class Registered:
     name: str
     parent: str
     custom: bool
-    state: dict
+    state: dict[str, Any]
     dependencies: list[str]
     ignore_changes: list[str]
     protect: bool
@@ -80,7 +83,7 @@ class Registered:
     def is_kubernetes(self) -> bool:
         return self.type.startswith("kubernetes:")
 
-    def manifest(self) -> dict:
+    def manifest(self) -> Manifest:
         """The object as it would be sent to the API server (secret values unwrapped)."""
         return {key: reveal(value) for key, value in self.state.items() if key in MANIFEST_FIELDS}
 
@@ -88,7 +91,7 @@ class Registered:
 MANIFEST_FIELDS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "type", "immutable")
 
 
-def is_secret(value: object) -> bool:
+def is_secret(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and value.get(SECRET_SIGNATURE[0]) == SECRET_SIGNATURE[1]
 
 
@@ -106,10 +109,10 @@ class JournalMocks(pulumi.runtime.Mocks):
     """The provider as far as shapes go: inputs come back as state, auto-named objects get
     a generated name, and RandomPassword a real random result."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.auto_named: set[str] = set()
 
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         state = dict(args.inputs)
         if args.typ.startswith("kubernetes:") and "metadata" in state:
             metadata = dict(state["metadata"])
@@ -123,13 +126,14 @@ class JournalMocks(pulumi.runtime.Mocks):
             state["result"] = "".join(random_source.choice(alphabet) for _ in range(int(args.inputs["length"])))
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return {}, []
 
 
 class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: pulumi.runtime.Mocks):
+    def __init__(self, mocks: JournalMocks):
         super().__init__(mocks)
+        self.auto_named = mocks.auto_named
         self.registered: list[Registered] = []
 
     def RegisterResource(self, request):
@@ -151,7 +155,7 @@ class RecordingMonitor(MockMonitor):
                         "update": request.customTimeouts.update,
                         "delete": request.customTimeouts.delete,
                     },
-                    auto_named=request.name in self.mocks.auto_named,
+                    auto_named=request.name in self.auto_named,
                 )
             )
         return response
@@ -162,18 +166,18 @@ class ProgramRun:
     """Everything one run registered."""
 
     resources: list[Registered]
-    outputs: dict
+    outputs: dict[str, Any]
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
 
-    def kubernetes_objects(self) -> list[dict]:
+    def kubernetes_objects(self) -> list[Manifest]:
         return [r.manifest() for r in self.resources if r.is_kubernetes]
 
-    def objects(self, kind: str) -> list[dict]:
+    def objects(self, kind: str) -> list[Manifest]:
         return [m for m in self.kubernetes_objects() if m["kind"] == kind]
 
-    def object(self, kind: str, name: str) -> dict:
+    def object(self, kind: str, name: str) -> Manifest:
         matches = [m for m in self.objects(kind) if m["metadata"]["name"] == name]
         assert len(matches) == 1, f"expected one {kind} named {name}, found {len(matches)}"
         return matches[0]
@@ -182,8 +186,8 @@ class ProgramRun:
 def run_under_mocks(
     stack: str,
     config: dict[str, str],
-    program: Callable[[], dict | None],
-    registered: list[Registered | None] = None,
+    program: Callable[[], dict[str, Any] | None],
+    registered: list[Registered] | None = None,
 ) -> ProgramRun:
     """Runs `program` under mocks; `registered`, if given, receives every resource as it
     is registered (and so is filled even when the program fails)."""
@@ -192,7 +196,7 @@ def run_under_mocks(
         monitor.registered = registered
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config)
-    outputs: dict = {}
+    outputs: dict[str, Any] = {}
 
     @pulumi.runtime.test
     def run():
@@ -203,12 +207,13 @@ def run_under_mocks(
     return ProgramRun(resources=monitor.registered, outputs=outputs)
 
 
-def run_program(stack: str, registered: list[Registered | None] = None, **overrides: object) -> ProgramRun:
+def run_program(stack: str, registered: list[Registered] | None = None, **overrides: object) -> ProgramRun:
     """Runs __main__.py as the engine would for `stack`, with its real stack file."""
 
-    def program():
+    def program() -> dict[str, Any]:
         # pulumi.export() records on the root Stack resource, which outlives set_mocks.
         root = pulumi.runtime.get_root_resource()
+        assert isinstance(root, Stack), "the mocks make a Stack the root of every run"
         root.outputs.clear()
         runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
         return dict(root.outputs)

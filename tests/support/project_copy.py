@@ -7,6 +7,7 @@ import secrets
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from support.program_mocks import PROJECT_DIR
 
@@ -25,7 +26,7 @@ class Project:
         self.transcript: list[str] = []
         self.stack_files = {stack: (root / f"Pulumi.{stack}.yaml").read_text() for stack in ("dev", "prod")}
 
-    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
         base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
         if stack != "dev":
             base["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
@@ -42,7 +43,7 @@ class Project:
             assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         return result
 
-    def pulumi(self, stack: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    def pulumi(self, stack: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run(stack, "scripts/pulumi.sh", stack, *args, **kwargs)
 
     def render(self, stack: str) -> Path:

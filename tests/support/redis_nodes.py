@@ -23,13 +23,13 @@ import signal
 import string
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Optional, Sequence, TypeVar
 
 import pytest
 
+from localcluster import commands, polling
 from support.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,19 +149,6 @@ def base_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LC_ALL": "C"}
 
 
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Signal the child's whole process group (it leads one) and reap the child."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=COMMAND_TIMEOUT)
-    if proc.poll() is None:  # a SIGTERM that was not enough
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=COMMAND_TIMEOUT)
-
-
 def run(
     argv: Sequence[str],
     *,
@@ -172,51 +159,32 @@ def run(
 ) -> Output:
     """Run a short-lived command in its own process group; kill the group on timeout."""
     __tracebackhide__ = True  # env may hold the raw password
-    return collect(spawn(argv, env=env, stdin=stdin is not None), secret=secret,
-                   stdin=stdin, timeout=timeout)
+    return redacted(commands.run(*argv, input=stdin, env=env, timeout=timeout, check=False, own_group=True), secret)
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str], stdin: bool = False) -> subprocess.Popen:
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], stdin: bool = False) -> subprocess.Popen[str]:
     """Start a command in a process group of its own, its output piped for `collect`."""
     __tracebackhide__ = True
-    return subprocess.Popen(
-        list(argv),
-        env=dict(env),
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return commands.start(*argv, env=env, stdin=stdin, own_group=True)
 
 
-def collect(proc: subprocess.Popen, *, secret: Secret, stdin: Optional[str] = None,
+def collect(proc: subprocess.Popen[str], *, secret: Secret, stdin: Optional[str] = None,
             timeout: float = COMMAND_TIMEOUT) -> Output:
     """Wait for a spawned command and return its redacted output; kill its group on timeout."""
-    __tracebackhide__ = True  # out and err are raw until redacted
-    try:
-        out, err = proc.communicate(stdin, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc)
-        raise AssertionError(f"{' '.join(proc.args)} did not finish within {timeout} s") from None
-    finally:
-        kill_group(proc)
-    out, leaked_out = secret.redact(out)
-    err, leaked_err = secret.redact(err)
-    return Output(proc.returncode, out, err, leaked_out or leaked_err)
+    __tracebackhide__ = True
+    return redacted(commands.finish(proc, input=stdin, timeout=timeout, check=False), secret)
+
+
+def redacted(result: subprocess.CompletedProcess[str], secret: Secret) -> Output:
+    __tracebackhide__ = True  # its output is raw until redacted
+    out, leaked_out = secret.redact(result.stdout)
+    err, leaked_err = secret.redact(result.stderr)
+    return Output(result.returncode, out, err, leaked_out or leaked_err)
 
 
 def wait_for(what: str, check: Callable[[], Optional[T]], deadline: float = DEADLINE, interval: float = 0.02) -> T:
-    """Poll `check` every `interval` seconds until it returns something truthy; fail
-    after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {deadline} s waiting for {what}")
-        time.sleep(interval)
+    """polling.wait_for at the pace of a local Redis: by default every 20 ms, for DEADLINE seconds."""
+    return polling.wait_for(what, check, deadline, interval)
 
 
 def parse_info(text: str) -> dict[str, str]:
@@ -259,7 +227,7 @@ class Node:
         self.peers: Sequence[Node] = ()
         #: Environment variables set on top of the StatefulSet's, at every start.
         self.env_overrides: dict[str, str] = {}
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def __repr__(self) -> str:
         return f"Node({self.name}, port {self.port})"
@@ -306,7 +274,7 @@ class Node:
         first_start = self.proc is None
         for _attempt in range(3):
             with open(self.log, "a") as log:
-                self.proc = subprocess.Popen(
+                self.proc = proc = subprocess.Popen(
                     list(argv) if argv else ["dash", str(LAUNCH_SCRIPT)],
                     env=self.launch_env(),
                     stdin=subprocess.DEVNULL,
@@ -316,8 +284,8 @@ class Node:
                 )
             try:
                 wait_for(f"{self} to answer PING with one of {list(answers)}",
-                         lambda: self.proc.poll() is not None or self.ping().startswith(tuple(answers)))
-            except AssertionError:
+                         lambda: proc.poll() is not None or self.ping().startswith(tuple(answers)))
+            except polling.TimedOut:
                 self.stop()
                 raise
             if self.proc.poll() is None:
@@ -331,7 +299,7 @@ class Node:
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None:
-            kill_group(self.proc, sig)
+            commands.stop(self.proc, sig)
 
     def recorded_argvs(self) -> tuple[list[list[str]], bool]:
         """The arguments of every redis-server the launch script exec'd, redacted."""

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 from support.loopback import free_port
-from support.redis_nodes import Node, Output, RedisNodes, Secret, base_env, kill_group, require_binaries, run, wait_for
+from localcluster import commands, polling
+from support.redis_nodes import Node, Output, RedisNodes, Secret, base_env, require_binaries, run, wait_for
 
 MASTER_NAME = "journal"
 QUORUM = 2
@@ -46,7 +47,7 @@ class Sentinel:
         self.log = self.home / "sentinel.log"
         self.address = "127.0.0.1"
         self.port = free_port()
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen[bytes]] = None
 
     def __repr__(self) -> str:
         return f"Sentinel({self.name}, port {self.port})"
@@ -82,7 +83,7 @@ class Sentinel:
         try:
             wait_for(f"{self} to answer PING",
                      lambda: self.proc is not None and (self.proc.poll() is not None or self.cli("PING").reply == "PONG"))
-        except AssertionError:
+        except polling.TimedOut:
             self.stop()
             raise
         if self.proc.poll() is not None:
@@ -91,7 +92,7 @@ class Sentinel:
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None:
-            kill_group(self.proc, sig)
+            commands.stop(self.proc, sig)
 
     def log_text(self) -> str:
         return self.secret.redact(self.log.read_text(errors="replace"))[0] if self.log.exists() else ""

@@ -1,0 +1,61 @@
+"""Where the cluster is: its names and addresses on this machine, none of them routed
+anywhere off it, and the files it keeps under its own directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("JOURNAL_IAC_CLUSTER_DIR") or "/var/lib/journal-iac/cluster")
+
+NODE_NAME = "journal-node"
+NODE_LINK = "journal0"
+NODE_IP = "10.245.255.1"
+POD_CIDR = "10.244.0.0/24"
+SERVICE_CIDR = "10.96.0.0/16"
+API_SERVICE_IP = "10.96.0.1"
+DNS_IP = "10.96.0.10"
+INGRESS_IP = "10.96.0.80"
+# Every name under this zone resolves to INGRESS_IP in the cluster DNS: the stacks' hosts
+# (journal.dev.example.com, journal.example.com) are public names of the ingress there.
+INGRESS_ZONE = "example.com"
+# The ACME server (Pebble): its directory, and the fixed address of its Service, whose
+# management port the host reads the issuing root from.
+ACME_IP = "10.96.0.14"
+ACME_HOST = "pebble.pebble.svc.cluster.local"
+ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
+ACME_ROOT_URL = f"https://{ACME_IP}:15000/roots/0"
+GATEWAY_CLASS = "traefik"
+CLUSTER_DOMAIN = "cluster.local"
+BRIDGE = "journal-br0"
+API_PORT = 6443
+ETCD_CLIENT = "http://127.0.0.1:12379"
+ETCD_PEER = "http://127.0.0.1:12380"
+CGROUP = "journal-iac"
+EGRESS_CHAIN = "JOURNAL-IAC-EGRESS"
+SERVER = f"https://{NODE_IP}:{API_PORT}"
+# The contexts of the admin kubeconfig: one per stack that may deploy here (a stack
+# names the context it deploys to), and `local` for everything else.
+KUBECONFIG_CONTEXTS = ("local", "journal-local")
+
+
+class Paths:
+    def __init__(self, root: Path):
+        self.root = root
+        self.pki = root / "pki"
+        self.logs = root / "logs"
+        self.host_state = root / "host-state.json"
+        self.ready = root / "ready"
+        self.admin_kubeconfig = root / "admin.kubeconfig"
+        self.containerd = root / "containerd"
+        self.containerd_socket = root / "containerd" / "containerd.sock"
+        self.kubelet = root / "kubelet"
+        self.cni_config = root / "cni" / "net.d"
+        self.volumes = root / "volumes"
+
+    def kubeconfig(self, user: str) -> Path:
+        return self.root / "kubeconfigs" / f"{user}.kubeconfig"
+
+
+PATHS = Paths(STATE_DIR)
