@@ -287,7 +287,9 @@ info_figures() {
 # their master was away all report offset 0.
 survey_peers() {
     log "$data_dir holds no data: asking the peers ($peers) before starting as the master, for up to $peer_wait s"
-    deadline=$(($(date +%s) + peer_wait))
+    # In milliseconds (GNU date, as in the image): whole seconds would cut the wait short
+    # by up to one second, depending on how far into its first second it began.
+    deadline=$(($(date +%s%3N) + peer_wait * 1000))
     while :; do
         best='' best_keys=0 best_offset=-1 best_bytes=-1 figures_seen='' silent='' reason=''
         for peer in $peers; do
@@ -314,9 +316,7 @@ survey_peers() {
             esac
         done
         [ -n "$silent" ] || break
-        # Whole seconds: past the deadline by a full second, so the wait is never shorter
-        # than REDIS_PEER_WAIT_SECONDS however far into its first second it began.
-        if [ "$(date +%s)" -gt "$deadline" ]; then
+        if [ "$(date +%s%3N)" -ge "$deadline" ]; then
             die "refusing to start $pod as an empty master: $data_dir holds no data and peer(s)$silent did not answer within $peer_wait s (last: $reason). An empty master would make every replica that holds data discard it at its next sync. Bring the peer back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
         fi
         sleep 1
