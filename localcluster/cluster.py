@@ -263,6 +263,8 @@ IDENTITIES = (
     pki.Identity("kubelet-serving", NODE_NAME, alt_names=(f"DNS:{NODE_NAME}", f"IP:{NODE_IP}")),
     pki.Identity("kube-router", "journal-iac:kube-router"),
     pki.Identity("provisioner", "journal-iac:volume-provisioner"),
+    # cert-manager's webhook, as the API server calls it through its Service.
+    pki.Identity("cert-manager-webhook", "cert-manager-webhook", alt_names=("DNS:cert-manager-webhook.cert-manager.svc",)),
 )
 
 
@@ -552,6 +554,9 @@ def start_addons(bin_dir: Path, api: Api, deadline: float) -> None:
         "coredns_image": images.COREDNS_IMAGE,
         "traefik_image": images.TRAEFIK_IMAGE,
         "pebble_image": images.PEBBLE_IMAGE,
+        "cluster_ca_bundle": base64.b64encode((PATHS.pki / "ca.crt").read_bytes()).decode(),
+        "cert_manager_webhook_tls_crt": base64.b64encode((PATHS.pki / "cert-manager-webhook.crt").read_bytes()).decode(),
+        "cert_manager_webhook_tls_key": base64.b64encode((PATHS.pki / "cert-manager-webhook.key").read_bytes()).decode(),
         **{f"cert_manager_{command}_image": images.cert_manager_image(command) for command in images.CERT_MANAGER_COMMANDS},
     }
     addons = [manifest(name, values) for name in ("addons.yaml", "acme.yaml", "cert-manager.yaml")]
@@ -584,12 +589,11 @@ def wait_usable(api: Api, deadline: float) -> None:
         ("ingress-nginx", "traefik"),
         ("pebble", "pebble"),
         ("cert-manager", "cert-manager"),
-        ("cert-manager", "cert-manager-cainjector"),
         ("cert-manager", "cert-manager-webhook"),
     ):
         wait_for(f"{namespace}/{name}", lambda: available(namespace, name), remaining(), logs=("kubelet",))
     wait_for("the default ServiceAccount", lambda: bool(api.get("/api/v1/namespaces/default/serviceaccounts/default")), remaining())
-    # The webhook is Available before the cainjector has given the API server its CA:
+    # The webhook can be Available before the API server reaches it through its Service:
     # until then every cert-manager object is refused.
     wait_for("cert-manager's webhook to admit objects", lambda: webhook_admits(api), remaining())
 
