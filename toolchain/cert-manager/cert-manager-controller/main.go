@@ -101,6 +101,9 @@ func run(ctx context.Context, solverImage string) error {
 			HTTP01SolverResourceLimitsCPU:     resource.MustParse("100m"),
 			HTTP01SolverResourceLimitsMemory:  resource.MustParse("64Mi"),
 			ACMEHTTP01SolverRunAsNonRoot:      true,
+			// How long a challenge waits before its reachability check (HTTP-01 too, the
+			// name notwithstanding) is tried again; left at zero it would spin.
+			DNS01CheckRetryPeriod: 10 * time.Second,
 		},
 		SchedulerOptions: controller.SchedulerOptions{MaxConcurrentChallenges: 60},
 		CertificateOptions: controller.CertificateOptions{
