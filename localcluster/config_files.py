@@ -50,6 +50,8 @@ IDENTITIES = (
     pki.Identity("kubelet-serving", NODE_NAME, alt_names=(f"DNS:{NODE_NAME}", f"IP:{NODE_IP}")),
     pki.Identity("kube-router", "journal-iac:kube-router"),
     pki.Identity("provisioner", "journal-iac:volume-provisioner"),
+    # cert-manager's webhook, as the API server calls it through its Service.
+    pki.Identity("cert-manager-webhook", "cert-manager-webhook", alt_names=("DNS:cert-manager-webhook.cert-manager.svc",)),
 )
 
 
@@ -227,6 +229,9 @@ def addon_manifests(bin_dir: Path) -> str:
         "coredns_image": images.COREDNS_IMAGE,
         "traefik_image": images.TRAEFIK_IMAGE,
         "pebble_image": images.PEBBLE_IMAGE,
+        "cluster_ca_bundle": base64.b64encode((PATHS.pki / "ca.crt").read_bytes()).decode(),
+        "cert_manager_webhook_tls_crt": base64.b64encode((PATHS.pki / "cert-manager-webhook.crt").read_bytes()).decode(),
+        "cert_manager_webhook_tls_key": base64.b64encode((PATHS.pki / "cert-manager-webhook.key").read_bytes()).decode(),
         **{f"cert_manager_{command}_image": images.cert_manager_image(command) for command in images.CERT_MANAGER_COMMANDS},
     }
     return "\n---\n".join(manifest(name, values) for name in ("addons.yaml", "acme.yaml", "cert-manager.yaml"))

@@ -111,7 +111,7 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.12.1"
 TRAEFIK_IMAGE = "docker.io/library/traefik:v3.6.12"
 CERT_MANAGER_VERSION = "v1.21.2"
-CERT_MANAGER_COMMANDS = ("controller", "webhook", "cainjector", "acmesolver")
+CERT_MANAGER_COMMANDS = ("controller", "webhook", "acmesolver")
 PEBBLE_IMAGE = "ghcr.io/letsencrypt/pebble:v2.10.3"
 
 
@@ -168,8 +168,8 @@ IMAGES: tuple[Image, ...] = (
     ScratchImage(
         key="traefik", names=(TRAEFIK_IMAGE,), binary="traefik", user="65532:65532", entrypoint=("/traefik",), ports=(80, 443)
     ),
-    # uid 1000 as upstream's chart runs them; the solver image's user is what its pods run
-    # as, since cert-manager sets runAsNonRoot on them without a uid.
+    # uid 1000, as localcluster/cert-manager.yaml runs them; the solver image's user is what
+    # its pods run as, since cert-manager sets runAsNonRoot on them without a uid.
     *(
         ScratchImage(
             key=f"cert-manager-{command}",

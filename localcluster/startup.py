@@ -218,12 +218,11 @@ def wait_usable(startup: Startup) -> None:
         ("ingress-nginx", "traefik"),
         ("pebble", "pebble"),
         ("cert-manager", "cert-manager"),
-        ("cert-manager", "cert-manager-cainjector"),
         ("cert-manager", "cert-manager-webhook"),
     ):
         wait_for(f"{namespace}/{name}", lambda: available(namespace, name), startup.remaining(), logs=("kubelet",))
     wait_for("the default ServiceAccount", lambda: bool(api.get("/api/v1/namespaces/default/serviceaccounts/default")), startup.remaining())
-    # The webhook is Available before the cainjector has given the API server its CA:
+    # The webhook can be Available before the API server reaches it through its Service:
     # until then every cert-manager object is refused.
     wait_for("cert-manager's webhook to admit objects", lambda: webhook_admits(api), startup.remaining())
 

@@ -18,13 +18,12 @@
 #   pause            build/pause/linux/pause.c of k8s.io/kubernetes v1.34.4, linked
 #                      statically with the host's C compiler (gcc, libc6-dev)
 #   cert-manager-crds  deploy/crds/*.yaml of github.com/cert-manager/cert-manager
-#                      v1.21.2 (toolchain/cert-manager; nothing built)
-#   cert-manager-controller, cert-manager-webhook, cert-manager-cainjector,
-#   cert-manager-acmesolver
-#                    cert-manager v1.21.2: upstream's cmd/ sources, which the module
-#                      proxy does not serve, are kept in toolchain/cert-manager-binaries
-#                      and built against the module pinned by toolchain/cert-manager,
-#                      without the Venafi issuer (see without-venafi.patch there)
+#                      v1.21.2 (pinned by toolchain/cert-manager), copied from the module
+#   cert-manager-controller, cert-manager-webhook, cert-manager-acmesolver
+#                    our own small commands in toolchain/cert-manager on the library
+#                      packages of that module (upstream's cmd/ modules are not served by
+#                      the module proxy): the control loops for ACME issuers and
+#                      certificates, the admission webhook, the HTTP-01 solver
 #   pebble           github.com/letsencrypt/pebble/v2 v2.10.3 (toolchain/pebble), the
 #                      ACME server of the local cluster
 #   pebble-test-ca   test/certs/pebble.minica{,.key}.pem of the same module: Pebble's
@@ -110,8 +109,8 @@ dir_pebble="$tools/pebble-$PEBBLE_VERSION"
 dir_gateway_api="$tools/gateway-api-$GATEWAY_API_VERSION"
 dir_kwok="$tools/kwok-$KWOK_VERSION"
 combined="$tools/bin-kubernetes-$KUBERNETES_VERSION"
-modules=(k8s etcd coredns kube-router traefik cert-manager cert-manager-binaries pebble kwok)
-cert_manager_commands=(controller webhook cainjector acmesolver)
+modules=(k8s etcd coredns kube-router traefik cert-manager pebble kwok)
+cert_manager_commands=(controller webhook acmesolver)
 kubernetes_commands=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 links=(
 	"etcd:$dir_etcd"
@@ -221,31 +220,19 @@ build_cert_manager_crds() {
 	finish_build "$dir_cert_manager" cert-manager-crds "$fp"
 }
 
-# cert-manager's commands: upstream's cmd/ sources (toolchain/cert-manager-binaries)
-# against a patched copy of the module that toolchain/cert-manager pins and go.sum
-# verifies; the copy is built in a scratch dir, so the clone is never written to.
+# cert-manager's commands: one main package each in toolchain/cert-manager (see its
+# go.mod), named as the binaries are.
 build_cert_manager() {
-	local fp source work command
-	local ldflags="-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION"
-	fp=$(fingerprint "$toolchain/cert-manager-binaries" "$(cat "$toolchain/cert-manager/go.sum")" "CGO_ENABLED=$CGO_ENABLED" "$ldflags")
-	begin_build "cert-manager $CERT_MANAGER_VERSION" "$dir_cert_manager" cert-manager "$fp" \
-		"${cert_manager_commands[@]/#/cert-manager-}" || return 0
-	source=$(cd "$toolchain/cert-manager" && module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
-	scratch_dir cert-manager-src
-	work=$scratch_path
-	cp -R "$toolchain/cert-manager-binaries/." "$work/"
-	cp -R "$source" "$work/upstream"
-	chmod -R u+w "$work/upstream"
-	patch --quiet -p1 -d "$work/upstream" <"$toolchain/cert-manager-binaries/without-venafi.patch"
+	local command
+	build_go "cert-manager $CERT_MANAGER_VERSION" "$dir_cert_manager" cert-manager cert-manager \
+		"-s -w -X github.com/cert-manager/cert-manager/pkg/util.AppVersion=$CERT_MANAGER_VERSION" \
+		"${cert_manager_commands[@]/#/./cert-manager-}"
+	# They have no version flag (the controller sends its version in its user agent): each
+	# must have been built from the pinned module.
 	for command in "${cert_manager_commands[@]}"; do
-		(cd "$work" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" -o "$staging/cert-manager-$command" "./$command")
-	done
-	finish_build "$dir_cert_manager" cert-manager "$fp"
-	# They have no version flag (the controller logs its version when it starts): the
-	# string the linker set must be in every binary.
-	for command in "${cert_manager_commands[@]}"; do
-		grep -qaF "$CERT_MANAGER_VERSION" "$dir_cert_manager/bin/cert-manager-$command" ||
-			die "cert-manager-$command does not carry $CERT_MANAGER_VERSION"
+		"$GO" version -m "$dir_cert_manager/bin/cert-manager-$command" |
+			grep -qE "^\s+dep\s+github\.com/cert-manager/cert-manager\s+${CERT_MANAGER_VERSION//./\\.}\s" ||
+			die "cert-manager-$command was not built from github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION"
 	done
 }
 
@@ -312,7 +299,6 @@ check_pins() {
 		"kube-router github.com/cloudnativelabs/kube-router/v2 $KUBE_ROUTER_VERSION" \
 		"traefik github.com/traefik/traefik/v3 $TRAEFIK_VERSION" \
 		"cert-manager github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" \
-		"cert-manager-binaries github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" \
 		"pebble github.com/letsencrypt/pebble/v2 $PEBBLE_VERSION" \
 		"traefik sigs.k8s.io/gateway-api $GATEWAY_API_VERSION" \
 		"kwok sigs.k8s.io/kwok $KWOK_VERSION"; do
