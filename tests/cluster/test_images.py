@@ -26,12 +26,13 @@ def test_an_input_file_that_changes_names_a_new_archive(tmp_path, monkeypatch):
     (api,) = [image for image in images.IMAGES if image.key == "journal-api"]
     before = images.archive_path(api, bin_dir)
     project = tmp_path / "project"
-    (project / "journal_api").mkdir(parents=True)
-    for path in (images.PROJECT_DIR / "journal_api").glob("*.py"):
-        (project / "journal_api" / path.name).write_bytes(path.read_bytes())
+    ((source, _),) = api.files  # the API's package, as a path from the project's root
+    (project / source).mkdir(parents=True)
+    for path in (images.PROJECT_DIR / source).glob("*.py"):
+        (project / source / path.name).write_bytes(path.read_bytes())
     monkeypatch.setattr(images, "PROJECT_DIR", project)
     assert images.archive_path(api, bin_dir) == before
-    (project / "journal_api" / "server.py").write_text("# changed\n", encoding="utf-8")
+    (project / source / "server.py").write_text("# changed\n", encoding="utf-8")
     assert images.archive_path(api, bin_dir) != before
 
 
