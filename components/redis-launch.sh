@@ -26,7 +26,7 @@
 #     highest replication offset under the same replication ID; then the most
 #     elements (the lengths of all its keys added up: entries of the journal's sorted
 #     set, bytes of a string); then the largest dataset (used_memory_dataset); then
-#     the lowest ordinal. A pod holding no key never beats one that holds some.
+#     the lowest ordinal. A pod holding no element never beats another.
 #     Redis 7.0 restarts from its append-only file at offset 0 under a new ID, so
 #     after a full restart the offsets tell nothing, and the journal is two keys
 #     however long it is, so the key count tells nothing either. Memory is no
@@ -411,18 +411,17 @@ answering_master() {
 most_data() {
     printf '%s' "$answers" | awk '
         function better() {
-            # A pod holding no key never beats one that holds some.
-            if (keys == 0) return 0
-            if (best_keys == 0) return 1
+            # A pod holding nothing never beats another: among empty pods, whose memory
+            # differs by noise alone, the lowest ordinal stays.
+            if (elements == 0) return 0
             # Offsets only compare within one history: one replication ID.
             if (replid == best_replid && offset != best_offset) return offset > best_offset
             if (elements != best_elements) return elements > best_elements
             return bytes > best_bytes
         }
-        { keys = $3; offset = $4; bytes = $5; replid = $6; elements = $10 }
+        { offset = $4; bytes = $5; replid = $6; elements = $10 }
         NR == 1 || better() {
-            best = $0; best_keys = keys; best_offset = offset; best_bytes = bytes; best_replid = replid
-            best_elements = elements
+            best = $0; best_offset = offset; best_bytes = bytes; best_replid = replid; best_elements = elements
         }
         END { print best }'
 }

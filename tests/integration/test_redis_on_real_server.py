@@ -30,6 +30,7 @@ from typing import Optional
 import pytest
 
 from support.redis_nodes import (
+    COMMAND_TIMEOUT,
     LAUNCH_SCRIPT,
     PLACEHOLDER,
     PRESTOP_SCRIPT,
@@ -778,25 +779,23 @@ def test_a_recovery_decision_left_on_a_pod_is_ignored_while_every_pod_answers(po
     assert "REDIS_RECOVERY=start-empty ignored" in first.log_text()
 
 
-class FakePeer:
-    """A pod that answers INFO and the launch script's element count with the figures it
-    is given, and takes REPLICAOF NO ONE (then answers as a master); nothing else.
-    redis-cli speaks to it as to Redis."""
+class FakeServer:
+    """A server redis-cli speaks to as to Redis, on a loopback address: each command is
+    answered by `answer` with the RESP bytes it returns, and recorded (AUTH without its
+    argument)."""
 
-    def __init__(self, address: str, port: int, *, replid: str, offset: int, elements: int, dataset: int) -> None:
-        self.figures = dict(replid=replid, offset=offset, elements=elements, dataset=dataset)
-        self.role = "slave"
+    def __init__(self, address: str, port: int) -> None:
         self.commands: list = []
         self._server = socket.create_server((address, port))
         threading.Thread(target=self._serve, daemon=True).start()
 
-    def _info(self) -> bytes:
-        f = self.figures
-        text = (f"# Replication\r\nrole:{self.role}\r\nmaster_host:127.0.0.1\r\nconnected_slaves:0\r\n"
-                f"master_replid:{f['replid']}\r\nmaster_repl_offset:{f['offset']}\r\n# Persistence\r\nloading:0\r\n"
-                f"# Memory\r\nused_memory_dataset:{f['dataset']}\r\n# Keyspace\r\n"
-                "db0:keys=1,expires=0,avg_ttl=0\r\n").encode()
-        return b"$%d\r\n%s\r\n" % (len(text), text)
+    def answer(self, words: list) -> bytes:
+        raise NotImplementedError
+
+    @staticmethod
+    def bulk(text: str) -> bytes:
+        data = text.encode()
+        return b"$%d\r\n%s\r\n" % (len(data), data)
 
     def _serve(self) -> None:
         with contextlib.suppress(OSError):
@@ -814,22 +813,113 @@ class FakePeer:
                 for _ in range(int(header[1:])):
                     length = int(stream.readline()[1:])
                     words.append(stream.read(length + 2)[:-2].decode())
-                command = words[0].upper()
-                self.commands.append(" ".join(words).upper() if command != "AUTH" else "AUTH")
-                if command == "AUTH":
+                if words[0].upper() == "AUTH":
+                    self.commands.append("AUTH")
                     connection.sendall(b"+OK\r\n")
-                elif command == "INFO":
-                    connection.sendall(self._info())
-                elif command == "EVAL_RO":
-                    connection.sendall(b":%d\r\n" % self.figures["elements"])
-                elif words == ["REPLICAOF", "NO", "ONE"]:
-                    self.role = "master"
-                    connection.sendall(b"+OK\r\n")
-                else:
-                    connection.sendall(b"-ERR not a real Redis\r\n")
+                    continue
+                self.commands.append(" ".join(words).upper())
+                connection.sendall(self.answer(words))
 
     def close(self) -> None:
         self._server.close()
+
+
+class FakePeer(FakeServer):
+    """A pod that answers INFO and the launch script's element count with the figures it
+    is given, and takes REPLICAOF NO ONE (then answers as a master); nothing else."""
+
+    def __init__(self, address: str, port: int, *, replid: str, offset: int, elements: int, dataset: int) -> None:
+        self.figures = dict(replid=replid, offset=offset, elements=elements, dataset=dataset)
+        self.role = "slave"
+        super().__init__(address, port)
+
+    def answer(self, words: list) -> bytes:
+        f = self.figures
+        command = words[0].upper()
+        if command == "INFO":
+            return self.bulk(
+                f"# Replication\r\nrole:{self.role}\r\nmaster_host:127.0.0.1\r\nconnected_slaves:0\r\n"
+                f"master_replid:{f['replid']}\r\nmaster_repl_offset:{f['offset']}\r\n# Persistence\r\nloading:0\r\n"
+                f"# Memory\r\nused_memory_dataset:{f['dataset']}\r\n# Keyspace\r\n"
+                + ("db0:keys=1,expires=0,avg_ttl=0\r\n" if f["elements"] else ""))
+        if command == "EVAL_RO":
+            return b":%d\r\n" % f["elements"]
+        if [word.upper() for word in words] == ["REPLICAOF", "NO", "ONE"]:
+            self.role = "master"
+            return b"+OK\r\n"
+        return b"-ERR not a real Redis\r\n"
+
+
+class FakeSentinel(FakeServer):
+    """A Sentinel that names a master, at a config-epoch, with flags; nothing else."""
+
+    def __init__(self, address: str, port: int, *, master: str, master_port: int, epoch: int,
+                 flags: str = "master") -> None:
+        self.master, self.master_port, self.epoch, self.flags = master, master_port, epoch, flags
+        super().__init__(address, port)
+
+    def answer(self, words: list) -> bytes:
+        question = [word.upper() for word in words]
+        if question == ["SENTINEL", "MASTER", "JOURNAL"]:
+            fields = ["name", "journal", "ip", self.master, "port", str(self.master_port), "flags", self.flags,
+                      "config-epoch", str(self.epoch), "quorum", "2"]
+            return b"*%d\r\n" % len(fields) + b"".join(self.bulk(field) for field in fields)
+        if question == ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "JOURNAL"]:
+            return b"*2\r\n" + self.bulk(self.master) + self.bulk(str(self.master_port))
+        return b"-ERR not a real Sentinel\r\n"
+
+
+def give_data(pod: PodNode, key: str, value: str) -> None:
+    """Write `key` into the pod's data directory through a server of its own, as a past run would have."""
+    socket_path = pod.home / "seed.sock"
+    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--dir", str(pod.data_dir),
+                               "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for("the seeding server", lambda: run(["redis-cli", "-s", str(socket_path), "PING"], secret=pod.secret,
+                                                   env=base_env()).reply == "PONG")
+        assert run(["redis-cli", "-s", str(socket_path), "SET", key, value], secret=pod.secret,
+                   env=base_env()).reply == "OK"
+        run(["redis-cli", "-s", str(socket_path), "SHUTDOWN"], secret=pod.secret, env=base_env())
+        server.wait(timeout=COMMAND_TIMEOUT)
+    finally:
+        kill_group(server)
+
+
+@pytest.mark.parametrize("sentinels, expected", [
+    # They differ, as during a failover: the most recent configuration counts.
+    ([dict(master="127.3", epoch=2), dict(master="127.2", epoch=1)], "replica of 127.3"),
+    # They name this pod, which holds data: it is the master again.
+    ([dict(master="127.1", epoch=1), dict(master="127.1", epoch=1)], "the master"),
+    # They name this pod while one of them fails it over: it would be a second master.
+    ([dict(master="127.1", epoch=1), dict(master="127.1", epoch=1, flags="s_down,o_down,master,failover_in_progress")],
+     "refused"),
+], ids=["most-recent-epoch", "named-master-with-data", "named-master-being-failed-over"])
+def test_a_pod_starts_as_the_most_recent_sentinel_configuration_says(
+    redis_binaries: None, sentinels: list, expected: str
+) -> None:
+    with contextlib.closing(RedisPods(3)) as pods:
+        pod = pods.pods[0]
+        give_data(pod, "journal", "kept")
+        fakes = [FakeSentinel(peer.address, peer.sentinel_port, master_port=peer.port, **answer)
+                 for peer, answer in zip(pods.pods[1:], sentinels)]
+        try:
+            if expected == "refused":
+                result = run(["dash", str(LAUNCH_SCRIPT)], secret=pod.secret, env=pod.launch_env(), timeout=20)
+                assert result.returncode == 1
+                assert "refusing to start redis-0 as the master: a Sentinel is failing it over right now" in result.stderr
+                return
+            pod.start_redis()
+            if expected == "the master":
+                wait_for(f"{pod} to run as the master", lambda: pod.role() == "master", interval=0.1)
+                assert pod.cli("GET", "journal").reply == "kept"
+                assert "redis-launch: redis-0 is the master" in pod.log_text()
+            else:
+                wait_for(f"{pod} to run as a replica", lambda: pod.role() == "slave", interval=0.1)
+                assert pod.info("replication")["master_host"] == "127.3"
+                assert f"replicaof 127.3 {pod.port}" in pod.config_lines()
+        finally:
+            for fake in fakes:
+                fake.close()
 
 
 @pytest.mark.parametrize("ahead, larger, elected", [
@@ -839,7 +929,9 @@ class FakePeer:
     (dict(offset=2000, elements=10, dataset=9000), dict(offset=1000, elements=20, dataset=1000), "127.3"),
     # As many elements: the larger dataset.
     (dict(offset=2000, elements=20, dataset=1000), dict(offset=1000, elements=20, dataset=9000), "127.3"),
-], ids=["offset-within-one-history", "elements-across-histories", "dataset-at-equal-elements"])
+    # Nothing anywhere: the lowest ordinal, whatever memory the others report.
+    (dict(offset=0, elements=0, dataset=10**9), dict(offset=0, elements=0, dataset=10**9), "127.1"),
+], ids=["offset-within-one-history", "elements-across-histories", "dataset-at-equal-elements", "empty-pods"])
 def test_the_election_orders_by_offset_within_one_history_then_elements_then_dataset(
     redis_binaries: None, ahead: dict, larger: dict, elected: str
 ) -> None:
@@ -850,13 +942,16 @@ def test_the_election_orders_by_offset_within_one_history_then_elements_then_dat
         second = FakePeer(second_pod.address, second_pod.port, replid="a" * 40 if same else "b" * 40, **larger)
         try:
             coordinator.start_redis()
-            wait_for(f"{coordinator} to follow the elected fake pod",
-                     lambda: coordinator.info("replication").get("master_host") == elected, interval=0.1)
+            if elected == coordinator.host:
+                wait_for(f"{coordinator} to be elected", lambda: coordinator.role() == "master", interval=0.1)
+            else:
+                wait_for(f"{coordinator} to follow the elected fake pod",
+                         lambda: coordinator.info("replication").get("master_host") == elected, interval=0.1)
         finally:
             first.close()
             second.close()
-        winner, loser = (first, second) if elected == "127.2" else (second, first)
-        assert "REPLICAOF NO ONE" in winner.commands and "REPLICAOF NO ONE" not in loser.commands
+        promoted = [fake for fake in (first, second) if "REPLICAOF NO ONE" in fake.commands]
+        assert promoted == {"127.2": [first], "127.3": [second]}.get(elected, []), "only the elected pod is promoted"
         assert f"electing {elected}, the pod with the most data" in coordinator.log_text()
 
 
