@@ -29,14 +29,14 @@
 #     the lowest ordinal. A pod holding no element never beats another.
 #     Redis 7.0 restarts from its append-only file at offset 0 under a new ID, so
 #     after a full restart the offsets tell nothing, and the journal is two keys
-#     however long it is, so the key count tells nothing either. Memory is no
+#     however long it is, so the key count tells nothing either. Nor is memory a
 #     measure of entries: a journal of 9990 entries rebuilt from the commands of an
 #     append-only file was measured at 1568000 bytes, one of 10000 loaded from its
-#     RDB base at 1503232; the element count only comes before it.
-#     Every pod, pod 0 included, follows the
-#     first pod it finds answering as a master (or what a Sentinel names, once one
-#     does). No pod waits for a pod that is waiting: pod 0 waits for answers, which
-#     every pod gives while it waits, and the others wait for a master to appear.
+#     RDB base at 1503232; hence the element count first.
+#     Every pod, pod 0 included, follows the first pod it finds answering as a
+#     master (or what a Sentinel names, once one does). No pod waits for a pod that
+#     is waiting: pod 0 waits for answers, which every pod gives while it waits, and
+#     the others wait for a master to appear.
 # Either way redis-server is exec'd as soon as its config is written, so it is the
 # container's main process and receives the kubelet's SIGTERM itself (shutting down
 # cleanly, flushing the append-only file); the steps that need it running are taken
@@ -91,6 +91,10 @@ case $0 in
     */*) here=${0%/*} ;;
     *) here=. ;;
 esac
+if [ ! -r "$here/redis-common.sh" ]; then
+    printf 'redis-launch: error: %s/redis-common.sh is missing: the scripts ConfigMap must ship it beside this script\n' "$here" >&2
+    exit 1
+fi
 # shellcheck source=redis-common.sh
 . "$here/redis-common.sh"
 

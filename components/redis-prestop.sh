@@ -40,6 +40,10 @@ case $0 in
     */*) here=${0%/*} ;;
     *) here=. ;;
 esac
+if [ ! -r "$here/redis-common.sh" ]; then
+    printf 'redis-prestop: error: %s/redis-common.sh is missing: the scripts ConfigMap must ship it beside this script\n' "$here" >&2
+    exit 0
+fi
 # shellcheck source=redis-common.sh
 . "$here/redis-common.sh"
 

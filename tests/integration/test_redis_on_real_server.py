@@ -364,6 +364,15 @@ def test_launch_fails_clearly_for_a_replica_without_master_host(unstarted: Redis
     assert_launch_refused(result, replica, "REDIS_MASTER_HOST is required on replica redis-1")
 
 
+def test_launch_fails_clearly_when_shipped_without_its_shared_part(unstarted: RedisNodes) -> None:
+    node = unstarted.master
+    alone = unstarted.workdir / "scripts"
+    alone.mkdir()
+    shutil.copy(LAUNCH_SCRIPT, alone)
+    result = run(["dash", str(alone / LAUNCH_SCRIPT.name)], secret=node.secret, env=node.launch_env())
+    assert_launch_refused(result, node, f"{alone}/redis-common.sh is missing: the scripts ConfigMap must ship it")
+
+
 @pytest.mark.parametrize("breaker", ['"', "\\", "\n", "\r"], ids=["quote", "backslash", "newline", "cr"])
 def test_launch_rejects_a_password_that_would_break_the_config_quoting(
     unstarted: RedisNodes, breaker: str
@@ -787,7 +796,8 @@ class FakeServer:
     def __init__(self, address: str, port: int) -> None:
         self.commands: list = []
         self._server = socket.create_server((address, port))
-        threading.Thread(target=self._serve, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
 
     def answer(self, words: list) -> bytes:
         raise NotImplementedError
@@ -821,7 +831,14 @@ class FakeServer:
                 connection.sendall(self.answer(words))
 
     def close(self) -> None:
+        # A socket closed while a thread waits in accept() on it keeps listening until that
+        # accept() returns: shut it down first, which ends the wait, so the next test's
+        # questions on the same port do not reach this one.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
+        self._acceptor.join(timeout=COMMAND_TIMEOUT)
+        assert not self._acceptor.is_alive(), "the fake server still accepts"
 
 
 class FakePeer(FakeServer):

@@ -513,10 +513,12 @@ def pod_host(ordinal: int) -> str:
     return f"127.{ordinal + 1}"
 
 
-def port_free_on(addresses: Sequence[str], attempts: int = 20) -> int:
-    """A port nobody listens on at any of `addresses` right now."""
+def port_free_on(addresses: Sequence[str], attempts: int = 20, taken: Sequence[int] = ()) -> int:
+    """A port nobody listens on at any of `addresses` right now, and none of `taken`."""
     for _attempt in range(attempts):
         port = free_port()
+        if port in taken:
+            continue
         try:
             for address in addresses:
                 with contextlib.closing(socket.socket()) as sock:
@@ -680,7 +682,8 @@ class RedisPods:
         self.password_file = self.secret.write_to(secrets_dir / "passwd")
         shims = argv_recorder(self.workdir / "bin")
         addresses = [pod_address(i) for i in range(count)]
-        port, sentinel_port = port_free_on(addresses), port_free_on(addresses)
+        port = port_free_on(addresses)
+        sentinel_port = port_free_on(addresses, taken=(port,))
         self.pods = [PodNode(self.workdir, i, self.secret, self.password_file, pods=count, port=port,
                              sentinel_port=sentinel_port, shim_dir=shims) for i in range(count)]
 
