@@ -1,43 +1,80 @@
 #!/bin/sh
-# Launch script of every Redis pod of the StatefulSet:
+# Launch script of every Redis pod of the StatefulSet (its "redis" container):
 #     sh /scripts/redis-launch.sh
+# It sources redis-common.sh from its own directory (the same ConfigMap mount).
 #
-# Environment (set by the StatefulSet; defaults in brackets):
-#   HOSTNAME             pod name, e.g. redis-2; the digits after the last
-#                        "-" are the ordinal: 0 is the master, the others replicate it
-#   REDIS_PASSWORD_FILE  [/etc/redis-passwd/passwd] the mounted Secret
-#   REDIS_MASTER_HOST    the master's stable DNS name: replicas follow it, and the
-#                        master names its peers after it (required on both then)
-#   REDIS_MASTER_PORT    [6379]
+# One pod (REDIS_PODS=1, dev): the roles are static, as they always were: ordinal 0 is
+# the master, any other pod replicates REDIS_MASTER_HOST.
+#
+# Several pods (prod: 3): every pod also runs a Sentinel (redis-sentinel.sh, in its
+# "sentinel" container), and the Sentinels, not the ordinal, say which pod is the
+# master; they fail over by themselves when it fails (redis-sentinel.sh has the
+# timings). This script only decides how this pod's Redis starts:
+#  1. It asks every Sentinel (the peers' and its own) which pod is the master; when
+#     they differ, the most recent failover's answer counts. Another pod: this one
+#     starts as its replica. This pod: it starts as the master if its data directory
+#     holds data, and refuses to start if it is empty, since its replicas would
+#     discard the journal at their next sync to an empty master; being down, it lets
+#     the Sentinels fail over to a replica, and its next start follows that one. It
+#     refuses too while a Sentinel is failing it over: it would be a second master.
+#  2. No Sentinel knows a master (the first deploy, or every pod restarted at once):
+#     an election. Every pod starts serving its own data read-only, as the replica of
+#     an address where nothing listens (127.0.0.1 port 1): a replica whose link is
+#     down answers reads, refuses writes, and lets no other replica sync from it, so
+#     nothing is written or wiped before the election. Pod 0 then asks every pod for
+#     its data and, once all of them answered, promotes the one holding the most: the
+#     highest replication offset under the same replication ID; then the most
+#     elements (the lengths of all its keys added up: entries of the journal's sorted
+#     set, bytes of a string); then the largest dataset (used_memory_dataset); then
+#     the lowest ordinal. A pod holding no element never beats another.
+#     Redis 7.0 restarts from its append-only file at offset 0 under a new ID, so
+#     after a full restart the offsets tell nothing, and the journal is two keys
+#     however long it is, so the key count tells nothing either. Nor is memory a
+#     measure of entries: a journal of 9990 entries rebuilt from the commands of an
+#     append-only file was measured at 1568000 bytes, one of 10000 loaded from its
+#     RDB base at 1503232; hence the element count first.
+#     Every pod, pod 0 included, follows the first pod it finds answering as a
+#     master (or what a Sentinel names, once one does). No pod waits for a pod that
+#     is waiting: pod 0 waits for answers, which every pod gives while it waits, and
+#     the others wait for a master to appear.
+# Either way redis-server is exec'd as soon as its config is written, so it is the
+# container's main process and receives the kubelet's SIGTERM itself (shutting down
+# cleanly, flushing the append-only file); the steps that need it running are taken
+# by a helper this script leaves in the background. Once this Redis has its role,
+# the helper writes the master's host name and this Redis's run ID to
+# $REDIS_CONF_DIR/master-host, which the Sentinel of the pod waits for on a first
+# start. A refusal after redis-server started (the election could not be held in
+# REDIS_PEER_WAIT_SECONDS) kills it: it took no write, so nothing is lost, and the
+# container fails and restarts, reading the operator's REDIS_RECOVERY anew.
+#
+# Environment (set by the StatefulSet; defaults in brackets), besides those of
+# redis-common.sh (HOSTNAME, REDIS_PASSWORD_FILE, REDIS_PODS, REDIS_MASTER_HOST,
+# REDIS_MASTER_PORT, REDIS_HOSTS, REDIS_SENTINEL_PORT, REDIS_LOCAL_HOST):
 #   REDIS_PORT           [6379]
 #   REDIS_BIND           [* -::*]
 #   REDIS_DATA_DIR       [/data]
-#   REDIS_CONF_DIR       [/etc/redis] must be writable (an emptyDir)
+#   REDIS_CONF_DIR       [/etc/redis] must be writable (an emptyDir in memory: the
+#                        config holds the password), shared with the sentinel container
 #   REDIS_MAXMEMORY      [unset: no limit] bytes of data Redis may hold; past it,
 #                        writes are refused (noeviction) instead of the container
 #                        being OOM-killed at its memory limit
-#
-# The master's guard against wiping its replicas (only on pod 0, only when its data
-# directory holds no append-only file; see "A Redis master on an empty volume" in
-# the README):
-#   REDIS_PODS           [1] pods in the StatefulSet, master included; pods 1..N-1
-#                        are asked for their data before an empty master starts
-#   REDIS_PEERS          [derived] the peers' addresses, host:port separated by
-#                        spaces, in ordinal order; by default pod <i> is the master's
-#                        host name with its "-0" replaced by "-<i>", on REDIS_MASTER_HOST's
-#                        domain and REDIS_MASTER_PORT (the master needs both then)
-#   REDIS_PEER_WAIT_SECONDS  [30] how long to wait for every peer to answer before
-#                        refusing to start; with the copy's 300 s, keep it under the
-#                        startup probe's allowance (STARTUP_CHECKS in redis.py: 40
-#                        checks 10 s apart), after which liveness takes over
-#   REDIS_RECOVERY       [empty: ask every peer, recover from the one with the most
-#                        data, refuse if one cannot be asked] an operator's decision,
-#                        from the pod's annotation journal-iac/redis-recovery:
-#                        "start-empty" starts without asking anyone (the replicas then
-#                        discard their data); "recover-from-<i>" asks pod <i> only
-#                        and recovers from it
-# Besides redis-server and redis-cli, the guard runs timeout, awk, tr and date, all
-# in the official Debian-based image.
+#   REDIS_MASTER_HOST    with REDIS_PODS=1, required on a pod other than 0: the
+#                        master it follows
+#   REDIS_PEER_WAIT_SECONDS  [30] how long an election may wait for a silent pod,
+#                        counted from when this Redis has loaded its data, before
+#                        refusing; keep it under the startup probe's allowance
+#   REDIS_RECOVERY       [empty] an operator's decision, from the pod's annotation
+#                        journal-iac/redis-recovery, for an election that cannot be
+#                        held because a pod stays silent; read only when
+#                        REDIS_PEER_WAIT_SECONDS have passed with a pod silent and no
+#                        Sentinel knowing a master, and ignored otherwise:
+#                        "start-empty": the pods that answer elect among themselves
+#                        (this one even if empty); the silent ones discard their data
+#                        when they come back and follow;
+#                        "recover-from-<i>": pod <i>, which must answer and hold data,
+#                        becomes the master
+# Besides redis-server and redis-cli, it runs timeout, awk, tr, date, cat, mv, rm,
+# sleep and id, all in the official Debian-based image.
 #
 # POSIX sh on purpose: the official image's /bin/sh is dash, where [[ ]] is a
 # command-not-found that evaluates as false and silently picks the wrong branch.
@@ -49,13 +86,18 @@ set -eu
 LC_ALL=C
 export LC_ALL
 
-die() {
-    # Never pass the password to this function: its text goes to the pod's log.
-    printf 'redis-launch: error: %s\n' "$*" >&2
+script=redis-launch
+case $0 in
+    */*) here=${0%/*} ;;
+    *) here=. ;;
+esac
+if [ ! -r "$here/redis-common.sh" ]; then
+    printf 'redis-launch: error: %s/redis-common.sh is missing: the scripts ConfigMap must ship it beside this script\n' "$here" >&2
     exit 1
-}
+fi
+# shellcheck source=redis-common.sh
+. "$here/redis-common.sh"
 
-password_file=${REDIS_PASSWORD_FILE:-/etc/redis-passwd/passwd}
 master_host=${REDIS_MASTER_HOST:-}
 master_port=${REDIS_MASTER_PORT:-6379}
 port=${REDIS_PORT:-6379}
@@ -65,125 +107,95 @@ bind=${REDIS_BIND:-* -::*}
 data_dir=${REDIS_DATA_DIR:-/data}
 conf_dir=${REDIS_CONF_DIR:-/etc/redis}
 maxmemory=${REDIS_MAXMEMORY:-}
-pods=${REDIS_PODS:-1}
-peers=${REDIS_PEERS:-}
 peer_wait=${REDIS_PEER_WAIT_SECONDS:-30}
 recovery=${REDIS_RECOVERY:-}
 conf=$conf_dir/redis.conf
-
-# --- role, from the StatefulSet ordinal -------------------------------------
-# Kubernetes sets HOSTNAME to the pod name, and a StatefulSet names its pods
-# <statefulset>-<ordinal>; the ordinal is the only stable identity a pod has.
-# (Linters flag $HOSTNAME because bash sets it itself; here it comes from the
-# container's environment, which is POSIX.)
-# shellcheck disable=SC3028
-pod=${HOSTNAME:-}
-case $pod in
-    *-*) ordinal=${pod##*-} ;;
-    *) ordinal= ;;
-esac
-case $ordinal in
-    '' | *[!0-9]*)
-        die "HOSTNAME '$pod' has no numeric ordinal after its last '-' (expected a StatefulSet pod name such as redis-0)"
-        ;;
-    *[!0]*) role=replica ;;
-    *) role=master ;;
-esac
+decision=$conf_dir/master-host
+# Where a Redis waiting for the election points its replication: nothing listens on
+# port 1 of the pod's own loopback, so its link stays down.
+nowhere_host=127.0.0.1
+nowhere_port=1
 
 # --- validation ---------------------------------------------------------------
 # Every value below is written into redis.conf; a newline in one of them would
 # inject a directive of its own, so each is held to a strict character set.
-check_port() {
-    case $2 in
-        '' | *[!0-9]* | 0 | 0*) die "$1 must be a port number from 1 to 65535, got '$2'" ;;
-    esac
-    # The length test comes first: dash's -le fails on numbers beyond its integers.
-    if [ "${#2}" -gt 5 ] || [ "$2" -gt 65535 ]; then
-        die "$1 must be a port number from 1 to 65535, got '$2'"
-    fi
-}
+read_identity
+read_pods
 check_port REDIS_PORT "$port"
 case $maxmemory in
     '' ) ;;
     *[!0-9]* | 0*) die "REDIS_MAXMEMORY must be a number of bytes, got '$maxmemory'" ;;
 esac
-
 case $bind in
     '' | *[!0-9A-Za-z.:*%\ -]*) die "REDIS_BIND must be a space-separated list of addresses, got '$bind'" ;;
 esac
-
-# Paths are written double-quoted; only '"', '\' and control characters would
-# break out of Redis's quoting.
-check_dir() {
-    case $2 in
-        '' | *[\"\\]* | *[[:cntrl:]]*) die "$1 must be a plain directory path" ;;
-    esac
-    [ -d "$2" ] || die "$1 '$2' is not a directory"
-    [ -w "$2" ] || die "$1 '$2' is not writable by uid $(id -u) (on Kubernetes: the pod's runAsUser/fsGroup)"
-}
 check_dir REDIS_DATA_DIR "$data_dir"
 check_dir REDIS_CONF_DIR "$conf_dir"
-
-if [ "$role" = replica ]; then
-    [ -n "$master_host" ] || die "REDIS_MASTER_HOST is required on replica $pod (the master's stable DNS name, e.g. <statefulset>-0.<headless-service>.<namespace>.svc.cluster.local)"
-fi
-if [ -n "$master_host" ]; then
-    case $master_host in
-        *[!0-9A-Za-z.:_-]*) die "REDIS_MASTER_HOST must be a host name or IP address, got '$master_host'" ;;
-    esac
-    check_port REDIS_MASTER_PORT "$master_port"
-fi
-
-case $pods in
-    '' | *[!0-9]* | 0*) die "REDIS_PODS must be the number of pods of the StatefulSet, 1 or more, got '$pods'" ;;
-esac
-[ "${#pods}" -le 3 ] || die "REDIS_PODS must be the number of pods of the StatefulSet, got '$pods'"
 case $peer_wait in
     '' | *[!0-9]*) die "REDIS_PEER_WAIT_SECONDS must be a number of seconds, got '$peer_wait'" ;;
 esac
 [ "${#peer_wait}" -le 5 ] || die "REDIS_PEER_WAIT_SECONDS must be a number of seconds, got '$peer_wait'"
-case $peers in
-    *[!0-9A-Za-z.:_\ -]*) die "REDIS_PEERS must be host:port addresses separated by spaces, got '$peers'" ;;
-esac
 case $recovery in
-    '' | start-empty | recover-from-[1-9] | recover-from-[1-9][0-9] | recover-from-[1-9][0-9][0-9]) ;;
+    '' | start-empty | recover-from-[0-9] | recover-from-[1-9][0-9] | recover-from-[1-9][0-9][0-9]) ;;
     *) die "REDIS_RECOVERY must be empty, 'start-empty' or 'recover-from-<ordinal>', got '$recovery'" ;;
 esac
 
-# Pods of a StatefulSet share the master's DNS domain (the headless Service), so
-# pod <i> is the master's name with its ordinal replaced.
-if [ "$role" = master ] && [ -z "$peers" ] && [ "$pods" -gt 1 ]; then
-    [ -n "$master_host" ] || die "REDIS_MASTER_HOST is required on the master when REDIS_PODS is $pods: its peers are named after it"
-    master_name=${master_host%%.*}
-    case $master_name in
-        ?*-0) ;;
-        *) die "REDIS_MASTER_HOST '$master_host' must start with the master's pod name (<statefulset>-0) for its peers to be named after it" ;;
-    esac
-    domain=
-    case $master_host in
-        *.*) domain=.${master_host#*.} ;;
-    esac
-    i=1
-    while [ "$i" -lt "$pods" ]; do
-        peers="${peers:+$peers }${master_name%-0}-$i$domain:$master_port"
-        i=$((i + 1))
-    done
+if [ "$pods" -eq 1 ]; then
+    if [ "$ordinal" -eq 0 ]; then
+        start_as=master
+    else
+        start_as=replica
+        [ -n "$master_host" ] || die "REDIS_MASTER_HOST is required on replica $pod (the master's stable DNS name, e.g. <statefulset>-0.<headless-service>.<namespace>.svc.cluster.local)"
+    fi
+    if [ -n "$master_host" ]; then
+        check_host REDIS_MASTER_HOST "$master_host"
+        check_port REDIS_MASTER_PORT "$master_port"
+    fi
+else
+    read_topology
+    local_address=$local_host:$port
+    if [ -n "$recovery" ]; then
+        case $recovery in
+            recover-from-*)
+                [ "${recovery#recover-from-}" -lt "$pods" ] ||
+                    die "REDIS_RECOVERY=$recovery names no pod of $pods (they are $hosts)"
+                ;;
+        esac
+    fi
 fi
 
-# --- password -------------------------------------------------------------------
-# Kept in a shell variable that is never exported, and only handed to printf,
-# which is a shell builtin: no exec'd process ever carries it in its argv or its
-# environment. Error messages name the file, never its content.
-[ -e "$password_file" ] || die "password file $password_file does not exist (is the Secret mounted?)"
-[ -r "$password_file" ] || die "password file $password_file is not readable by uid $(id -u)"
-# $(...) drops trailing newlines, so a Secret made with "echo" still works.
-password=$(cat -- "$password_file") || die "cannot read password file $password_file"
-[ -n "$password" ] || die "password file $password_file is empty"
-case $password in
-    *[\"\\]* | *[[:cntrl:]]*)
-        die "password in $password_file contains a double quote, a backslash or a control character (such as a newline), which cannot be written safely into redis.conf"
-        ;;
-esac
+read_password
+
+holds_data() {
+    # What redis-server 7 loads with appendonly yes: the manifest of its multi-part
+    # append-only file, or the single file of Redis 6 and before, which it upgrades.
+    # A dump.rdb alone is not loaded then: the server starts empty beside it.
+    [ -e "$data_dir/appendonlydir/appendonly.aof.manifest" ] || [ -e "$data_dir/appendonly.aof" ]
+}
+
+# --- with Sentinels: whom the Sentinels name -------------------------------------
+if [ "$pods" -gt 1 ]; then
+    known=$(sentinel_master)
+    if [ -z "$known" ]; then
+        start_as=election
+    else
+        [ -z "$recovery" ] ||
+            log "REDIS_RECOVERY=$recovery ignored: the Sentinels know the master (remove the pod's annotation journal-iac/redis-recovery)"
+        if [ "${known% *}" = "$own_host" ]; then
+            holds_data || die "refusing to start $pod: the Sentinels name it the master, and $data_dir holds no data. An empty master would make every replica that holds data discard it at its next sync; while this pod is down the Sentinels fail over to a replica, and its next start follows that one"
+            # Back while the Sentinels replace it, it would be a second master until
+            # they turn it into a replica; its next start follows the new one. (Not while
+            # the Sentinels merely find it down: if no replica can be promoted, it must
+            # come back as the master.)
+            ! failover_under_way || die "refusing to start $pod as the master: a Sentinel is failing it over right now; its next start follows the new master"
+            start_as=master
+        else
+            start_as=replica
+            master_host=${known% *} master_port=${known#* }
+            check_port "the Sentinels' master port" "$master_port"
+        fi
+    fi
+fi
 
 # --- config -------------------------------------------------------------------------
 # The password goes into a config file, not onto the command line: argv is
@@ -193,9 +205,9 @@ esac
 # outlives container restarts, so a stale file is removed first: a fresh file
 # gets the 0600 mode of the umask, and the role and the password are derived
 # anew (a rotated Secret takes effect at the next restart; so is anything a
-# CONFIG REWRITE saved, on purpose: the ordinal alone decides the role).
+# CONFIG REWRITE saved, on purpose: the Sentinels or the ordinal decide the role).
 umask 077
-rm -f -- "$conf" || die "cannot replace $conf"
+rm -f -- "$conf" "$decision" || die "cannot replace $conf"
 {
     printf '# Generated by redis-launch.sh at every container start; edits are lost.\n'
     printf 'port %s\n' "$port"
@@ -217,226 +229,303 @@ rm -f -- "$conf" || die "cannot replace $conf"
     fi
     # requirepass AND masterauth on every node: replicas serve reads, so they
     # need requirepass as much as the master; masterauth lets a replica sync, and
-    # on the master too it means that if an operator swaps roles at runtime
-    # (REPLICAOF), every node already knows how to authenticate to the other.
+    # on the master too, since any pod may be made a replica of another.
     printf 'requirepass "%s"\n' "$password"
     printf 'masterauth "%s"\n' "$password"
-    if [ "$role" = replica ]; then
-        # Follow the master by its stable DNS name (headless Service), never by a
-        # pod IP, which changes whenever the master pod is rescheduled.
-        printf 'replicaof %s %s\n' "$master_host" "$master_port"
+    if [ "$pods" -gt 1 ]; then
+        # A master cut off from every replica (a partition that leaves it alone, on
+        # the side where the Sentinels elect another) refuses writes once its last
+        # replica's acknowledgement is 10 s old: entries it took then would be lost
+        # when it rejoins as a replica of the new master. Before that, the journal
+        # API's WAIT for a replica is what keeps such a write from being acknowledged.
+        printf 'min-replicas-to-write 1\n'
+        printf 'min-replicas-max-lag 10\n'
+        # The master lists its replicas, and Sentinels learn them from that list, by
+        # the name each announces: its stable host name, never the pod IP that the
+        # connection comes from, which changes when the pod is rescheduled.
+        printf 'replica-announce-ip %s\n' "$own_host"
     fi
+    case $start_as in
+        replica)
+            # Follow the master by its stable DNS name (headless Service), never by a
+            # pod IP, which changes whenever the master pod is rescheduled.
+            printf 'replicaof %s %s\n' "$master_host" "$master_port"
+            ;;
+        election) printf 'replicaof %s %s\n' "$nowhere_host" "$nowhere_port" ;;
+    esac
 } > "$conf" || die "cannot write $conf"
 
-if [ "$role" = replica ]; then
-    printf 'redis-launch: %s is a replica of %s:%s\n' "$pod" "$master_host" "$master_port" >&2
-else
-    printf 'redis-launch: %s is the master\n' "$pod" >&2
-fi
+case $start_as in
+    master) log "$pod is the master" ;;
+    replica) log "$pod is a replica of $master_host:$master_port" ;;
+    election) log "no Sentinel knows a master: $pod serves its data read-only until the election ($hosts)" ;;
+esac
 
-# --- the master's guard: no empty master over replicas that hold data ----------------
-# A replica that finds its master under a new replication ID (as a master restarted
-# on an empty volume is) does a full sync: it discards its own dataset and loads the
-# master's, empty. One lost volume would lose the journal on every pod. So an empty
-# pod 0 first asks its peers, and starts empty only when none of them holds data.
+# --- the helper: what needs this Redis running -------------------------------------
+# Run in the background with errors handled one by one (no set -e): it ends by
+# writing $decision, or by killing the server, which then took no write. Should it
+# end any other way, it kills the server too, so that no Redis waits for an
+# election that nobody holds.
 
-log() {
-    # Never pass the password to this function: its text goes to the pod's log.
-    printf 'redis-launch: %s\n' "$*" >&2
+# local_info SECTION...: this Redis's INFO, without the CRs.
+local_info() {
+    ask 5 "$local_address" INFO "$@" | tr -d '\r'
 }
 
-holds_data() {
-    # What redis-server 7 loads with appendonly yes: the manifest of its multi-part
-    # append-only file, or the single file of Redis 6 and before, which it upgrades.
-    # A dump.rdb alone is not loaded then: the server starts empty beside it.
-    [ -e "$data_dir/appendonlydir/appendonly.aof.manifest" ] || [ -e "$data_dir/appendonly.aof" ]
+# field NAME TEXT: the value of "NAME:value" in INFO's TEXT.
+field() {
+    printf '%s\n' "$2" | awk -F: -v name="$1" '$1 == name { print $2; exit }'
 }
 
-# ask SECONDS HOST:PORT COMMAND...: the peer's reply, or redis-cli's or timeout's
-# failure. The password reaches redis-cli only through REDISCLI_AUTH, set for that
-# one command (as in redis-probe.sh): never in an argv, never exported. redis-cli
-# has no timeout of its own, so a peer that accepts and never answers would hang
-# the start.
-ask() {
-    within=$1
-    address=$2
-    shift 2
-    REDISCLI_AUTH=$password timeout "$within" redis-cli -h "${address%:*}" -p "${address##*:}" "$@" 2>&1
+# record HOST: write the master's host name and this Redis's run ID to $decision,
+# whole or not at all (a rename), for the Sentinel of the pod.
+record() {
+    run_id=$(field run_id "$(local_info server)")
+    case $run_id in
+        '' | *[!0-9a-f]*) log "error: cannot read this Redis's run ID"; return 1 ;;
+    esac
+    if ! { printf '%s %s\n' "$1" "$run_id" > "$decision.new" && mv -f -- "$decision.new" "$decision"; }; then
+        log "error: cannot write $decision"
+        return 1
+    fi
+    recorded=yes
+}
+
+# follow HOST PORT: make this Redis the master (HOST is this pod) or a replica of
+# HOST, unless it is already, and record it.
+follow() {
+    replication=$(local_info replication)
+    if [ "$1" = "$own_host" ]; then
+        if [ "$(field role "$replication")" != master ]; then
+            reply=$(ask 5 "$local_address" REPLICAOF NO ONE)
+            case $reply in
+                OK*) ;;
+                *) log "error: REPLICAOF NO ONE answered: $reply"; return 1 ;;
+            esac
+        fi
+        log "$pod is the master"
+    else
+        if [ "$(field master_host "$replication"):$(field master_port "$replication")" != "$1:$2" ]; then
+            reply=$(ask 5 "$local_address" REPLICAOF "$1" "$2")
+            case $reply in
+                OK*) ;;
+                *) log "error: REPLICAOF $1 $2 answered: $reply"; return 1 ;;
+            esac
+        fi
+        log "$pod is a replica of $1:$2"
+    fi
+    record "$1"
 }
 
 # From the text of "INFO replication keyspace persistence memory": "loading" while
-# the dataset is being read (its key counts are partial then), "<keys> <offset>
-# <dataset bytes>" once it is loaded, nothing for any other reply (an error, a
-# refused connection).
+# the dataset is being read (its key counts are partial then), else "<keys> <offset>
+# <dataset bytes> <replication ID> <role> <master host or -> <connected replicas>",
+# nothing for any other reply (an error, a refused connection).
 info_figures() {
     printf '%s\n' "$1" | tr -d '\r' | awk -F: '
         $1 == "loading" { loading = $2 }
         $1 == "master_repl_offset" { offset = $2 }
+        $1 == "master_replid" { replid = $2 }
         $1 == "used_memory_dataset" { bytes = $2 }
+        $1 == "role" { role = $2 }
+        $1 == "master_host" { master = $2 }
+        $1 == "connected_slaves" { replicas = $2 }
         $1 ~ /^db[0-9]+$/ { split($2, counts, /[=,]/); keys += counts[2] }
         END {
             if (loading == "1") print "loading"
-            else if (loading == "0" && offset != "" && bytes != "") printf "%d %s %s\n", keys, offset, bytes
+            else if (loading == "0" && offset != "" && bytes != "" && replid != "" && role != "")
+                printf "%d %s %s %s %s %s %d\n", keys, offset, bytes, replid, role, master == "" ? "-" : master, replicas
         }'
 }
 
-# The figures of every peer, once all of them answered; the most data is the highest
-# replication offset (every replica followed the same master, so its dataset is a
-# later state of the others'), then the largest dataset. Not the most keys: the
-# journal is two keys however many entries it holds, and replicas restarted while
-# their master was away all report offset 0.
-survey_peers() {
-    log "$data_dir holds no data: asking the peers ($peers) before starting as the master, for up to $peer_wait s"
-    # In milliseconds (GNU date, as in the image): whole seconds would cut the wait short
-    # by up to one second, depending on how far into its first second it began.
+# The lengths of every key added up, by a read-only script (EVAL_RO runs on a
+# replica): members of a sorted set, set or hash, items of a list or stream, bytes
+# of a string.
+count_elements='local total, cursor = 0, "0"
+repeat
+    local page = redis.call("SCAN", cursor, "COUNT", 1000)
+    cursor = page[1]
+    for _, key in ipairs(page[2]) do
+        local kind = redis.call("TYPE", key)["ok"]
+        if kind == "zset" then total = total + redis.call("ZCARD", key)
+        elseif kind == "string" then total = total + redis.call("STRLEN", key)
+        elseif kind == "list" then total = total + redis.call("LLEN", key)
+        elseif kind == "set" then total = total + redis.call("SCARD", key)
+        elseif kind == "hash" then total = total + redis.call("HLEN", key)
+        elseif kind == "stream" then total = total + redis.call("XLEN", key)
+        end
+    end
+until cursor == "0"
+return total'
+
+# Asks every pod, this one included. Sets answers (one line a pod that answered, in
+# ordinal order: "<ordinal> <host>", its figures, then its element count), silent
+# (the hosts that did not), reason (why the last of them did not) and summary (for
+# the log).
+survey() {
+    answers='' silent='' reason='' summary=''
+    i=0
+    while [ "$i" -lt "$pods" ]; do
+        host=$(host_of "$i")
+        address=$(address_of "$i" "$peer_port")
+        reply=$(ask 5 "$address" INFO replication keyspace persistence memory) || true
+        figures=$(info_figures "$reply")
+        elements=
+        case $figures in
+            '' | loading) ;;
+            *)
+                elements=$(ask 5 "$address" EVAL_RO "$count_elements" 0) || true
+                case $elements in
+                    '' | *[!0-9]*) reply="EVAL_RO answered: $elements" figures= ;;
+                esac
+                ;;
+        esac
+        case $figures in
+            '' | loading)
+                silent="$silent $host"
+                if [ "$figures" = loading ]; then
+                    reason="$host is still loading its data"
+                else
+                    reason="$host: ${reply:-no answer within 5 s}"
+                fi
+                ;;
+            *)
+                answers="$answers$i $host $figures $elements
+"
+                # shellcheck disable=SC2086 # the figures are words on purpose
+                set -- $figures
+                summary="$summary $host holds $1 keys of $elements elements ($3 bytes) at replication offset $2;"
+                ;;
+        esac
+        i=$((i + 1))
+    done
+}
+
+# The master already there, as its host: the first pod answering as a master with a
+# replica, else the first answering as a master. No pod waiting for the election is
+# a master, so one that is was elected, or named by the Sentinels, or kept running.
+answering_master() {
+    printf '%s' "$answers" | awk '
+        $7 == "master" && $9 > 0 && linked == "" { linked = $2 }
+        $7 == "master" && alone == "" { alone = $2 }
+        END { print linked != "" ? linked : alone }'
+}
+
+# The pod holding the most data among those that answered, as its answer's line.
+most_data() {
+    printf '%s' "$answers" | awk '
+        function better() {
+            # A pod holding nothing never beats another: among empty pods, whose memory
+            # differs by noise alone, the lowest ordinal stays.
+            if (elements == 0) return 0
+            # Offsets only compare within one history: one replication ID.
+            if (replid == best_replid && offset != best_offset) return offset > best_offset
+            if (elements != best_elements) return elements > best_elements
+            return bytes > best_bytes
+        }
+        { offset = $4; bytes = $5; replid = $6; elements = $10 }
+        NR == 1 || better() {
+            best = $0; best_offset = offset; best_bytes = bytes; best_replid = replid; best_elements = elements
+        }
+        END { print best }'
+}
+
+# promote LINE: make the pod of that survey line the master.
+promote() {
+    # shellcheck disable=SC2086 # the line's fields are words on purpose
+    set -- $1
+    winner_ordinal=$1 winner=$2
+    log "electing $winner, $because ($3 keys of ${10} elements, $5 bytes, at replication offset $4); pods:$summary"
+    reply=$(ask 5 "$(address_of "$winner_ordinal" "$peer_port")" REPLICAOF NO ONE)
+    case $reply in
+        OK*) return 0 ;;
+        *) log "error: $winner answered REPLICAOF NO ONE with: $reply"; return 1 ;;
+    esac
+}
+
+refuse() {
+    log "error: $*"
+    kill -KILL "$server" 2>/dev/null
+    exit 1
+}
+
+# unused_recovery WHY: say that the operator's decision played no part.
+unused_recovery() {
+    [ -z "$recovery" ] || [ -n "$overridden" ] ||
+        log "REDIS_RECOVERY=$recovery ignored: $1 (remove the pod's annotation journal-iac/redis-recovery)"
+}
+
+elect() {
+    # In milliseconds (GNU date, as in the image): whole seconds would cut the wait
+    # short by up to one second, depending on how far into its first second it began.
     deadline=$(($(date +%s%3N) + peer_wait * 1000))
     while :; do
-        best='' best_keys=0 best_offset=-1 best_bytes=-1 figures_seen='' silent='' reason=''
-        for peer in $peers; do
-            reply=$(ask 5 "$peer" INFO replication keyspace persistence memory) || true
-            figures=$(info_figures "$reply")
-            case $figures in
-                '' | loading)
-                    silent="$silent $peer"
-                    if [ "$figures" = loading ]; then
-                        reason="$peer is still loading its data"
-                    else
-                        reason="$peer: ${reply:-no answer within 5 s}"
-                    fi
+        kill -0 "$server" 2>/dev/null || exit 0
+        # A Sentinel that knows a master has it from an election (or a failover)
+        # already held: its word ends this one.
+        known=$(sentinel_master)
+        if [ -n "$known" ]; then
+            unused_recovery "a Sentinel knows the master"
+            follow "${known% *}" "${known#* }"
+            return
+        fi
+        survey
+        elected=$(answering_master)
+        if [ -n "$elected" ]; then
+            unused_recovery "$elected answers as the master"
+            follow "$elected" "$peer_port"
+            return
+        fi
+        if [ -z "$silent" ] && [ "$ordinal" -eq 0 ]; then
+            because="the pod with the most data"
+            promote "$(most_data)" || refuse "cannot promote the pod elected as master"
+            continue
+        fi
+        if [ "$(date +%s%3N)" -ge "$deadline" ]; then
+            [ -z "$overridden" ] || refuse "the master REDIS_RECOVERY=$recovery chose does not answer as one (pods:$summary; silent:$silent)"
+            case $recovery in
+                start-empty)
+                    overridden=yes because="the pod with the most data among those that answer (REDIS_RECOVERY=start-empty; silent:$silent)"
+                    promote "$(most_data)" || refuse "cannot promote the pod elected as master"
+                    continue
                     ;;
-                *)
-                    keys=${figures%% *} offset_and_bytes=${figures#* }
-                    offset=${offset_and_bytes% *} bytes=${offset_and_bytes#* }
-                    figures_seen="$figures_seen $peer holds $keys keys ($bytes bytes) at replication offset $offset;"
-                    if [ "$keys" -gt 0 ] && { [ "$offset" -gt "$best_offset" ] ||
-                        { [ "$offset" -eq "$best_offset" ] && [ "$bytes" -gt "$best_bytes" ]; }; }; then
-                        best=$peer best_keys=$keys best_offset=$offset best_bytes=$bytes
-                    fi
+                recover-from-*)
+                    wanted=${recovery#recover-from-}
+                    line=$(printf '%s' "$answers" | awk -v wanted="$wanted" '$1 == wanted && $3 > 0')
+                    [ -n "$line" ] || refuse "REDIS_RECOVERY=$recovery: $(host_of "$wanted") does not answer with data (pods:$summary; silent:$silent)"
+                    overridden=yes because="as REDIS_RECOVERY=$recovery says"
+                    promote "$line" || refuse "cannot promote the pod REDIS_RECOVERY names"
+                    continue
                     ;;
             esac
-        done
-        [ -n "$silent" ] || break
-        if [ "$(date +%s%3N)" -ge "$deadline" ]; then
-            die "refusing to start $pod as an empty master: $data_dir holds no data and peer(s)$silent did not answer within $peer_wait s (last: $reason). An empty master would make every replica that holds data discard it at its next sync. Bring the peer back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
+            if [ "$ordinal" -eq 0 ]; then
+                refuse "refusing to start $pod: no Sentinel knows a master, and pod(s)$silent did not answer within $peer_wait s (last: $reason). The master is elected only once every pod told what data it holds, or a pod with less data could become the master and the others discard theirs at their next sync. Bring the pod back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
+            fi
+            refuse "refusing to start $pod: no Sentinel knows a master, and no pod answers as one within $peer_wait s: pod 0 ($(host_of 0)) elects the master once every pod answers (silent:$silent; last: $reason). Bring the pod back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
         fi
         sleep 1
     done
-    log "peers:$figures_seen"
 }
 
-# recover_from HOST:PORT: the peer's dataset, copied into this pod's data directory
-# as the append-only file that the master then loads.
-recover_from() {
-    source=$1
-    rdb=$data_dir/recovery.rdb
-    log "recovering from $source, $chosen_because ($best_keys keys, $best_bytes bytes, at replication offset $best_offset): it serves the copy as a master, then follows $master_host:$master_port again"
-    # A replica whose master is away refuses to serve a copy (NOMASTERLINK), and
-    # its master is this very pod: the peer is made a master for the copy. Should
-    # this pod be stopped before the peer follows it again, the peer stays a
-    # master with all its data, and the next start recovers from it again.
-    reply=$(ask 5 "$source" REPLICAOF NO ONE) || true
-    case $reply in
-        OK*) ;;
-        *) die "cannot recover from $source: REPLICAOF NO ONE answered: $reply" ;;
-    esac
-    rm -f -- "$rdb"
-    copied=0
-    copy=$(ask 300 "$source" --rdb "$rdb") || copied=$?
-    reply=$(ask 5 "$source" REPLICAOF "$master_host" "$master_port") || true
-    case $reply in
-        OK*) ;;
-        *) log "warning: $source did not go back to following $master_host:$master_port ($reply); it stays a master with its data until it restarts" ;;
-    esac
-    [ "$copied" -eq 0 ] || die "cannot recover from $source: the copy failed: $copy"
-    load_into_append_only_file "$rdb" "$source"
-}
-
-# With appendonly yes and no append-only file, redis-server 7 ignores an RDB file
-# and starts empty. So a server of its own, on a Unix socket in the config
-# directory (no TCP port: no client but this script), loads the copy, turns it into
-# the append-only file (CONFIG SET appendonly yes rewrites the dataset into it, as
-# the documented switch from RDB to AOF does), and stops.
-load_into_append_only_file() {
-    socket=$conf_dir/recovery.sock
-    loader_conf=$conf_dir/recovery.conf
-    rm -f -- "$socket" "$loader_conf"
-    {
-        printf 'port 0\n'
-        printf 'unixsocket "%s"\n' "$socket"
-        printf 'unixsocketperm 700\n'
-        printf 'dir "%s"\n' "$data_dir"
-        printf 'dbfilename "%s"\n' "${1##*/}"
-        printf 'appendonly no\n'
-        printf 'save ""\n'
-    } > "$loader_conf" || die "cannot write $loader_conf"
-    redis-server "$loader_conf" >&2 &
-    loader=$!
-    # Should this script die while the loader runs, the loader goes with it.
-    trap 'kill "$loader" 2>/dev/null' EXIT
-    until [ "$(loader_cli PING)" = PONG ]; do
-        kill -0 "$loader" 2>/dev/null || die "the copy from $2 could not be loaded (redis-server's log is above)"
+take_role() {
+    set +e
+    recorded='' overridden=''
+    trap '[ -n "$recorded" ] || kill -KILL "$server" 2>/dev/null' EXIT
+    until [ "$(ask 5 "$local_address" PING)" = PONG ]; do
+        kill -0 "$server" 2>/dev/null || exit 0
         sleep 0.2
     done
-    [ "$(loader_cli CONFIG SET appendonly yes)" = OK ] || die "cannot turn the copy from $2 into an append-only file"
-    while :; do
-        persistence=$(loader_cli INFO persistence | tr -d '\r')
-        case $persistence in
-            *aof_rewrite_in_progress:1* | *aof_rewrite_scheduled:1*) sleep 0.2 ;;
-            *aof_last_bgrewrite_status:ok*) break ;;
-            *) die "writing the append-only file from the copy of $2 failed: $persistence" ;;
-        esac
-    done
-    figures=$(info_figures "$(loader_cli INFO replication keyspace persistence memory)")
-    loader_cli SHUTDOWN > /dev/null || true
-    wait "$loader" || die "the server that loaded the copy from $2 did not stop cleanly"
-    trap - EXIT
-    holds_data || die "no append-only file in $data_dir after loading the copy from $2"
-    rm -f -- "$1" "$loader_conf"
-    log "recovered ${figures%% *} keys from $2 into $data_dir; starting as the master"
-}
-
-loader_cli() {
-    timeout 5 redis-cli -s "$socket" "$@" 2>&1
-}
-
-guard_the_replicas_data() {
-    chosen_because="the peer with the most data"
-    if holds_data; then
-        [ -z "$recovery" ] || log "REDIS_RECOVERY=$recovery ignored: $data_dir holds data (remove the pod's annotation journal-iac/redis-recovery)"
-        return 0
-    fi
-    case $recovery in
-        start-empty)
-            log "$data_dir holds no data and REDIS_RECOVERY=start-empty: starting as an EMPTY master without asking any peer; replicas that hold data discard it at their next sync"
-            return 0
-            ;;
-        recover-from-*)
-            wanted=${recovery#recover-from-} i=1 chosen=
-            for peer in $peers; do
-                [ "$i" -ne "$wanted" ] || chosen=$peer
-                i=$((i + 1))
-            done
-            [ -n "$chosen" ] || die "REDIS_RECOVERY=$recovery names no peer of $pod (its peers: $peers)"
-            peers=$chosen
-            chosen_because="the peer REDIS_RECOVERY names"
-            ;;
+    case $start_as in
+        master) record "$own_host" ;;
+        replica) record "$master_host" ;;
+        election) elect ;;
     esac
-    if [ -z "$peers" ]; then
-        log "$data_dir holds no data and $pod has no peers: starting as an empty master"
-        return 0
-    fi
-    survey_peers
-    if [ -n "$best" ]; then
-        recover_from "$best"
-    elif [ -n "$recovery" ]; then
-        die "REDIS_RECOVERY=$recovery: $peers holds no data to recover"
-    else
-        log "no peer holds data: starting as an empty master"
-    fi
 }
 
-if [ "$role" = master ]; then
-    guard_the_replicas_data
+if [ "$pods" -gt 1 ]; then
+    # $$ stays this shell's pid in the subshell, and becomes redis-server's below.
+    server=$$
+    take_role &
 fi
 
 # exec: redis-server replaces this shell as the container's main process, so it

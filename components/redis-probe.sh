@@ -1,11 +1,14 @@
 #!/bin/sh
 # Exec probe of the Redis StatefulSet:
-#     sh /scripts/redis-probe.sh liveness     (the startup probe runs it too)
-#     sh /scripts/redis-probe.sh readiness
+#     sh /scripts/redis-probe.sh liveness     the redis container
+#     sh /scripts/redis-probe.sh readiness    the redis container
+#     sh /scripts/redis-probe.sh sentinel     the sentinel container (liveness and
+#                                             readiness both)
 #
-# Environment: REDIS_PASSWORD_FILE [/etc/redis-passwd/passwd], REDIS_PORT [6379];
-# exec probes run with the container's environment, so the StatefulSet's values
-# for the launch script apply here too.
+# Environment: REDIS_PASSWORD_FILE [/etc/redis-passwd/passwd], REDIS_PORT [6379],
+# REDIS_PODS [1], REDIS_SENTINEL_PORT [26379], REDIS_LOCAL_HOST [127.0.0.1] (where the
+# pod's own servers answer); exec probes run with the container's environment, so the
+# StatefulSet's values for the launch scripts apply here too.
 # Exit 0 when the check passes, 1 when it fails (reason on stderr, which the
 # kubelet records in the pod's events), 2 on a usage error.
 #
@@ -17,14 +20,14 @@ LC_ALL=C
 export LC_ALL
 
 usage() {
-    printf 'usage: sh %s liveness|readiness\n' "$0" >&2
+    printf 'usage: sh %s liveness|readiness|sentinel\n' "$0" >&2
     exit 2
 }
 
 [ "$#" -eq 1 ] || usage
 mode=$1
 case $mode in
-    liveness | readiness) ;;
+    liveness | readiness | sentinel) ;;
     *) usage ;;
 esac
 
@@ -35,9 +38,20 @@ fail() {
 
 password_file=${REDIS_PASSWORD_FILE:-/etc/redis-passwd/passwd}
 port=${REDIS_PORT:-6379}
-address=127.0.0.1:$port
+pods=${REDIS_PODS:-1}
+host=${REDIS_LOCAL_HOST:-127.0.0.1}
+if [ "$mode" = sentinel ]; then
+    port=${REDIS_SENTINEL_PORT:-26379}
+fi
+address=$host:$port
 case $port in
-    '' | *[!0-9]*) fail "REDIS_PORT must be a port number, got '$port'" ;;
+    '' | *[!0-9]*) fail "port must be a number, got '$port'" ;;
+esac
+case $pods in
+    '' | *[!0-9]*) fail "REDIS_PODS must be a number, got '$pods'" ;;
+esac
+case $host in
+    '' | *[!0-9A-Za-z.:_-]*) fail "REDIS_LOCAL_HOST must be a host name or address, got '$host'" ;;
 esac
 
 [ -r "$password_file" ] || fail "cannot read password file $password_file"
@@ -49,12 +63,17 @@ password=$(cat -- "$password_file") || fail "cannot read password file $password
 # on the node can read through /proc and ps (and redis-cli warns about it on
 # every call). The variable is never exported to anything else.
 cli() {
-    REDISCLI_AUTH=$password redis-cli -h 127.0.0.1 -p "$port" "$@" 2>&1
+    REDISCLI_AUTH=$password redis-cli -h "$host" -p "$port" "$@" 2>&1
 }
 
 # Replies are read as text: redis-cli exits 0 on error replies such as LOADING
 # and fails only when it cannot connect. Trailing newlines are dropped by $(...).
 reply=$(cli PING) || fail "cannot reach Redis at $address: $reply"
+
+if [ "$mode" = sentinel ]; then
+    [ "$reply" = PONG ] && exit 0
+    fail "PING to the Sentinel at $address answered: $reply"
+fi
 
 if [ "$mode" = liveness ]; then
     case $reply in
@@ -83,7 +102,24 @@ field() {
 }
 
 case $(field role) in
-    master) exit 0 ;;
+    master)
+        # With Sentinels, a master that lost every replica (cut off from them, and so
+        # perhaps already replaced on the other side) refuses writes after
+        # min-replicas-max-lag, and its dataset stops following the journal: it leaves
+        # the read Service too, so no Ready pod answers reads from it. A replica counts
+        # once its sync is done (state=online) while it acknowledged within the last
+        # 10 s (lag, min-replicas-max-lag): a replica cut off without a word stays
+        # listed until the replication timeout.
+        [ "$pods" -le 1 ] && exit 0
+        in_sync=$(printf '%s\n' "$info" | tr -d '\r' | awk -F: '
+            $1 ~ /^slave[0-9]+$/ && $2 ~ /(^|,)state=online(,|$)/ {
+                n = split($2, fields, ",")
+                for (f = 1; f <= n; f++) if (fields[f] ~ /^lag=[0-9]+$/ && substr(fields[f], 5) + 0 <= 10) count++
+            }
+            END { print count + 0 }')
+        [ "$in_sync" -gt 0 ] && exit 0
+        fail "master has no replica in sync: connected_slaves:$(field connected_slaves) (none online with lag 10 s or less)"
+        ;;
     slave)
         # A replica whose master is unreachable still answers PING (with stale
         # data, by default): only the link status tells whether it follows. So

@@ -1,29 +1,44 @@
-"""The Redis launch and probe scripts, run verbatim against real redis-server processes.
+"""The Redis launch, Sentinel, preStop and probe scripts, run verbatim against real
+redis-server processes.
 
-A module-wide cluster of three nodes (redis-0 the master, redis-1 and redis-2 its
-replicas) is started with `dash components/redis-launch.sh` and the environment the
-StatefulSet sets; tests that need a node to themselves start their own. Probes are
-`dash components/redis-probe.sh <mode>`, as the kubelet runs them in the pod.
-See tests/support/redis_nodes.py for how the password is kept out of every message.
+With a single Redis (REDIS_PODS=1, dev), roles are static: a module-wide cluster of three
+nodes (redis-0 the master, redis-1 and redis-2 its replicas) is started with `dash
+components/redis-launch.sh` and the environment the StatefulSet sets; tests that need a
+node to themselves start their own. With Sentinels (REDIS_PODS=3, prod), every pod runs
+the launch script and `dash components/redis-sentinel.sh` on a loopback address of its
+own; tests that fail or stop a pod start three of their own. Probes are `dash
+components/redis-probe.sh <mode>` and the preStop hook `dash components/redis-prestop.sh`,
+as the kubelet runs them in the pod. See tests/support/redis_nodes.py for how the
+password is kept out of every message.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
+import re
 import shutil
 import signal
 import socket
+import subprocess
+import threading
 import time
 import uuid
 from typing import Optional
 
 import pytest
 
+from localcluster import commands
 from support.redis_nodes import (
+    COMMAND_TIMEOUT,
     LAUNCH_SCRIPT,
     PLACEHOLDER,
+    PRESTOP_SCRIPT,
     PROBE_SCRIPT,
+    PodNode,
     RedisNodes,
+    RedisPods,
     Node,
     Output,
     Secret,
@@ -35,6 +50,7 @@ from support.redis_nodes import (
     read_proc,
     require_binaries,
     run,
+    speed_up_full_syncs,
     spawn,
     wait_for,
 )
@@ -348,6 +364,15 @@ def test_launch_fails_clearly_for_a_replica_without_master_host(unstarted: Redis
     assert_launch_refused(result, replica, "REDIS_MASTER_HOST is required on replica redis-1")
 
 
+def test_launch_fails_clearly_when_shipped_without_its_shared_part(unstarted: RedisNodes) -> None:
+    node = unstarted.master
+    alone = unstarted.workdir / "scripts"
+    alone.mkdir()
+    shutil.copy(LAUNCH_SCRIPT, alone)
+    result = run(["dash", str(alone / LAUNCH_SCRIPT.name)], secret=node.secret, env=node.launch_env())
+    assert_launch_refused(result, node, f"{alone}/redis-common.sh is missing: the scripts ConfigMap must ship it")
+
+
 @pytest.mark.parametrize("breaker", ['"', "\\", "\n", "\r"], ids=["quote", "backslash", "newline", "cr"])
 def test_launch_rejects_a_password_that_would_break_the_config_quoting(
     unstarted: RedisNodes, breaker: str
@@ -368,234 +393,664 @@ def test_launch_fails_clearly_on_a_port_that_is_not_a_port_number(unstarted: Red
     assert_launch_refused(result, node, "REDIS_PORT must be a port number from 1 to 65535")
 
 
-# --- an empty master never wipes its replicas ----------------------------------------
-# Pod 0 on a new, empty volume would start as an empty master under a new replication
-# ID, and every replica would discard its data at its next full sync. The master asks
-# its peers first (REDIS_PEERS, REDIS_PEER_WAIT_SECONDS, REDIS_RECOVERY).
+# --- pods with Sentinels ----------------------------------------------------------------
+# REDIS_PODS=3: every pod runs its Redis through redis-launch.sh and its Sentinel through
+# redis-sentinel.sh, on a loopback address of its own and named 127.<ordinal + 1>
+# (tests/support/redis_nodes.py: RedisPods). The timings are the scripts' own.
+
+#: Sentinel's down-after-milliseconds, in seconds.
+DOWN_AFTER = 5.0
+#: min-replicas-max-lag, in seconds.
+MIN_REPLICAS_MAX_LAG = 10.0
+#: From a master's failure to a promoted replica: detection, the quorum's agreement, up to
+#: a second of deliberate delay and the promotion showing in INFO, with room to spare.
+FAILOVER_DEADLINE = DOWN_AFTER + 10.0
+
+
+@pytest.fixture(scope="module")
+def sentinel_pods(redis_binaries: None):
+    """Three pods started together on empty data, left running for tests that only look."""
+    with RedisPods(3) as pods:
+        pods.wait_until_settled()
+        yield pods
 
 
 @pytest.fixture
-def guarded(redis_binaries: None):
-    """A master that knows its two replicas, as the StatefulSet's pod 0 does."""
-    with RedisNodes(replicas=2, master_asks_peers=True) as cluster:
-        cluster.wait_until_replicas_linked()
-        yield cluster
+def pods(redis_binaries: None):
+    """Three pods of their own, settled, for a test that fails or stops one."""
+    with RedisPods(3) as pods:
+        pods.wait_until_settled()
+        yield pods
 
 
-def lose_volume(node: Node) -> None:
-    """Kill the node and give it a new, empty data directory, as a replaced claim would."""
-    node.stop(signal.SIGKILL)
-    shutil.rmtree(node.data_dir)
-    node.data_dir.mkdir(mode=0o700)
+def sentinel_id(host: str) -> str:
+    return hashlib.sha1(host.encode()).hexdigest()
 
 
-def write_and_wait(master: Node, replicas: list, key: str, value: str) -> None:
+def replicas_listed_by(master: PodNode) -> set:
+    """The addresses a master lists its replicas under (INFO replication's slaveN lines)."""
+    info = master.info("replication")
+    return {dict(item.split("=", 1) for item in value.split(","))["ip"]
+            for key, value in info.items() if key.startswith("slave") and key[5:].isdigit()}
+
+
+def other_master(pods: RedisPods, old: PodNode) -> Optional[PodNode]:
+    masters = [pod for pod in pods.masters() if pod is not old]
+    return masters[0] if masters else None
+
+
+def journal_written(master: PodNode, followers: list, key: str, value: str) -> None:
     assert master.cli("SET", key, value).reply == "OK"
-    for replica in replicas:
-        wait_for(f"{key} on {replica}", lambda: replica.cli("GET", key).reply == value)
-
-
-def assert_log_keeps_the_password(node: Node) -> None:
-    assert not node.secret.redact(node.log.read_text(errors="replace"))[1], f"{node}'s log shows the password"
-
-
-def test_a_first_start_with_every_pod_empty_asks_the_peers_and_starts_the_master(
-    guarded: RedisNodes,
-) -> None:
-    log = guarded.master.log_text()
-    assert "holds no data: asking the peers" in log
-    assert f"127.0.0.1:{guarded.replicas[0].port} holds 0 keys" in log
-    assert "no peer holds data: starting as an empty master" in log
-    assert guarded.master.info("replication")["connected_slaves"] == "2"
-
-
-def test_an_empty_master_recovers_the_data_of_the_replica_that_holds_the_most(
-    guarded: RedisNodes,
-) -> None:
-    master, (behind, ahead) = guarded.master, guarded.replicas
-    early, late = unique("entry"), unique("entry")
-    write_and_wait(master, [behind, ahead], early, "early")
-    behind.stop(signal.SIGKILL)
-    write_and_wait(master, [ahead], late, "late")
-    lose_volume(master)
-    guarded.start_replica(behind)  # back on its own data, which lacks the late entry
-
-    guarded.start_master()
-
-    assert (master.cli("GET", early).reply, master.cli("GET", late).reply) == ("early", "late")
-    log = master.log_text()
-    assert f"recovering from 127.0.0.1:{ahead.port}, the peer with the most data (2 keys" in log
-    assert f"recovered 2 keys from 127.0.0.1:{ahead.port}" in log
-    guarded.wait_until_replicas_linked()
-    for replica in guarded.replicas:
-        assert replica.info("replication")["master_port"] == str(master.port), "it follows pod 0 again"
-        assert replica.cli("GET", late).reply == "late", f"{replica} lost the journal"
-    # The master runs from an append-only file built from the copy, so it keeps the
-    # data across its next restart as any master does.
-    master.stop(signal.SIGKILL)
-    guarded.start_master()
-    assert master.cli("GET", late).reply == "late"
-    assert "DB loaded from append only file" in master.log_text()
-    assert_log_keeps_the_password(master)
-
-
-def test_among_replicas_restarted_without_their_master_the_larger_dataset_wins(guarded: RedisNodes) -> None:
-    # As in the journal: one key however many entries; replicas restarted while their
-    # master is away all report replication offset 0. Only the data's size tells them apart.
-    master, (short, long) = guarded.master, guarded.replicas
-    for replica in guarded.replicas:
+    for pod in followers:
+        wait_for(f"{key} on {pod}", lambda: pod.cli("GET", key).reply == value)
         # After its full sync a replica rewrites its append-only file, and until that is
-        # done what it receives is not on disk yet: a kill would lose it.
-        wait_for(f"{replica}'s append-only file", lambda: replica.info("persistence")["aof_rewrite_in_progress"] == "0"
-                 and replica.info("persistence")["aof_rewrite_scheduled"] == "0")
-    journal = unique("journal")
-    write_and_wait(master, [short, long], journal, "first entry")
-    short.stop(signal.SIGKILL)
-    write_and_wait(master, [long], journal, "first entry" + ", and a later one" * 500)
-    lose_volume(master)
-    long.stop(signal.SIGKILL)
-    guarded.start_replica(short)
-    guarded.start_replica(long)
-    assert short.info("replication")["master_repl_offset"] == long.info("replication")["master_repl_offset"] == "0"
-
-    guarded.start_master()
-
-    assert master.cli("GET", journal).reply.endswith(", and a later one"), master.log_text()
-    assert f"recovering from 127.0.0.1:{long.port}, the peer with the most data (1 keys" in master.log_text()
+        # done what it received is not on disk yet: a kill would lose it.
+        wait_for(f"{pod}'s append-only file", lambda: pod.info("persistence")["aof_rewrite_in_progress"] == "0"
+                 and pod.info("persistence")["aof_rewrite_scheduled"] == "0")
 
 
-def test_an_empty_master_refuses_to_start_while_a_peer_does_not_answer(unstarted: RedisNodes) -> None:
-    master = unstarted.master
-    nobody = f"127.0.0.1:{free_port()}"
+def wait_for_exit(pod: PodNode, deadline: float) -> int:
+    """The Redis container's exit status, once it ended on its own."""
+    assert pod.proc is not None
+    wait_for(f"{pod}'s Redis to exit", lambda: pod.proc.poll() is not None, deadline=deadline, interval=0.1)
+    return pod.proc.returncode
+
+
+def test_three_pods_started_together_elect_pod_0_and_every_sentinel_names_it(sentinel_pods: RedisPods) -> None:
+    pods = sentinel_pods.pods
+    master = sentinel_pods.settled()
+    assert master is pods[0], "on empty data the lowest ordinal is elected"
+    assert "electing 127.1, the pod with the most data" in master.log_text()
+    hosts = {pod.host for pod in pods}
+    # Replicas announce their names: the master lists them so, and so do the Sentinels.
+    assert replicas_listed_by(master) == hosts - {master.host}
+    for pod in pods:
+        fields = pod.sentinel_fields()
+        assert (fields["name"], fields["ip"], fields["port"]) == ("journal", master.host, str(master.port)), pod
+        assert fields["quorum"] == "2", "a majority of three Sentinels"
+        wait_for(f"{pod}'s Sentinel to know the other Sentinels and the replicas, by name", lambda: (
+            {row["ip"] for row in pod.sentinel_table("SENTINELS", "journal")} == hosts - {pod.host}
+            and {row["ip"] for row in pod.sentinel_table("REPLICAS", "journal")} == hosts - {master.host}
+            and all(row["flags"] == "slave" for row in pod.sentinel_table("REPLICAS", "journal"))))
+        assert {row["runid"] for row in pod.sentinel_table("SENTINELS", "journal")} == {
+            sentinel_id(host) for host in hosts - {pod.host}}, "every Sentinel's ID is derived from its name"
+
+
+def test_every_pod_refuses_writes_without_a_replica_and_announces_its_name(sentinel_pods: RedisPods) -> None:
+    for pod in sentinel_pods.pods:
+        lines = pod.config_lines()
+        for directive in ("min-replicas-to-write 1", "min-replicas-max-lag 10", f"replica-announce-ip {pod.host}",
+                          f'requirepass "{PLACEHOLDER}"', f'masterauth "{PLACEHOLDER}"', "appendonly yes"):
+            assert directive in lines, (pod, directive)
+
+
+def test_sentinel_config_is_owner_only_and_kept_by_sentinel(sentinel_pods: RedisPods) -> None:
+    for pod in sentinel_pods.pods:
+        # Sentinel rewrites its file at every change of what it knows: the mode must
+        # survive that.
+        assert pod.sentinel_cli("SENTINEL", "FLUSHCONFIG").reply == "OK"
+        assert "# Generated by CONFIG REWRITE" in pod.sentinel_config_file.read_text()
+        assert pod.sentinel_config_file.stat().st_mode & 0o777 == 0o600, pod
+        # Sentinel's rewrite drops the quotes of values that need none.
+        lines = pod.secret.redact(pod.sentinel_config_file.read_text())[0].replace('"', "").splitlines()
+        for directive in (f"requirepass {PLACEHOLDER}", f"sentinel sentinel-pass {PLACEHOLDER}",
+                          f"sentinel auth-pass journal {PLACEHOLDER}", "sentinel resolve-hostnames yes",
+                          "sentinel announce-hostnames yes", f"sentinel announce-ip {pod.host}",
+                          f"sentinel myid {sentinel_id(pod.host)}",
+                          f"sentinel monitor journal 127.1 {pod.port} 2",
+                          "sentinel down-after-milliseconds journal 5000", "sentinel failover-timeout journal 20000"):
+            assert directive in lines, (pod, directive)
+
+
+def test_readiness_passes_on_a_master_with_a_replica_in_sync_and_on_its_replicas(sentinel_pods: RedisPods) -> None:
+    for pod in sentinel_pods.pods:
+        result = pod.probe("readiness")
+        assert (result.returncode, result.stderr) == (0, ""), pod
+
+
+def test_sentinel_probe_passes_with_the_password_and_fails_without_it(sentinel_pods: RedisPods) -> None:
+    for pod in sentinel_pods.pods:
+        result = pod.probe("sentinel")
+        assert (result.returncode, result.stderr) == (0, ""), pod
+    wrong = Secret.generate()
+    wrong_file = wrong.write_to(sentinel_pods.workdir / "wrong-sentinel-passwd")
+    refused = sentinel_pods.pods[0].probe("sentinel", password_file=wrong_file, secret=wrong)
+    assert refused.returncode == 1 and "WRONGPASS" in refused.stderr
+    env = sentinel_pods.pods[0].probe_env()
+    env["REDIS_SENTINEL_PORT"] = str(free_port())
+    nobody = run(["dash", str(PROBE_SCRIPT), "sentinel"], secret=sentinel_pods.secret, env=env)
+    assert nobody.returncode == 1 and "Connection refused" in nobody.stderr
+
+
+def test_prestop_on_a_replica_leaves_at_once(sentinel_pods: RedisPods) -> None:
+    replica = sentinel_pods.pods[1]
+    assert replica.role() == "slave"
     started = time.monotonic()
-    result = launch(master, REDIS_PEERS=nobody, REDIS_MASTER_HOST="127.0.0.1",
-                    REDIS_MASTER_PORT=str(master.port), REDIS_PEER_WAIT_SECONDS="2")
-    assert time.monotonic() - started >= 2, "it waits the bounded time before refusing"
-    assert result.returncode == 1
-    assert f"refusing to start redis-0 as an empty master: {master.data_dir} holds no data" in result.stderr
-    assert f"peer(s) {nobody} did not answer within 2 s" in result.stderr
-    assert "Connection refused" in result.stderr
+    result = replica.prestop()
+    assert time.monotonic() - started < 1.0
+    assert result.returncode == 0 and "redis-1 is a replica: nothing to hand over" in result.stderr
     assert not result.leaked_password
-    assert not any(master.data_dir.iterdir()), "no server ran on the empty directory"
+    assert sentinel_pods.settled() is sentinel_pods.pods[0], "the master stays where it is"
 
 
-def test_an_empty_master_names_its_peers_after_itself_in_the_statefulsets_domain(
-    unstarted: RedisNodes,
+def test_prestop_of_a_single_redis_leaves_at_once(lone_master: Node) -> None:
+    result = run(["dash", str(PRESTOP_SCRIPT)], secret=lone_master.secret, env=lone_master.launch_env())
+    assert result.returncode == 0 and "REDIS_PODS is 1: no other pod" in result.stderr
+    assert lone_master.info("replication")["role"] == "master"
+
+
+def test_no_pod_process_shows_the_password(sentinel_pods: RedisPods) -> None:
+    secret = sentinel_pods.secret
+    for pod in sentinel_pods.pods:
+        assert pod.sentinel_proc is not None
+        for pid, what in ((pod.pid, "redis-server"), (pod.sentinel_proc.pid, "sentinel")):
+            comm, _ = read_proc(pid, "comm", secret)
+            assert comm.strip() == "redis-server", f"the {what} script of {pod} must exec redis-server"
+            for entry in ("cmdline", "environ"):
+                _, leaked = read_proc(pid, entry, secret)
+                assert not leaked, f"/proc/<pid>/{entry} of {pod}'s {what} shows the password"
+        for log in (pod.log, pod.sentinel_log):
+            assert not secret.redact(log.read_text(errors="replace"))[1], f"{log} shows the password"
+        argvs, leaked = pod.recorded_argvs()
+        assert not leaked
+        assert sorted(argvs) == sorted([[str(pod.config_file)], [str(pod.sentinel_config_file), "--sentinel"]]), pod
+
+
+# --- failures and hand-overs ---------------------------------------------------------------
+
+
+def test_a_killed_master_is_replaced_by_a_replica_and_comes_back_as_its_replica(pods: RedisPods) -> None:
+    old = pods.settled()
+    assert old is not None
+    key = unique("entry")
+    journal_written(old, [pod for pod in pods.pods if pod is not old], key, "kept")
+
+    started = time.monotonic()
+    old.kill_redis()
+    new = wait_for("a replica promoted by the Sentinels", lambda: other_master(pods, old),
+                   deadline=FAILOVER_DEADLINE, interval=0.1)
+    elapsed = time.monotonic() - started
+    print(f"\nkill -9 of the master -> {new} promoted after {elapsed:.1f} s")
+
+    assert elapsed > DOWN_AFTER - 0.5, "no failover before down-after-milliseconds"
+    assert new.cli("GET", key).reply == "kept"
+    (third,) = [pod for pod in pods.pods if pod not in (old, new)]
+    wait_for(f"{third} to follow {new}", lambda: third.info("replication").get("master_host") == new.host
+             and third.info("replication").get("master_link_status") == "up", interval=0.1)
+    assert new.cli("SET", unique("entry"), "after").reply == "OK", "the new master has a replica: it takes writes"
+
+    # The kubelet restarts the container at once, then after a back-off of 10 s and more
+    # while it fails: it starts for good once the Sentinels are done.
+    assert pods.wait_until_settled() is new
+    old.start_redis()
+    speed_up_full_syncs(old)
+    assert pods.wait_until_settled() is new
+    assert old.role() == "slave" and old.cli("GET", key).reply == "kept"
+    assert f"redis-launch: {old.name} is a replica of {new.host}:{new.port}" in old.log_text()
+
+
+def test_a_hung_master_is_replaced_and_rejoins_as_a_replica(pods: RedisPods) -> None:
+    old = pods.settled()
+    assert old is not None
+    started = time.monotonic()
+    os.kill(old.pid, signal.SIGSTOP)
+    try:
+        new = wait_for("a replica promoted by the Sentinels", lambda: other_master(pods, old),
+                       deadline=FAILOVER_DEADLINE, interval=0.1)
+        elapsed = time.monotonic() - started
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+    print(f"\nSIGSTOP of the master -> {new} promoted after {elapsed:.1f} s")
+    assert elapsed > DOWN_AFTER - 0.5
+    # The Sentinels turn the old master into a replica once it answers again.
+    assert pods.wait_until_settled() is new
+    assert [pod.name for pod in pods.masters()] == [new.name]
+    assert old.role() == "slave"
+
+
+def test_prestop_on_the_master_hands_the_role_over_within_seconds(pods: RedisPods) -> None:
+    old = pods.settled()
+    assert old is not None
+    key = unique("entry")
+    journal_written(old, [pod for pod in pods.pods if pod is not old], key, "kept")
+
+    started = time.monotonic()
+    result = old.prestop()
+    elapsed = time.monotonic() - started
+    print(f"\npreStop on the master -> role moved after {elapsed:.1f} s")
+
+    assert result.returncode == 0 and not result.leaked_password, result.stderr
+    assert "is the master now" in result.stderr, result.stderr
+    assert elapsed < 3.0, result.stderr
+    new = other_master(pods, old)
+    assert new is not None and [pod.name for pod in pods.masters()] == [new.name]
+    assert old.role() == "slave" and old.info("replication")["master_host"] == new.host
+    assert old.cli("SET", unique("entry"), "x").reply.startswith("READONLY")
+    assert new.cli("GET", key).reply == "kept"
+    assert new.cli("SET", unique("entry"), "after").reply == "OK"
+    assert pods.wait_until_settled() is new
+
+
+def test_a_master_cut_off_from_its_replicas_refuses_writes_and_leaves_the_read_service(pods: RedisPods) -> None:
+    master = pods.settled()
+    assert master is not None
+    replicas = [pod for pod in pods.pods if pod is not master]
+    assert master.cli("SET", unique("entry"), "x").reply == "OK"
+    started = time.monotonic()
+    for replica in replicas:
+        os.kill(replica.pid, signal.SIGSTOP)
+    try:
+        refusal = wait_for("NOREPLICAS from the master", lambda: (lambda reply: reply if reply.startswith("NOREPLICAS")
+                           else None)(master.cli("SET", unique("entry"), "x").reply),
+                           deadline=MIN_REPLICAS_MAX_LAG + 5, interval=0.2)
+        elapsed = time.monotonic() - started
+        print(f"\nreplicas stopped -> master refuses writes after {elapsed:.1f} s")
+        assert elapsed <= MIN_REPLICAS_MAX_LAG + 2.5
+        assert "NOREPLICAS" in refusal
+        unready = master.probe("readiness")
+        assert unready.returncode == 1 and "master has no replica in sync" in unready.stderr
+        assert master.probe("liveness").returncode == 0
+        os.kill(replicas[0].pid, signal.SIGCONT)
+        wait_for(f"readiness of {master} with one replica back", lambda: master.probe("readiness").returncode == 0,
+                 interval=0.2)
+    finally:
+        for replica in replicas:
+            os.kill(replica.pid, signal.SIGCONT)
+    wait_for(f"{master} to take writes again", lambda: master.cli("SET", unique("entry"), "x").reply == "OK",
+             interval=0.2)
+
+
+def test_a_master_restarted_before_the_sentinels_notice_is_the_master_again(pods: RedisPods) -> None:
+    master = pods.settled()
+    assert master is not None
+    key = unique("entry")
+    journal_written(master, [pod for pod in pods.pods if pod is not master], key, "kept")
+    master.kill_redis()
+    master.start_redis()
+    speed_up_full_syncs(master)
+    assert pods.wait_until_settled() is master
+    assert master.cli("GET", key).reply == "kept"
+    assert f"redis-launch: {master.name} is the master" in master.log_text()
+    assert "+switch-master" not in "".join(pod.sentinel_log_text() for pod in pods.pods)
+
+
+def test_a_master_named_by_the_sentinels_refuses_to_start_on_an_empty_volume(pods: RedisPods) -> None:
+    old = pods.settled()
+    assert old is not None
+    key = unique("entry")
+    journal_written(old, [pod for pod in pods.pods if pod is not old], key, "kept")
+    old.lose_volume()
+
+    refused = run(["dash", str(LAUNCH_SCRIPT)], secret=old.secret, env=old.launch_env(), timeout=20)
+    assert refused.returncode == 1, refused.stderr
+    assert f"refusing to start {old.name}: the Sentinels name it the master, and {old.data_dir} holds no data" \
+        in refused.stderr
+    assert not refused.leaked_password
+    assert not any(old.data_dir.iterdir()), "no server ran on the empty directory"
+
+    new = wait_for("a replica promoted by the Sentinels", lambda: other_master(pods, old),
+                   deadline=FAILOVER_DEADLINE, interval=0.1)
+    assert pods.wait_until_settled() is new, "the Sentinels name the new master before the next start"
+    old.start_redis()
+    speed_up_full_syncs(old)
+    assert pods.wait_until_settled() is new
+    assert old.role() == "slave"
+    assert old.cli("GET", key).reply == "kept", "the pod on a new volume got the journal from the new master"
+
+
+# --- the election, when no Sentinel knows a master ------------------------------------------
+
+
+def restart_every_pod(pods: RedisPods, only: Optional[list] = None) -> None:
+    """Every pod stopped and replaced at once (Sentinels' state gone), then `only` started."""
+    for pod in pods.pods:
+        pod.new_pod()
+    pods.start(only if only is not None else pods.pods)
+
+
+def test_every_pod_restarted_at_once_elects_the_largest_dataset_and_loses_nothing(pods: RedisPods) -> None:
+    # As in the journal: one key however many entries. Pod 0 comes back on an empty
+    # volume, pod 2 without the later entries; after the restart every offset is 0.
+    first, ahead, behind = pods.pods
+    assert pods.settled() is first
+    journal = unique("journal")
+    journal_written(first, [ahead, behind], journal, "first entry")
+    behind.kill_redis()
+    longer = "first entry" + ", and a later one" * 500
+    journal_written(first, [ahead], journal, longer)
+    first.lose_volume()
+
+    restart_every_pod(pods)
+
+    assert pods.wait_until_settled() is ahead
+    assert "electing 127.2, the pod with the most data (1 keys" in first.log_text()
+    for pod in pods.pods:
+        assert pod.cli("GET", journal).reply == longer, f"{pod} lost the journal"
+    for pod in pods.pods:
+        assert_log_keeps_the_password(pod)
+
+
+def test_the_election_waits_for_every_pod_and_refuses_while_one_is_silent(pods: RedisPods) -> None:
+    first, second, silent = pods.pods
+    for pod in pods.pods:
+        pod.env_overrides["REDIS_PEER_WAIT_SECONDS"] = "2"
+    before = {pod.name: len(pod.log_text()) for pod in pods.pods}
+    restart_every_pod(pods, only=[first, second])
+    for pod in (first, second):
+        wait_for_exit(pod, deadline=20)
+        assert pod.role() == ""
+    logs = {pod.name: pod.log_text()[before[pod.name]:] for pod in pods.pods}
+    # redis-1 may have given up first, and been silent for redis-0's last question too.
+    assert re.search(r"refusing to start redis-0: no Sentinel knows a master, and pod\(s\)( 127\.2)? 127\.3 "
+                     r"did not answer within 2 s", logs["redis-0"]), logs["redis-0"]
+    assert "journal-iac/redis-recovery" in logs["redis-0"], "the refusal points to the operator's way out"
+    assert "refusing to start redis-1: no Sentinel knows a master, and no pod answers as one" in logs["redis-1"]
+    assert not any("electing" in log or "is the master" in log for log in logs.values())
+    assert silent.proc is not None and silent.proc.poll() is not None
+
+
+def test_the_operator_elects_a_chosen_pod_while_another_is_gone(pods: RedisPods) -> None:
+    first, chosen, gone = pods.pods
+    key = unique("entry")
+    journal_written(first, [chosen, gone], key, "kept")
+    first.env_overrides.update(REDIS_PEER_WAIT_SECONDS="1", REDIS_RECOVERY="recover-from-1")
+    chosen.env_overrides["REDIS_PEER_WAIT_SECONDS"] = "30"
+    restart_every_pod(pods, only=[first, chosen])
+
+    assert pods.wait_until_settled() is chosen
+    assert "electing 127.2, as REDIS_RECOVERY=recover-from-1 says" in first.log_text()
+    assert first.cli("GET", key).reply == "kept"
+    assert_log_keeps_the_password(first)
+
+
+def test_the_operator_starts_an_empty_master_knowingly(pods: RedisPods) -> None:
+    first = pods.pods[0]
+    journal_written(first, pods.pods[1:], unique("entry"), "discarded")
+    first.lose_volume()
+    first.env_overrides.update(REDIS_PEER_WAIT_SECONDS="1", REDIS_RECOVERY="start-empty")
+    restart_every_pod(pods, only=[first])
+
+    wait_for(f"{first} to be elected", lambda: first.role() == "master", deadline=20, interval=0.1)
+    assert first.cli("DBSIZE").reply == "0"
+    assert "electing 127.1, the pod with the most data among those that answer (REDIS_RECOVERY=start-empty" \
+        in first.log_text()
+
+
+def test_a_recovery_decision_left_on_a_pod_is_ignored_while_every_pod_answers(pods: RedisPods) -> None:
+    first = pods.pods[0]
+    key = unique("entry")
+    journal_written(first, pods.pods[1:], key, "kept")
+    first.env_overrides["REDIS_RECOVERY"] = "start-empty"
+    first.lose_volume()
+    restart_every_pod(pods)
+    master = pods.wait_until_settled()
+    assert master is not first and first.cli("GET", key).reply == "kept"
+    assert "REDIS_RECOVERY=start-empty ignored" in first.log_text()
+
+
+class FakeServer:
+    """A server redis-cli speaks to as to Redis, on a loopback address: each command is
+    answered by `answer` with the RESP bytes it returns, and recorded (AUTH without its
+    argument)."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.commands: list = []
+        self._server = socket.create_server((address, port))
+        self._acceptor = threading.Thread(target=self._serve, daemon=True)
+        self._acceptor.start()
+
+    def answer(self, words: list) -> bytes:
+        raise NotImplementedError
+
+    @staticmethod
+    def bulk(text: str) -> bytes:
+        data = text.encode()
+        return b"$%d\r\n%s\r\n" % (len(data), data)
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self._server.accept()
+                threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection, connection.makefile("rb") as stream, contextlib.suppress(OSError, ValueError):
+            while True:
+                header = stream.readline()
+                if not header.startswith(b"*"):
+                    return
+                words = []
+                for _ in range(int(header[1:])):
+                    length = int(stream.readline()[1:])
+                    words.append(stream.read(length + 2)[:-2].decode())
+                if words[0].upper() == "AUTH":
+                    self.commands.append("AUTH")
+                    connection.sendall(b"+OK\r\n")
+                    continue
+                self.commands.append(" ".join(words).upper())
+                connection.sendall(self.answer(words))
+
+    def close(self) -> None:
+        # A socket closed while a thread waits in accept() on it keeps listening until that
+        # accept() returns: shut it down first, which ends the wait, so the next test's
+        # questions on the same port do not reach this one.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self._acceptor.join(timeout=COMMAND_TIMEOUT)
+        assert not self._acceptor.is_alive(), "the fake server still accepts"
+
+
+class FakePeer(FakeServer):
+    """A pod that answers INFO and the launch script's element count with the figures it
+    is given, and takes REPLICAOF NO ONE (then answers as a master); nothing else."""
+
+    def __init__(self, address: str, port: int, *, replid: str, offset: int, elements: int, dataset: int) -> None:
+        self.figures = dict(replid=replid, offset=offset, elements=elements, dataset=dataset)
+        self.role = "slave"
+        super().__init__(address, port)
+
+    def answer(self, words: list) -> bytes:
+        f = self.figures
+        command = words[0].upper()
+        if command == "INFO":
+            return self.bulk(
+                f"# Replication\r\nrole:{self.role}\r\nmaster_host:127.0.0.1\r\nconnected_slaves:0\r\n"
+                f"master_replid:{f['replid']}\r\nmaster_repl_offset:{f['offset']}\r\n# Persistence\r\nloading:0\r\n"
+                f"# Memory\r\nused_memory_dataset:{f['dataset']}\r\n# Keyspace\r\n"
+                + ("db0:keys=1,expires=0,avg_ttl=0\r\n" if f["elements"] else ""))
+        if command == "EVAL_RO":
+            return b":%d\r\n" % f["elements"]
+        if [word.upper() for word in words] == ["REPLICAOF", "NO", "ONE"]:
+            self.role = "master"
+            return b"+OK\r\n"
+        return b"-ERR not a real Redis\r\n"
+
+
+class FakeSentinel(FakeServer):
+    """A Sentinel that names a master, at a config-epoch, with flags; nothing else."""
+
+    def __init__(self, address: str, port: int, *, master: str, master_port: int, epoch: int,
+                 flags: str = "master") -> None:
+        self.master, self.master_port, self.epoch, self.flags = master, master_port, epoch, flags
+        super().__init__(address, port)
+
+    def answer(self, words: list) -> bytes:
+        question = [word.upper() for word in words]
+        if question == ["SENTINEL", "MASTER", "JOURNAL"]:
+            fields = ["name", "journal", "ip", self.master, "port", str(self.master_port), "flags", self.flags,
+                      "config-epoch", str(self.epoch), "quorum", "2"]
+            return b"*%d\r\n" % len(fields) + b"".join(self.bulk(field) for field in fields)
+        if question == ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "JOURNAL"]:
+            return b"*2\r\n" + self.bulk(self.master) + self.bulk(str(self.master_port))
+        return b"-ERR not a real Sentinel\r\n"
+
+
+def give_data(pod: PodNode, key: str, value: str) -> None:
+    """Write `key` into the pod's data directory through a server of its own, as a past run would have."""
+    socket_path = pod.home / "seed.sock"
+    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--dir", str(pod.data_dir),
+                               "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for("the seeding server", lambda: run(["redis-cli", "-s", str(socket_path), "PING"], secret=pod.secret,
+                                                   env=base_env()).reply == "PONG")
+        assert run(["redis-cli", "-s", str(socket_path), "SET", key, value], secret=pod.secret,
+                   env=base_env()).reply == "OK"
+        run(["redis-cli", "-s", str(socket_path), "SHUTDOWN"], secret=pod.secret, env=base_env())
+        server.wait(timeout=COMMAND_TIMEOUT)
+    finally:
+        commands.stop(server)
+
+
+@pytest.mark.parametrize("sentinels, expected", [
+    # They differ, as during a failover: the most recent configuration counts.
+    ([dict(master="127.3", epoch=2), dict(master="127.2", epoch=1)], "replica of 127.3"),
+    # They name this pod, which holds data: it is the master again.
+    ([dict(master="127.1", epoch=1), dict(master="127.1", epoch=1)], "the master"),
+    # They name this pod while one of them fails it over: it would be a second master.
+    ([dict(master="127.1", epoch=1), dict(master="127.1", epoch=1, flags="s_down,o_down,master,failover_in_progress")],
+     "refused"),
+], ids=["most-recent-epoch", "named-master-with-data", "named-master-being-failed-over"])
+def test_a_pod_starts_as_the_most_recent_sentinel_configuration_says(
+    redis_binaries: None, sentinels: list, expected: str
 ) -> None:
-    # A redis-cli that records whom it was asked to reach and answers as an unknown
-    # host would: the names are the promise here, and no lookup leaves the machine.
-    master = unstarted.master
+    with contextlib.closing(RedisPods(3)) as pods:
+        pod = pods.pods[0]
+        give_data(pod, "journal", "kept")
+        fakes = [FakeSentinel(peer.address, peer.sentinel_port, master_port=peer.port, **answer)
+                 for peer, answer in zip(pods.pods[1:], sentinels)]
+        try:
+            if expected == "refused":
+                result = run(["dash", str(LAUNCH_SCRIPT)], secret=pod.secret, env=pod.launch_env(), timeout=20)
+                assert result.returncode == 1
+                assert "refusing to start redis-0 as the master: a Sentinel is failing it over right now" in result.stderr
+                return
+            pod.start_redis()
+            if expected == "the master":
+                wait_for(f"{pod} to run as the master", lambda: pod.role() == "master", interval=0.1)
+                assert pod.cli("GET", "journal").reply == "kept"
+                assert "redis-launch: redis-0 is the master" in pod.log_text()
+            else:
+                wait_for(f"{pod} to run as a replica", lambda: pod.role() == "slave", interval=0.1)
+                assert pod.info("replication")["master_host"] == "127.3"
+                assert f"replicaof 127.3 {pod.port}" in pod.config_lines()
+        finally:
+            for fake in fakes:
+                fake.close()
+
+
+@pytest.mark.parametrize("ahead, larger, elected", [
+    # One history: the higher offset wins, whatever the counts.
+    (dict(offset=2000, elements=10, dataset=1000), dict(offset=1000, elements=20, dataset=9000, same=True), "127.2"),
+    # Two histories: offsets do not compare; the more elements win, whatever the memory.
+    (dict(offset=2000, elements=10, dataset=9000), dict(offset=1000, elements=20, dataset=1000), "127.3"),
+    # As many elements: the larger dataset.
+    (dict(offset=2000, elements=20, dataset=1000), dict(offset=1000, elements=20, dataset=9000), "127.3"),
+    # Nothing anywhere: the lowest ordinal, whatever memory the others report.
+    (dict(offset=0, elements=0, dataset=10**9), dict(offset=0, elements=0, dataset=10**9), "127.1"),
+], ids=["offset-within-one-history", "elements-across-histories", "dataset-at-equal-elements", "empty-pods"])
+def test_the_election_orders_by_offset_within_one_history_then_elements_then_dataset(
+    redis_binaries: None, ahead: dict, larger: dict, elected: str
+) -> None:
+    with contextlib.closing(RedisPods(3)) as pods:
+        coordinator, first_pod, second_pod = pods.pods
+        first = FakePeer(first_pod.address, first_pod.port, replid="a" * 40, **ahead)
+        same = larger.pop("same", False)
+        second = FakePeer(second_pod.address, second_pod.port, replid="a" * 40 if same else "b" * 40, **larger)
+        try:
+            coordinator.start_redis()
+            if elected == coordinator.host:
+                wait_for(f"{coordinator} to be elected", lambda: coordinator.role() == "master", interval=0.1)
+            else:
+                wait_for(f"{coordinator} to follow the elected fake pod",
+                         lambda: coordinator.info("replication").get("master_host") == elected, interval=0.1)
+        finally:
+            first.close()
+            second.close()
+        promoted = [fake for fake in (first, second) if "REPLICAOF NO ONE" in fake.commands]
+        assert promoted == {"127.2": [first], "127.3": [second]}.get(elected, []), "only the elected pod is promoted"
+        assert f"electing {elected}, the pod with the most data" in coordinator.log_text()
+
+
+# --- the launch script's questions ------------------------------------------------------------
+
+
+def test_a_pod_names_its_peers_after_pod_0_in_the_statefulsets_domain(unstarted: RedisNodes) -> None:
+    # A redis-cli that records whom it was asked to reach and answers as an unknown host
+    # would, except for this pod's own servers: the names are the promise here, and no
+    # lookup leaves the machine.
+    node = unstarted.master
     shims, record = unstarted.workdir / "cli-shim", unstarted.workdir / "asked"
     shims.mkdir()
+    real = shutil.which("redis-cli")
     (shims / "redis-cli").write_text(
         "#!/bin/sh\n"
+        f"[ \"$2\" = 127.0.0.1 ] && exec {real} \"$@\"\n"
         f"printf '%s\\n' \"$*\" >> {record}\n"
         "printf 'Could not connect to Redis at %s:%s: Name or service not known\\n' \"$2\" \"$4\"\n"
         "exit 1\n"
     )
     (shims / "redis-cli").chmod(0o700)
-    result = launch(master, PATH=f"{shims}:{base_env()['PATH']}", REDIS_PODS="3",
-                    REDIS_MASTER_HOST="redis-0.redis-write.journal.svc", REDIS_MASTER_PORT="6379",
-                    REDIS_PEER_WAIT_SECONDS="0")
-    assert result.returncode == 1
-    assert record.read_text().splitlines() == [
-        "-h redis-1.redis-write.journal.svc -p 6379 INFO replication keyspace persistence memory",
-        "-h redis-2.redis-write.journal.svc -p 6379 INFO replication keyspace persistence memory",
-    ]
-    assert "redis-1.redis-write.journal.svc:6379 redis-2.redis-write.journal.svc:6379 did not answer" in result.stderr
+    env = node.launch_env()
+    env.update(PATH=f"{shims}:{base_env()['PATH']}", REDIS_PODS="3",
+               REDIS_MASTER_HOST="redis-0.redis-write.journal.svc", REDIS_MASTER_PORT=str(node.port),
+               REDIS_PEER_WAIT_SECONDS="0")
+    launcher = subprocess.Popen(["dash", str(LAUNCH_SCRIPT)], env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = launcher.communicate(timeout=30)
+    finally:
+        commands.stop(launcher)
+    assert launcher.returncode != 0, err
+    asked = record.read_text().splitlines()
+    assert asked[:2] == [
+        "-h redis-1.redis-write.journal.svc -p 26379 SENTINEL MASTER journal",
+        "-h redis-2.redis-write.journal.svc -p 26379 SENTINEL MASTER journal",
+    ], "every Sentinel is asked, by the pod's name"
+    assert f"-h redis-1.redis-write.journal.svc -p {node.port} INFO replication keyspace persistence memory" in asked
+    assert f"-h redis-2.redis-write.journal.svc -p {node.port} INFO replication keyspace persistence memory" in asked
+    assert "pod(s) redis-1.redis-write.journal.svc redis-2.redis-write.journal.svc did not answer" in err
+    assert "replica-announce-ip redis-0.redis-write.journal.svc" in node.config_lines()
 
 
-def test_an_empty_master_asks_its_peers_with_the_password_only_in_redis_clis_environment(
-    unstarted: RedisNodes,
-) -> None:
-    master, secret = unstarted.master, unstarted.secret
-    # A peer that accepts the connection and never answers keeps the question open
-    # (until the launch script's own 5 s bound), long enough to read its /proc entries.
-    with socket.socket() as silent_peer:
-        silent_peer.bind(("127.0.0.1", 0))
-        silent_peer.listen()
-        address = f"127.0.0.1:{silent_peer.getsockname()[1]}"
-        env = master.launch_env()
-        env.update(REDIS_PEERS=address, REDIS_MASTER_HOST="127.0.0.1",
-                   REDIS_MASTER_PORT=str(master.port), REDIS_PEER_WAIT_SECONDS="0")
+def test_a_pod_asks_the_sentinels_with_the_password_only_in_redis_clis_environment(unstarted: RedisNodes) -> None:
+    node, secret = unstarted.master, unstarted.secret
+    # A Sentinel that accepts the connection and never answers keeps the question open
+    # (until the launch script's own 3 s bound), long enough to read its /proc entries.
+    # It asks its own Sentinel first, through REDIS_LOCAL_HOST: the silent one.
+    with socket.socket() as silent_sentinel:
+        silent_sentinel.bind(("127.0.0.2", 0))
+        silent_sentinel.listen()
+        sentinel_port = silent_sentinel.getsockname()[1]
+        env = node.launch_env()
+        env.update(REDIS_PODS="2", REDIS_HOSTS="127.0.0.1 127.0.0.2", REDIS_MASTER_PORT=str(node.port),
+                   REDIS_SENTINEL_PORT=str(sentinel_port), REDIS_LOCAL_HOST="127.0.0.2",
+                   REDIS_PEER_WAIT_SECONDS="0")
         launcher = spawn(["dash", str(LAUNCH_SCRIPT)], env=env)
         try:
             cli_pid = wait_for("the launch script's redis-cli", lambda: find_descendant(launcher.pid, "redis-cli"))
             cli_argv, cli_argv_leaked = read_proc(cli_pid, "cmdline", secret)
             cli_environ, _ = read_proc(cli_pid, "environ", secret)
         finally:
-            result = collect(launcher, secret=secret, timeout=10)
+            commands.stop(launcher)
 
     assert not cli_argv_leaked, "redis-cli's command line shows the password"
-    assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.1", "-p", address.split(":")[1],
-                                "INFO", "replication", "keyspace", "persistence", "memory"]
+    assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.2", "-p", str(sentinel_port),
+                                "SENTINEL", "MASTER", "journal"]
     assert f"REDISCLI_AUTH={PLACEHOLDER}" in cli_environ.split()
-    assert result.returncode == 1 and f"{address}: no answer within 5 s" in result.stderr
-    assert not result.leaked_password
 
 
-# --- the operator's decisions (README: "A Redis master on an empty volume") ------------
-
-
-def test_the_operator_recovers_from_a_chosen_replica_while_another_is_gone(guarded: RedisNodes) -> None:
-    master, (gone, survivor) = guarded.master, guarded.replicas
-    key = unique("entry")
-    write_and_wait(master, [gone, survivor], key, "kept")
-    gone.stop(signal.SIGKILL)
-    lose_volume(master)
-    master.env_overrides["REDIS_PEER_WAIT_SECONDS"] = "1"
-
-    refused = launch(master)
-    assert refused.returncode == 1
-    assert f"peer(s) 127.0.0.1:{gone.port} did not answer" in refused.stderr
-    assert "journal-iac/redis-recovery" in refused.stderr, "the refusal points to the operator's way out"
-
-    master.env_overrides["REDIS_RECOVERY"] = "recover-from-2"
-    guarded.start_master()
-    assert master.cli("GET", key).reply == "kept"
-    assert f"recovered 1 keys from 127.0.0.1:{survivor.port}" in master.log_text()
-    wait_for(f"{survivor} to follow the master again",
-             lambda: survivor.info("replication").get("master_link_status") == "up")
-    assert survivor.cli("GET", key).reply == "kept"
-    assert_log_keeps_the_password(master)
-
-
-def test_the_operator_starts_an_empty_master_knowingly_and_the_replicas_follow_it_empty(
-    guarded: RedisNodes,
-) -> None:
-    master, replicas = guarded.master, guarded.replicas
-    write_and_wait(master, replicas, unique("entry"), "discarded")
-    lose_volume(master)
-    master.env_overrides["REDIS_RECOVERY"] = "start-empty"
-
-    guarded.start_master()
-
-    assert master.cli("DBSIZE").reply == "0"
-    assert "REDIS_RECOVERY=start-empty: starting as an EMPTY master without asking any peer" in master.log_text()
-    for replica in replicas:
-        wait_for(f"{replica} to discard its data at its full sync", lambda: replica.cli("DBSIZE").reply == "0")
-
-
-def test_a_recovery_decision_left_on_the_pod_is_ignored_while_the_master_has_its_data(
-    guarded: RedisNodes,
-) -> None:
-    master = guarded.master
-    key = unique("entry")
-    write_and_wait(master, guarded.replicas, key, "kept")
-    master.stop(signal.SIGKILL)
-    master.env_overrides["REDIS_RECOVERY"] = "start-empty"
-    guarded.start_master()
-    assert master.cli("GET", key).reply == "kept"
-    assert "REDIS_RECOVERY=start-empty ignored" in master.log_text()
+def assert_log_keeps_the_password(node: Node) -> None:
+    assert not node.secret.redact(node.log.read_text(errors="replace"))[1], f"{node}'s log shows the password"
 
 
 @pytest.mark.parametrize("name, value, message", [
     ("REDIS_RECOVERY", "wipe", "REDIS_RECOVERY must be empty, 'start-empty' or 'recover-from-<ordinal>'"),
-    ("REDIS_RECOVERY", "recover-from-0", "REDIS_RECOVERY must be empty"),
+    ("REDIS_RECOVERY", "recover-from-01", "REDIS_RECOVERY must be empty"),
     ("REDIS_PODS", "two", "REDIS_PODS must be the number of pods"),
     ("REDIS_PEER_WAIT_SECONDS", "1m", "REDIS_PEER_WAIT_SECONDS must be a number of seconds"),
 ])
-def test_launch_fails_clearly_on_a_guard_setting_it_cannot_read(
+def test_launch_fails_clearly_on_an_election_setting_it_cannot_read(
     unstarted: RedisNodes, name: str, value: str, message: str
 ) -> None:
     node = unstarted.master

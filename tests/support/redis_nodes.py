@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import tempfile
@@ -457,3 +458,260 @@ def find_descendant(root_pid: int, command: str) -> Optional[int]:
                 if argv0.decode(errors="replace").endswith(command):
                     return pid
     return None
+
+
+# --- pods with Sentinels ---------------------------------------------------------------
+# A StatefulSet of several pods, each a Redis (components/redis-launch.sh) and a
+# Sentinel (components/redis-sentinel.sh) as the pod's two containers run them. Every
+# pod has a loopback address of its own, 127.0.0.<ordinal + 1>, and all listen on the
+# same two ports there, as pods do on theirs. Each is named by the short form of its
+# address, 127.<ordinal + 1>: a host name as far as the scripts, Redis and Sentinel are
+# concerned (resolved like any other), and not the address a connection from it comes
+# from, so a pod known by its address instead of its name shows.
+
+SENTINEL_SCRIPT = ROOT / "components" / "redis-sentinel.sh"
+PRESTOP_SCRIPT = ROOT / "components" / "redis-prestop.sh"
+
+
+def pod_address(ordinal: int) -> str:
+    return f"127.0.0.{ordinal + 1}"
+
+
+def pod_host(ordinal: int) -> str:
+    return f"127.{ordinal + 1}"
+
+
+def port_free_on(addresses: Sequence[str], attempts: int = 20, taken: Sequence[int] = ()) -> int:
+    """A port nobody listens on at any of `addresses` right now, and none of `taken`."""
+    for _attempt in range(attempts):
+        port = free_port()
+        if port in taken:
+            continue
+        try:
+            for address in addresses:
+                with contextlib.closing(socket.socket()) as sock:
+                    sock.bind((address, port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError(f"no port free on all of {addresses}")
+
+
+class PodNode(Node):
+    """One pod of a StatefulSet with Sentinels: its Redis and its Sentinel, each a
+    process group of its own, as the pod's two containers."""
+
+    def __init__(self, workdir: Path, ordinal: int, secret: Secret, password_file: Path, *,
+                 pods: int, port: int, sentinel_port: int, shim_dir: Optional[Path] = None) -> None:
+        super().__init__(workdir, f"redis-{ordinal}", secret, password_file, shim_dir=shim_dir)
+        self.ordinal = ordinal
+        self.pods = pods
+        self.address = pod_address(ordinal)
+        self.host = pod_host(ordinal)
+        self.port = port
+        self.sentinel_port = sentinel_port
+        self.sentinel_log = self.home / "sentinel.log"
+        self.sentinel_proc: Optional[subprocess.Popen] = None
+
+    def __repr__(self) -> str:
+        return f"PodNode({self.name}, {self.host})"
+
+    @property
+    def sentinel_config_file(self) -> Path:
+        return self.conf_dir / "sentinel.conf"
+
+    def launch_env(self) -> dict[str, str]:
+        """What the StatefulSet sets in both containers of the pod."""
+        env = super().launch_env()
+        env.update(
+            REDIS_BIND=self.address,
+            REDIS_PODS=str(self.pods),
+            REDIS_HOSTS=" ".join(pod_host(i) for i in range(self.pods)),
+            REDIS_MASTER_PORT=str(self.port),
+            REDIS_SENTINEL_PORT=str(self.sentinel_port),
+            REDIS_LOCAL_HOST=self.address,
+        )
+        env.update(self.env_overrides)
+        return env
+
+    def _spawn(self, script: Path, log_path: Path) -> subprocess.Popen:
+        __tracebackhide__ = True
+        with open(log_path, "a") as log:
+            return subprocess.Popen(["dash", str(script)], env=self.launch_env(), stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_redis(self) -> "PodNode":
+        """Start the redis container's script, without waiting for anything."""
+        assert self.proc is None or self.proc.poll() is not None, f"{self}'s Redis runs already"
+        self.proc = self._spawn(LAUNCH_SCRIPT, self.log)
+        return self
+
+    def start_sentinel(self) -> "PodNode":
+        assert self.sentinel_proc is None or self.sentinel_proc.poll() is not None, f"{self}'s Sentinel runs already"
+        self.sentinel_proc = self._spawn(SENTINEL_SCRIPT, self.sentinel_log)
+        return self
+
+    def redis_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill_redis(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the redis container's process group and reap it (the Sentinel runs on)."""
+        if self.proc is not None:
+            commands.stop(self.proc, sig)
+
+    def stop_sentinel(self, sig: int = signal.SIGKILL) -> None:
+        if self.sentinel_proc is not None:
+            commands.stop(self.sentinel_proc, sig)
+
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        try:
+            super().stop(sig)
+        finally:
+            self.stop_sentinel(sig)
+
+    def new_pod(self) -> None:
+        """Stop both containers and empty the pod's emptyDir, as a new pod on the same claim."""
+        self.stop()
+        for entry in self.conf_dir.iterdir():
+            entry.unlink()
+
+    def lose_volume(self) -> None:
+        """Stop the Redis and give it a new, empty data directory, as a replaced claim would."""
+        self.kill_redis()
+        shutil.rmtree(self.data_dir)
+        self.data_dir.mkdir(mode=0o700)
+
+    def cli(self, *args: str, auth: bool = True, stdin: Optional[str] = None) -> Output:
+        __tracebackhide__ = True
+        return run(["redis-cli", "-h", self.address, "-p", str(self.port), *args],
+                   secret=self.secret, env=self.cli_env(auth), stdin=stdin)
+
+    def sentinel_cli(self, *args: str, auth: bool = True) -> Output:
+        __tracebackhide__ = True
+        return run(["redis-cli", "-h", self.address, "-p", str(self.sentinel_port), *args],
+                   secret=self.secret, env=self.cli_env(auth))
+
+    def role(self, timeout: float = 1.0) -> str:
+        """"master", "slave", or "" when the Redis does not answer (within `timeout`: a
+        stopped one never does)."""
+        __tracebackhide__ = True
+        try:
+            reply = run(["redis-cli", "-h", self.address, "-p", str(self.port), "INFO", "replication"],
+                        secret=self.secret, env=self.cli_env(), timeout=timeout)
+        except commands.CommandFailed:
+            return ""
+        return parse_info(reply.stdout).get("role", "")
+
+    def sentinel_master(self) -> Optional[str]:
+        """The host this pod's Sentinel names the master, None when it names none."""
+        reply = self.sentinel_cli("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "journal")
+        lines = reply.stdout.split()
+        return lines[0] if reply.returncode == 0 and len(lines) == 2 else None
+
+    def sentinel_table(self, *args: str) -> list[dict[str, str]]:
+        """A SENTINEL subcommand's reply of field/value lists (REPLICAS, SENTINELS), as dicts."""
+        lines = self.sentinel_cli("SENTINEL", *args).stdout.splitlines()
+        rows, row = [], {}
+        for key, value in zip(lines[::2], lines[1::2]):
+            if key == "name" and row:
+                rows.append(row)
+                row = {}
+            row[key] = value
+        return rows + ([row] if row else [])
+
+    def sentinel_fields(self) -> dict[str, str]:
+        """SENTINEL MASTER journal, as a dict."""
+        rows = self.sentinel_table("MASTER", "journal")
+        return rows[0] if rows else {}
+
+    def probe_env(self, password_file: Optional[Path] = None) -> dict[str, str]:
+        env = super().probe_env(password_file)
+        env.update(REDIS_PODS=str(self.pods), REDIS_SENTINEL_PORT=str(self.sentinel_port),
+                   REDIS_LOCAL_HOST=self.address)
+        return env
+
+    def prestop(self, timeout: float = 20.0) -> Output:
+        """Run the preStop hook with the redis container's environment, as the kubelet does."""
+        return run(["dash", str(PRESTOP_SCRIPT)], secret=self.secret, env=self.launch_env(), timeout=timeout)
+
+    def sentinel_log_text(self) -> str:
+        return self.secret.redact(self.sentinel_log.read_text(errors="replace"))[0]
+
+
+class RedisPods:
+    """A StatefulSet of `count` pods with Sentinels, in a private temp dir."""
+
+    def __init__(self, count: int = 3) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="journal-redis-pods-")
+        self.workdir = Path(self._tmp.name)
+        self.secret = Secret.generate()
+        secrets_dir = self.workdir / "redis-passwd"
+        secrets_dir.mkdir(mode=0o700)
+        self.password_file = self.secret.write_to(secrets_dir / "passwd")
+        shims = argv_recorder(self.workdir / "bin")
+        addresses = [pod_address(i) for i in range(count)]
+        port = port_free_on(addresses)
+        sentinel_port = port_free_on(addresses, taken=(port,))
+        self.pods = [PodNode(self.workdir, i, self.secret, self.password_file, pods=count, port=port,
+                             sentinel_port=sentinel_port, shim_dir=shims) for i in range(count)]
+
+    def start(self, pods: Optional[Sequence[PodNode]] = None) -> "RedisPods":
+        """Start both containers of every pod (or of `pods`) at once, as Parallel does."""
+        started = self.pods if pods is None else pods
+        for pod in started:
+            pod.start_redis()
+            pod.start_sentinel()
+        for pod in started:
+            speed_up_full_syncs(pod)
+        return self
+
+    def masters(self) -> list[PodNode]:
+        return [pod for pod in self.pods if pod.redis_running() and pod.role() == "master"]
+
+    def settled(self) -> Optional[PodNode]:
+        """The master, once there is exactly one, every other running Redis follows it
+        with its link up, and every running Sentinel names it and knows all the others."""
+        masters = self.masters()
+        if len(masters) != 1:
+            return None
+        master = masters[0]
+        for pod in self.pods:
+            if pod is master or not pod.redis_running():
+                continue
+            info = pod.info("replication")
+            if (info.get("master_host"), info.get("master_link_status")) != (master.host, "up"):
+                return None
+        for pod in self.pods:
+            if pod.sentinel_proc is None or pod.sentinel_proc.poll() is not None:
+                continue
+            if pod.sentinel_master() != master.host:
+                return None
+        return master
+
+    def wait_until_settled(self, deadline: float = 30.0) -> PodNode:
+        return wait_for("one master that every Redis follows and every Sentinel names", self.settled,
+                        deadline=deadline, interval=0.1)
+
+    def close(self) -> None:
+        try:
+            for pod in self.pods:
+                pod.stop()
+        finally:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> "RedisPods":
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def speed_up_full_syncs(pod: PodNode) -> None:
+    """Test speed only, as RedisNodes does: a master waits repl-diskless-sync-delay (5 s by
+    default) for more replicas before a full sync; any pod may become a master."""
+    wait_for(f"{pod} to answer PING", lambda: not pod.redis_running() or pod.ping().startswith(("PONG", "LOADING")))
+    pod.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0")

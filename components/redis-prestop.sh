@@ -1,0 +1,159 @@
+#!/bin/sh
+# preStop hook of the redis container: the kubelet runs it before sending SIGTERM,
+#     sh /scripts/redis-prestop.sh
+# and waits for it (within the pod's terminationGracePeriodSeconds). It sources
+# redis-common.sh from its own directory (the same ConfigMap mount).
+#
+# A planned stop of the master (a rolling update, a drain, a deletion) would otherwise
+# leave the journal without a master for the Sentinels' whole detection time. So when
+# this pod's Redis is the master and the StatefulSet has Sentinels, it hands the role
+# over first, and writes pause for about a second instead:
+#  1. CLIENT PAUSE WRITE: from now on this master takes no write (clients wait, and
+#     get READONLY once it is a replica), so none can be acknowledged here and lost
+#     when it follows the new master.
+#  2. It waits (3 s at most) until every replica in sync acknowledged all it has, so
+#     whichever one the Sentinel promotes holds every acknowledged entry.
+#  3. SENTINEL FAILOVER journal, to another pod's Sentinel first: the kubelet stops
+#     this pod's sentinel container at the same time as this one, and a failover
+#     must not depend on a Sentinel that is going away; this pod's own is the last
+#     resort.
+#  4. It waits until that Sentinel names another pod the master, then makes this
+#     Redis its replica at once (the Sentinels would do it only some seconds later),
+#     and lifts the pause, so paused clients get READONLY and go to the new master.
+# A replica, a single Redis (REDIS_PODS=1) or a Redis that does not answer: nothing to
+# hand over. It always exits 0, logging what happened (the kubelet records a failed
+# hook's output in the pod's events, but a failure must not hold the stop up): if the
+# hand-over fails, the pause is lifted, and the Sentinels fail over after SIGTERM as
+# for any lost master.
+#
+# Environment: that of the redis container (redis-common.sh's, REDIS_PORT [6379]),
+# and REDIS_PRESTOP_WAIT_SECONDS [10] how long to wait for the new master (keep
+# terminationGracePeriodSeconds well above it plus Redis's own shutdown).
+# POSIX sh, for dash, like the launch script.
+
+set -u
+LC_ALL=C
+export LC_ALL
+
+script=redis-prestop
+case $0 in
+    */*) here=${0%/*} ;;
+    *) here=. ;;
+esac
+if [ ! -r "$here/redis-common.sh" ]; then
+    printf 'redis-prestop: error: %s/redis-common.sh is missing: the scripts ConfigMap must ship it beside this script\n' "$here" >&2
+    exit 0
+fi
+# shellcheck source=redis-common.sh
+. "$here/redis-common.sh"
+
+# A preStop hook that fails only delays the stop and hides why in an event: this one
+# says why in the log and lets the stop go on.
+die() {
+    printf '%s: %s; no hand-over, the stop goes on\n' "$script" "$*" >&2
+    exit 0
+}
+
+started=$(date +%s)
+read_identity
+read_pods
+if [ "$pods" -le 1 ]; then
+    log "REDIS_PODS is $pods: no other pod to hand the master role to"
+    exit 0
+fi
+read_topology
+port=${REDIS_PORT:-6379}
+check_port REDIS_PORT "$port"
+wait_seconds=${REDIS_PRESTOP_WAIT_SECONDS:-10}
+case $wait_seconds in
+    '' | *[!0-9]*) die "REDIS_PRESTOP_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'" ;;
+esac
+[ "${#wait_seconds}" -le 4 ] || die "REDIS_PRESTOP_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'"
+read_password
+local_address=$local_host:$port
+
+# local_info SECTION...: this Redis's INFO, without the CRs.
+local_info() {
+    ask 5 "$local_address" INFO "$@" | tr -d '\r'
+}
+
+replication=$(local_info replication)
+role=$(printf '%s\n' "$replication" | awk -F: '$1 == "role" { print $2 }')
+case $role in
+    master) ;;
+    slave)
+        log "$pod is a replica: nothing to hand over"
+        exit 0
+        ;;
+    *) die "$pod's Redis does not say its role: ${replication:-no answer}" ;;
+esac
+
+# Lifts the pause (the pod is going down anyway, but until SIGTERM its clients may
+# still write, and the replicas carry those writes into the next master).
+give_up() {
+    ask 5 "$local_address" CLIENT UNPAUSE > /dev/null
+    die "$*"
+}
+
+# The pause outlasts every wait below; it is lifted explicitly in any case.
+reply=$(ask 5 "$local_address" CLIENT PAUSE $(((wait_seconds + 10) * 1000)) WRITE)
+[ "$reply" = OK ] || die "CLIENT PAUSE answered: $reply"
+
+# Every replica in sync has acknowledged the master's offset (replicas acknowledge
+# every second).
+offset=$(local_info replication | awk -F: '$1 == "master_repl_offset" { print $2 }')
+caught_up=
+tries=0
+while [ "$tries" -lt 30 ]; do
+    caught_up=$(local_info replication | awk -F: -v offset="${offset:-0}" '
+        $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ {
+            online++
+            split($2, fields, ","); for (f in fields) if (fields[f] ~ /^offset=/) acked = substr(fields[f], 8) + 0
+            if (acked >= offset + 0) done++
+        }
+        END { if (online > 0 && done == online) print online }')
+    [ -z "$caught_up" ] || break
+    tries=$((tries + 1))
+    sleep 0.1
+done
+[ -n "$caught_up" ] || log "warning: not every replica acknowledged offset $offset within 3 s; the Sentinel promotes the one furthest ahead"
+
+# Another pod's Sentinel first, this pod's last.
+sentinel=
+i=0
+while [ "$i" -le "$pods" ]; do
+    candidate=$(( (ordinal + 1 + i) % pods ))
+    address=$(address_of "$candidate" "$sentinel_port")
+    reply=$(ask 3 "$address" SENTINEL FAILOVER "$MASTER_NAME")
+    if [ "$reply" = OK ]; then
+        sentinel=$address
+        break
+    fi
+    log "the Sentinel at $address did not start a failover: $reply"
+    i=$((i + 1))
+    [ "$candidate" -ne "$ordinal" ] || break
+done
+[ -n "$sentinel" ] || give_up "no Sentinel started a failover"
+log "the Sentinel at $sentinel is handing the master role over"
+
+deadline=$((started + wait_seconds))
+while :; do
+    named=$(ask 3 "$sentinel" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" | tr -d '\r')
+    new_host=$(printf '%s\n' "$named" | awk 'NR == 1')
+    new_port=$(printf '%s\n' "$named" | awk 'NR == 2')
+    if [ -n "$new_host" ] && [ "$new_host" != "$own_host" ] && is_pod "$new_host"; then
+        break
+    fi
+    [ "$(date +%s)" -lt "$deadline" ] || give_up "the Sentinel named no new master within $wait_seconds s"
+    sleep 0.1
+done
+check_port "the new master's port" "$new_port"
+
+reply=$(ask 5 "$local_address" REPLICAOF "$new_host" "$new_port")
+case $reply in
+    OK*) ;;
+    *) log "warning: REPLICAOF $new_host $new_port answered: $reply (the Sentinels will make it a replica)" ;;
+esac
+ask 5 "$local_address" CLIENT UNPAUSE > /dev/null
+log "$new_host is the master now; $pod follows it (hand-over in $(($(date +%s) - started)) s)"
+exit 0
