@@ -39,12 +39,19 @@ edge = Edge(
         ],
     ),
 )
-TrafficPolicy("traffic", TrafficPolicyArgs(edge=settings.edge, labels=labels, namespace=namespace))
+TrafficPolicy(
+    "traffic",
+    TrafficPolicyArgs(
+        edge=settings.edge, labels=labels, namespace=namespace, sentinel_port=redis.connection.sentinel_port
+    ),
+)
 
 pulumi.export("url", edge.url)
 pulumi.export("namespace", namespace)
 pulumi.export("frontendService", frontend.service_name)
 pulumi.export("fileserverService", fileserver.service_name)
 pulumi.export("redisReadHost", redis.connection.read_host)
+# One of the two: the single pod's host name, or the Sentinels that name the master.
 pulumi.export("redisWriteHost", redis.connection.write_host)
+pulumi.export("redisSentinels", redis.connection.sentinels)
 pulumi.export("redisPasswordSecret", redis.connection.password_secret_name)

@@ -1,7 +1,8 @@
 """Frontend: the stateless journal API behind /api.
 
-It reads from every Redis pod through one Service, writes to the master, and finds the
-Redis password as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
+It reads from every Redis pod through one Service, writes to the master (with several
+Redis pods, the one the Sentinels name, and only once a replica acknowledged the write),
+and finds the Redis password as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
 the Deployment instead of going unnoticed by running pods.
 """
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .hardening import EnvVar
 from .labels import PartLabels
 from .redis import RedisConnection
 from .settings import FrontendSettings
@@ -35,6 +37,21 @@ class FrontendArgs:
     """The namespace every object goes into."""
     redis: RedisConnection
     """Where the API reads and writes, and the Secret holding the Redis password."""
+
+
+def _write_path(redis: RedisConnection) -> list[EnvVar]:
+    """Where writes go, in the image contract's variables (README, "The images")."""
+    if redis.sentinels is None:
+        assert redis.write_host is not None
+        return [{"name": "REDIS_WRITE_HOST", "value": redis.write_host}]
+    # Asking the Sentinels, not a fixed host: after a failover the master is another
+    # pod, and a client that keeps writing to the old one meets READONLY (or, cut off
+    # with it, NOREPLICAS) until it asks again.
+    return [
+        {"name": "REDIS_SENTINELS", "value": redis.sentinels},
+        {"name": "REDIS_MASTER_NAME", "value": redis.sentinel_master_name},
+        {"name": "REDIS_MIN_REPLICA_ACKS", "value": str(redis.write_acknowledgements)},
+    ]
 
 
 class Frontend(pulumi.ComponentResource):
@@ -66,7 +83,7 @@ class Frontend(pulumi.ComponentResource):
                     "value_from": {"config_map_key_ref": {"name": config.metadata.name, "key": "journalEntries"}},
                 },
                 {"name": "REDIS_READ_HOST", "value": redis.read_host},
-                {"name": "REDIS_WRITE_HOST", "value": redis.write_host},
+                *_write_path(redis),
                 {"name": "REDIS_PORT", "value": str(redis.port)},
                 {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{redis.password_secret_key}"},
             ],

@@ -87,27 +87,28 @@ def hardened_pod_template(
     labels: PartLabels,
     pod_labels: dict[str, str],
     user_id: int,
-    container: HardenedContainer,
+    containers: Sequence[HardenedContainer],
     volumes: Sequence[Volume],
     *,
     rollout_aware: bool,
+    termination_grace_period_seconds: int | None = None,
 ) -> k8s.core.v1.PodTemplateSpecArgsDict:
-    """A pod of one container, as every workload of the stack runs it."""
-    return {
-        "metadata": {"labels": pod_labels},
-        "spec": {
-            "security_context": pod_security_context(user_id),
-            # None of the tiers talks to the Kubernetes API: no token to steal.
-            "automount_service_account_token": False,
-            # Otherwise every Service of the namespace injects Docker-link variables into
-            # every pod (REDIS_PORT=tcp://10.x.y.z:6379, ...): noise that shadows the
-            # variable of the same name in any container that does not set it itself.
-            "enable_service_links": False,
-            "topology_spread_constraints": spread_across_nodes(labels, rollout_aware=rollout_aware),
-            "containers": [container.to_kubernetes()],
-            "volumes": list(volumes),
-        },
+    """A pod of hardened containers, as every workload of the stack runs it."""
+    spec: k8s.core.v1.PodSpecArgsDict = {
+        "security_context": pod_security_context(user_id),
+        # None of the tiers talks to the Kubernetes API: no token to steal.
+        "automount_service_account_token": False,
+        # Otherwise every Service of the namespace injects Docker-link variables into
+        # every pod (REDIS_PORT=tcp://10.x.y.z:6379, ...): noise that shadows the
+        # variable of the same name in any container that does not set it itself.
+        "enable_service_links": False,
+        "topology_spread_constraints": spread_across_nodes(labels, rollout_aware=rollout_aware),
+        "containers": [container.to_kubernetes() for container in containers],
+        "volumes": list(volumes),
     }
+    if termination_grace_period_seconds is not None:
+        spec["termination_grace_period_seconds"] = termination_grace_period_seconds
+    return {"metadata": {"labels": pod_labels}, "spec": spec}
 
 
 def spread_across_nodes(labels: PartLabels, *, rollout_aware: bool) -> list[k8s.core.v1.TopologySpreadConstraintArgsDict]:

@@ -4,8 +4,11 @@ Everything in the namespace is denied in both directions first; each policy afte
 opens exactly one path the service needs:
 
     edge proxy  -> frontend :8080, file server :8080
-    frontend    -> redis :6379
-    redis       -> redis :6379        (replicas follow the master; an empty master asks them)
+    frontend    -> redis :6379, and :26379 to ask the Sentinels for the master
+    redis       -> redis :6379, :26379 (replicas follow the master, pod 0's election asks
+                                        every pod; Sentinels watch the Redis servers and
+                                        each other)
+The Sentinel port is opened only when Sentinels run (several Redis pods).
     every pod   -> cluster DNS :53
     edge proxy  -> cert-manager's HTTP-01 solver :8089   (only with TLS)
 
@@ -50,12 +53,15 @@ class TrafficPolicyArgs:
     the traffic policy's own."""
     namespace: pulumi.Input[str]
     """The namespace the policies go into and apply to."""
+    sentinel_port: int | None
+    """The port of the Sentinels beside the Redis pods, None when there are none."""
 
 
 class TrafficPolicy(pulumi.ComponentResource):
     def __init__(self, name: str, args: TrafficPolicyArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("journal:index:TrafficPolicy", name, None, opts)
         edge, labels, namespace = args.edge, args.labels, args.namespace
+        redis_ports = _tcp(REDIS_PORT) + (_tcp(args.sentinel_port) if args.sentinel_port else [])
         child = pulumi.ResourceOptions(parent=self)
         edge_proxy: k8s.networking.v1.NetworkPolicyPeerArgsDict = {
             "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": edge.proxy_namespace}}
@@ -95,7 +101,7 @@ class TrafficPolicy(pulumi.ComponentResource):
                     "pod_selector": labels.frontend.pod_selector,
                     "policy_types": ["Ingress", "Egress"],
                     "ingress": [{"from_": [edge_proxy], "ports": _tcp(API_PORT)}],
-                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}],
+                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": redis_ports}],
                 },
             ),
             policy(
@@ -104,9 +110,9 @@ class TrafficPolicy(pulumi.ComponentResource):
                     "pod_selector": labels.redis.pod_selector,
                     "policy_types": ["Ingress", "Egress"],
                     "ingress": [
-                        {"from_": [_peer_pods(labels.frontend), _peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}
+                        {"from_": [_peer_pods(labels.frontend), _peer_pods(labels.redis)], "ports": redis_ports}
                     ],
-                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": _tcp(REDIS_PORT)}],
+                    "egress": [{"to": [_peer_pods(labels.redis)], "ports": redis_ports}],
                 },
             ),
             policy(

@@ -1,8 +1,15 @@
 """RedisCluster: one Redis master and its replicas, with a generated password.
 
-Pod 0 of the StatefulSet is the master; every other pod replicates from it through the
-master's stable DNS name. The launch and probe scripts beside this file are shipped
-verbatim in a ConfigMap and are the same files the tests run against real redis-server.
+One pod (dev): it is the master, and nothing fails over. Several pods (prod: 3): a
+Sentinel runs beside each Redis, and the Sentinels, by a majority, pick the master and
+replace it within seconds when it dies, hangs or is cut off; a planned stop of the
+master (rollout, drain, deletion) hands the role over first (preStop). A write counts
+only once a replica holds it: the master refuses writes without a replica in sync
+(min-replicas-to-write), and clients WAIT for one replica's acknowledgement. Clients
+find the master by asking the Sentinels (`RedisConnection.sentinels`).
+
+The scripts beside this file are shipped verbatim in a ConfigMap and are the same files
+the tests run against real redis-server and redis-sentinel.
 """
 
 from dataclasses import dataclass
@@ -12,9 +19,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from .hardening import HardenedContainer, Probe, Volume, disruption_budget, hardened_pod_template
+from .hardening import EnvVar, HardenedContainer, Probe, Volume, VolumeMount, disruption_budget, hardened_pod_template
 from .labels import PartLabels
-from .settings import RedisSettings
+from .settings import RedisSettings, Resources
 from .waits import NOT_AWAITED
 
 REDIS_PORT = 6379
@@ -26,30 +33,65 @@ DATA_SHARE_OF_MEMORY_LIMIT = 0.7
 # can write, which fsGroup gives this id on the claim (re-grouping, once, a claim written
 # under another id). Above 10000, the id matches no account of the node's.
 REDIS_USER_ID = 10999
+SENTINEL_PORT = 26379
+# Sentinel's name for the journal's master (MASTER_NAME in redis-common.sh).
+SENTINEL_MASTER_NAME = "journal"
 PASSWORD_FILE_KEY = "passwd"
 PASSWORD_MOUNT = "/etc/redis-passwd"
 SCRIPTS_MOUNT = "/scripts"
-LAUNCH_SCRIPT = Path(__file__).with_name("redis-launch.sh")
-PROBE_SCRIPT = Path(__file__).with_name("redis-probe.sh")
-# An operator's decision for a master on an empty volume (see the README): an
-# annotation on the pod, read at each container start, so it takes effect at pod 0's
-# next restart without changing the template, which would roll every Redis pod.
+# In memory, shared by the pod's two containers: redis.conf and sentinel.conf hold the
+# password, and the Sentinel reads there which master the Redis beside it follows.
+CONFIG_MOUNT = "/etc/redis"
+SCRIPTS = [
+    Path(__file__).with_name(script)
+    for script in ("redis-common.sh", "redis-launch.sh", "redis-probe.sh", "redis-sentinel.sh", "redis-prestop.sh")
+]
+LAUNCH_SCRIPT, PROBE_SCRIPT, SENTINEL_SCRIPT, PRESTOP_SCRIPT = SCRIPTS[1:]
+# An operator's decision for an election that cannot be held because a pod stays
+# silent (see docs/operations.md): an annotation on the pod, read at each container
+# start, so it takes effect at the next restart without changing the template, which
+# would roll every Redis pod.
 RECOVERY_ANNOTATION = "journal-iac/redis-recovery"
-# Ten-second checks until a Redis answers at its start: room for the empty master's
-# survey of its peers and its copy of the journal (see redis-launch.sh).
+# Ten-second checks until a Redis answers at its start: room for loading a large
+# append-only file and for an election waiting REDIS_PEER_WAIT_SECONDS (30 s) for a
+# silent pod.
 STARTUP_CHECKS = 40
+# The Sentinel waits up to REDIS_SENTINEL_WAIT_SECONDS (120 s) for its Redis to know
+# its role; its startup probe must allow longer, or it is restarted mid-wait.
+SENTINEL_STARTUP_CHECKS = 15
+# How long the preStop hand-over waits for the Sentinels to name a new master
+# (REDIS_PRESTOP_WAIT_SECONDS)...
+PRESTOP_WAIT_SECONDS = 10
+# ...within the pod's grace period, which must also hold the hook's 3 s wait for the
+# replicas to catch up and Redis's own shutdown (it flushes the append-only file).
+TERMINATION_GRACE_SECONDS = 30
+# A replica acknowledges every write before the client is told it succeeded (WAIT 1),
+# so a failover to it loses none.
+WRITE_ACKNOWLEDGEMENTS = 1
+# A Sentinel is small: a few MiB of memory, a PING a second to each peer.
+SENTINEL_RESOURCES = Resources(cpu_request="20m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi")
 
 
 @dataclass(frozen=True)
 class RedisConnection:
-    """What a client of the cluster needs: where to read, where to write, and the
-    Secret holding the password."""
+    """What a client of the cluster needs: where to read, how to find the master, and
+    the Secret holding the password."""
 
     read_host: pulumi.Output[str]
-    write_host: pulumi.Output[str]
+    """A Service over every Redis pod that is Ready: each follows the master, or is it."""
     port: int
     password_secret_name: pulumi.Output[str]
     password_secret_key: str
+    write_host: pulumi.Output[str] | None
+    """The one pod's host name with a single pod; None with Sentinels, where the master
+    moves and only they can say where it is."""
+    sentinels: pulumi.Output[str] | None
+    """With several pods: every Sentinel's `host:port`, separated by spaces, to ask
+    for the master named `sentinel_master_name`."""
+    sentinel_port: int | None
+    sentinel_master_name: str
+    write_acknowledgements: int
+    """How many replicas must acknowledge a write (WAIT) before it counts as done."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +107,31 @@ class RedisClusterArgs:
     """The namespace every object goes into."""
 
 
-class RedisCluster(pulumi.ComponentResource):
-    """One master and its replicas: pod 0 takes the writes, every pod serves reads.
+# Mounted in both containers of a pod.
+_CONFIG_MOUNTS: list[VolumeMount] = [
+    {"name": "config", "mount_path": CONFIG_MOUNT},
+    {"name": "scripts", "mount_path": SCRIPTS_MOUNT, "read_only": True},
+    {"name": "password", "mount_path": PASSWORD_MOUNT, "read_only": True},
+]
 
-    Not Redis Cluster, Redis's sharded mode: every pod holds the whole dataset, and no
-    replica takes over from the master on its own. The name is the one the design card
-    gives this tier, and its type token (`journal:index:RedisCluster`) is in the URN of
-    every object a deployed stack holds: a new token would replace them all.
+
+def _probe(script: Path, mode: str, period: int, failures: int) -> Probe:
+    return {
+        "exec_": {"command": ["sh", f"{SCRIPTS_MOUNT}/{script.name}", mode]},
+        "period_seconds": period,
+        "timeout_seconds": 5,
+        "failure_threshold": failures,
+    }
+
+
+class RedisCluster(pulumi.ComponentResource):
+    """One master and its replicas: the master takes the writes, every pod serves reads,
+    and with several pods the Sentinels beside them move the master role when needed.
+
+    Not Redis Cluster, Redis's sharded mode: every pod holds the whole dataset. The name
+    is the one the design card gives this tier, and its type token
+    (`journal:index:RedisCluster`) is in the URN of every object a deployed stack holds:
+    a new token would replace them all.
     """
 
     connection: RedisConnection
@@ -86,24 +146,33 @@ class RedisCluster(pulumi.ComponentResource):
 
         password_secret = self._password_secret()
         scripts = self._scripts()
-        write_service = self._write_service()
+        pods_service = self._pods_service()
         read_service = self._read_service()
-        master_host = self._master_host(write_service)
-        statefulset = self._statefulset(write_service, master_host, scripts, password_secret)
+        pod_hosts = [self._pod_host(pods_service, ordinal) for ordinal in range(args.settings.replicas)]
+        statefulset = self._statefulset(pods_service, pod_hosts[0], scripts, password_secret)
         disruption_budget(name, args.labels, args.namespace, args.settings.replicas, self._child)
 
         self.connection = RedisConnection(
             read_host=pulumi.Output.concat(read_service.metadata.name, ".", args.namespace, ".svc"),
-            write_host=master_host,
             port=REDIS_PORT,
             password_secret_name=password_secret.metadata.name,
             password_secret_key=PASSWORD_FILE_KEY,
+            write_host=None if self._failover else pod_hosts[0],
+            sentinels=pulumi.Output.all(*pod_hosts).apply(
+                lambda hosts: " ".join(f"{host}:{SENTINEL_PORT}" for host in hosts)
+            )
+            if self._failover
+            else None,
+            sentinel_port=SENTINEL_PORT if self._failover else None,
+            sentinel_master_name=SENTINEL_MASTER_NAME,
+            write_acknowledgements=WRITE_ACKNOWLEDGEMENTS if self._failover else 0,
         )
         self.statefulset_name = statefulset.metadata.name
         self.register_outputs(
             {
                 "readHost": self.connection.read_host,
                 "writeHost": self.connection.write_host,
+                "sentinels": self.connection.sentinels,
                 "passwordSecretName": self.connection.password_secret_name,
                 "statefulSetName": self.statefulset_name,
             }
@@ -112,6 +181,11 @@ class RedisCluster(pulumi.ComponentResource):
     @property
     def _statefulset_name(self) -> str:
         return self._labels.component
+
+    @property
+    def _failover(self) -> bool:
+        """Sentinels run beside the pods and move the master role (loader.py refuses 2 pods)."""
+        return self._settings.replicas > 1
 
     # --- the password and the scripts ------------------------------------------------
 
@@ -141,30 +215,30 @@ class RedisCluster(pulumi.ComponentResource):
         return k8s.core.v1.ConfigMap(
             f"{self._name}-scripts",
             metadata={"namespace": self._namespace, "labels": self._labels.object_labels},
-            data={
-                LAUNCH_SCRIPT.name: LAUNCH_SCRIPT.read_text(),
-                PROBE_SCRIPT.name: PROBE_SCRIPT.read_text(),
-            },
+            data={script.name: script.read_text() for script in SCRIPTS},
             opts=self._child,
         )
 
     # --- the Services ----------------------------------------------------------------
 
-    def _write_service(self) -> k8s.core.v1.Service:
+    def _pods_service(self) -> k8s.core.v1.Service:
         # Headless and named in the StatefulSet's serviceName: this is what gives each pod
-        # the DNS name <pod>.<service>. Not-ready addresses are published so replicas can
-        # resolve the master before it reports Ready.
+        # the DNS name <pod>.<service>, which the pods and the Sentinels announce
+        # themselves by. Not-ready addresses are published so a starting pod can reach
+        # its peers before they report Ready. Its name ("-write", from when pod 0 was
+        # the master for life) stays: serviceName cannot change without replacing the
+        # StatefulSet.
         return self._service(
             f"{self._name}-write",
             f"{self._labels.component}-write",
             {"cluster_ip": "None", "publish_not_ready_addresses": True},
         )
 
-    def _master_host(self, write_service: k8s.core.v1.Service) -> pulumi.Output[str]:
+    def _pod_host(self, pods_service: k8s.core.v1.Service, ordinal: int) -> pulumi.Output[str]:
         # "<pod>.<service>.<namespace>.svc" leaves the cluster domain to the pod's DNS
         # search path instead of assuming "cluster.local".
         return pulumi.Output.concat(
-            self._statefulset_name, "-0.", write_service.metadata.name, ".", self._namespace, ".svc"
+            self._statefulset_name, f"-{ordinal}.", pods_service.metadata.name, ".", self._namespace, ".svc"
         )
 
     def _read_service(self) -> k8s.core.v1.Service:
@@ -187,24 +261,29 @@ class RedisCluster(pulumi.ComponentResource):
 
     def _statefulset(
         self,
-        write_service: k8s.core.v1.Service,
-        master_host: pulumi.Output[str],
+        pods_service: k8s.core.v1.Service,
+        pod_zero_host: pulumi.Output[str],
         scripts: k8s.core.v1.ConfigMap,
         password_secret: k8s.core.v1.Secret,
     ) -> k8s.apps.v1.StatefulSet:
         settings, labels = self._settings, self._labels
         pod_labels = labels.labels_with_version(settings.image.version)
+        shared_env = self._shared_env(pod_zero_host)
+        containers = [self._redis_container(shared_env)]
+        if self._failover:
+            containers.append(self._sentinel_container(shared_env))
         return k8s.apps.v1.StatefulSet(
             f"{self._name}-statefulset",
             metadata={"name": self._statefulset_name, "namespace": self._namespace, "labels": pod_labels},
             spec={
-                "service_name": write_service.metadata.name,
+                "service_name": pods_service.metadata.name,
                 "replicas": settings.replicas,
                 # With the default OrderedReady, a pod that never becomes Ready (an image
                 # that cannot be pulled) blocks the controller for good: reverting the
                 # template does not replace it, someone must delete it by hand. Parallel
-                # lets the revert through; updates still go one pod at a time, and replicas
-                # started before the master retry until it answers.
+                # lets the revert through, and lets every pod start at once after a full
+                # restart, which the election needs (pod 0 waits for every pod's answer).
+                # Updates still go one pod at a time.
                 "pod_management_policy": "Parallel",
                 "selector": labels.pod_selector,
                 # The claims hold the journal: deleting or scaling down the StatefulSet
@@ -214,9 +293,10 @@ class RedisCluster(pulumi.ComponentResource):
                     labels,
                     pod_labels,
                     REDIS_USER_ID,
-                    self._redis_container(master_host),
+                    containers,
                     self._volumes(scripts, password_secret),
                     rollout_aware=False,
+                    termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
                 ),
                 "volume_claim_templates": [self._data_claim()],
             },
@@ -233,17 +313,21 @@ class RedisCluster(pulumi.ComponentResource):
             ),
         )
 
-    def _redis_container(self, master_host: pulumi.Output[str]) -> HardenedContainer:
+    def _shared_env(self, pod_zero_host: pulumi.Output[str]) -> list[EnvVar]:
+        """What both containers' scripts read (redis-common.sh): who the pods are, and
+        how to reach a peer's Redis and Sentinel."""
+        return [
+            # Every pod's host name is pod 0's with its ordinal changed.
+            {"name": "REDIS_MASTER_HOST", "value": pod_zero_host},
+            {"name": "REDIS_MASTER_PORT", "value": str(REDIS_PORT)},
+            {"name": "REDIS_PODS", "value": str(self._settings.replicas)},
+            {"name": "REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
+            {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
+            {"name": "REDIS_CONF_DIR", "value": CONFIG_MOUNT},
+        ]
+
+    def _redis_container(self, shared_env: list[EnvVar]) -> HardenedContainer:
         settings = self._settings
-
-        def probe(mode: str, period: int, failures: int) -> Probe:
-            return {
-                "exec_": {"command": ["sh", f"{SCRIPTS_MOUNT}/{PROBE_SCRIPT.name}", mode]},
-                "period_seconds": period,
-                "timeout_seconds": 5,
-                "failure_threshold": failures,
-            }
-
         return HardenedContainer(
             name="redis",
             image=settings.image,
@@ -252,14 +336,9 @@ class RedisCluster(pulumi.ComponentResource):
             port=REDIS_PORT,
             command=["sh", f"{SCRIPTS_MOUNT}/{LAUNCH_SCRIPT.name}"],
             env=[
-                {"name": "REDIS_MASTER_HOST", "value": master_host},
-                {"name": "REDIS_MASTER_PORT", "value": str(REDIS_PORT)},
+                *shared_env,
                 {"name": "REDIS_PORT", "value": str(REDIS_PORT)},
-                {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
                 {"name": "REDIS_DATA_DIR", "value": "/data"},
-                {"name": "REDIS_CONF_DIR", "value": "/etc/redis"},
-                # An empty master asks its peers for their data first.
-                {"name": "REDIS_PODS", "value": str(settings.replicas)},
                 {
                     "name": "REDIS_RECOVERY",
                     "value_from": {"field_ref": {"field_path": f"metadata.annotations['{RECOVERY_ANNOTATION}']"}},
@@ -268,28 +347,47 @@ class RedisCluster(pulumi.ComponentResource):
                     "name": "REDIS_MAXMEMORY",
                     "value": str(int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)),
                 },
+                {"name": "REDIS_PRESTOP_WAIT_SECONDS", "value": str(PRESTOP_WAIT_SECONDS)},
             ],
-            # Until the first liveness check passes: an empty master asking its peers
-            # (REDIS_PEER_WAIT_SECONDS, 30 s) and copying the journal from one (up to
-            # 300 s) answers no probe meanwhile, and a restart part-way would only begin
-            # it again.
-            startup_probe=probe("liveness", period=10, failures=STARTUP_CHECKS),
-            readiness_probe=probe("readiness", period=5, failures=3),
+            # Until the first liveness check passes: loading a large append-only file,
+            # or an election waiting for a silent pod, answers no probe meanwhile, and a
+            # restart part-way would only begin it again.
+            startup_probe=_probe(PROBE_SCRIPT, "liveness", period=10, failures=STARTUP_CHECKS),
+            # With Sentinels, a master is Ready only with a replica in sync (it refuses
+            # writes otherwise), and a replica only with its link to the master up, so
+            # the read Service never answers from a dataset that stopped following.
+            readiness_probe=_probe(PROBE_SCRIPT, "readiness", period=5, failures=3),
             # Liveness tolerates a node that is loading its data or waiting for its
-            # master: restarting it would not help.
-            liveness_probe=probe("liveness", period=10, failures=6),
-            volume_mounts=[
-                {"name": "data", "mount_path": "/data"},
-                {"name": "config", "mount_path": "/etc/redis"},
-                {"name": "scripts", "mount_path": SCRIPTS_MOUNT, "read_only": True},
-                {"name": "password", "mount_path": PASSWORD_MOUNT, "read_only": True},
-            ],
+            # master: restarting it would not help. A hung Redis is the Sentinels'
+            # business: they fail over in seconds, long before 6 failed checks.
+            liveness_probe=_probe(PROBE_SCRIPT, "liveness", period=10, failures=6),
+            # A planned stop of the master hands its role to a replica first, so writes
+            # pause for about a second instead of the Sentinels' detection time.
+            lifecycle={"pre_stop": {"exec_": {"command": ["sh", f"{SCRIPTS_MOUNT}/{PRESTOP_SCRIPT.name}"]}}}
+            if self._failover
+            else None,
+            volume_mounts=[{"name": "data", "mount_path": "/data"}, *_CONFIG_MOUNTS],
+        )
+
+    def _sentinel_container(self, shared_env: list[EnvVar]) -> HardenedContainer:
+        return HardenedContainer(
+            name="sentinel",
+            image=self._settings.image,
+            resources=SENTINEL_RESOURCES,
+            port_name="sentinel",
+            port=SENTINEL_PORT,
+            command=["sh", f"{SCRIPTS_MOUNT}/{SENTINEL_SCRIPT.name}"],
+            env=[*shared_env, {"name": "REDIS_PORT", "value": str(REDIS_PORT)}],
+            startup_probe=_probe(PROBE_SCRIPT, "sentinel", period=10, failures=SENTINEL_STARTUP_CHECKS),
+            readiness_probe=_probe(PROBE_SCRIPT, "sentinel", period=10, failures=3),
+            liveness_probe=_probe(PROBE_SCRIPT, "sentinel", period=10, failures=6),
+            volume_mounts=list(_CONFIG_MOUNTS),
         )
 
     @staticmethod
     def _volumes(scripts: k8s.core.v1.ConfigMap, password_secret: k8s.core.v1.Secret) -> list[Volume]:
         return [
-            # The generated redis.conf holds the password: keep it in memory, never on
+            # The generated configs hold the password: keep them in memory, never on
             # the node's disk.
             {"name": "config", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}},
             {"name": "scripts", "config_map": {"name": scripts.metadata.name, "default_mode": 0o444}},

@@ -87,7 +87,7 @@ def stateless_http_tier(
                 labels,
                 pod_labels,
                 container.user_id,
-                container.hardened(),
+                [container.hardened()],
                 volumes=[*container.volumes, {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
                 rollout_aware=True,
             ),

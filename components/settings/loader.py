@@ -90,6 +90,14 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
         password_length=read.count("redisPasswordLength", MIN_PASSWORD_LENGTH, 512),
         protected=protect_data,
     )
+    if redis.replicas == 2:
+        # Sentinels fail over only with a majority of them agreeing: of two, that is both,
+        # so losing either pod (its Sentinel with it) leaves no failover, and the master
+        # refuses writes once its one replica is gone (min-replicas-to-write 1).
+        read.problems.append(
+            f"{CONFIG_NAMESPACE}:redisReplicas must be 1 (no failover) or at least 3 (Sentinels need a majority "
+            f"that survives the loss of one pod), got {source.get('redisReplicas')!r}"
+        )
 
     fileserver = FileServerSettings(
         image=read.image("fileserverImage"),

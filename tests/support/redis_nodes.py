@@ -511,7 +511,7 @@ class PodNode(Node):
         self.port = port
         self.sentinel_port = sentinel_port
         self.sentinel_log = self.home / "sentinel.log"
-        self.sentinel_proc: Optional[subprocess.Popen] = None
+        self.sentinel_proc: Optional[subprocess.Popen[bytes]] = None
 
     def __repr__(self) -> str:
         return f"PodNode({self.name}, {self.host})"
@@ -534,7 +534,7 @@ class PodNode(Node):
         env.update(self.env_overrides)
         return env
 
-    def _spawn(self, script: Path, log_path: Path) -> subprocess.Popen:
+    def _spawn(self, script: Path, log_path: Path) -> subprocess.Popen[bytes]:
         __tracebackhide__ = True
         with open(log_path, "a") as log:
             return subprocess.Popen(["dash", str(script)], env=self.launch_env(), stdin=subprocess.DEVNULL,

@@ -108,10 +108,14 @@ def test_redis_master_knows_its_peers_and_reads_the_operators_recovery_decision_
 def fake_redis() -> RedisConnection:
     return RedisConnection(
         read_host=pulumi.Output.from_input("redis.ns.svc"),
-        write_host=pulumi.Output.from_input("redis-0.redis-write.ns.svc"),
         port=6379,
         password_secret_name=pulumi.Output.from_input("redis-password"),
         password_secret_key="passwd",
+        write_host=pulumi.Output.from_input("redis-0.redis-write.ns.svc"),
+        sentinels=None,
+        sentinel_port=None,
+        sentinel_master_name="journal",
+        write_acknowledgements=0,
     )
 
 
@@ -322,7 +326,7 @@ def policy_names(deployed):
 
 
 def traffic_policy(settings: StackSettings) -> TrafficPolicy:
-    return TrafficPolicy("t", TrafficPolicyArgs(edge=settings.edge, labels=LABELS, namespace="ns"))
+    return TrafficPolicy("t", TrafficPolicyArgs(edge=settings.edge, labels=LABELS, namespace="ns", sentinel_port=None))
 
 
 def test_traffic_policy_opens_the_acme_solver_only_with_tls():

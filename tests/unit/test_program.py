@@ -7,7 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.redis import LAUNCH_SCRIPT, PROBE_SCRIPT
+from components.redis import PRESTOP_SCRIPT, SCRIPTS, SENTINEL_SCRIPT
 from components.settings import parse_image
 from support.kubernetes_schema import validate_strictly
 from support.program_mocks import PROJECT_DIR, is_custom_resource, is_secret, run_program, run_under_mocks
@@ -35,6 +35,20 @@ def pod_specs(deployed):
 
 def containers(deployed):
     return [(name, c) for name, spec in pod_specs(deployed) for c in spec["containers"]]
+
+
+def redis_containers(deployed) -> dict[str, dict]:
+    """The Redis pod's containers by name: "redis", and "sentinel" with several pods."""
+    spec = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    return {c["name"]: c for c in spec["containers"]}
+
+
+def env_of(container: dict) -> dict:
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def fails_over(deployed) -> bool:
+    return deployed.object("StatefulSet", "redis")["spec"]["replicas"] > 1
 
 
 def matches(selector: dict, labels: dict) -> bool:
@@ -101,8 +115,7 @@ def test_selectors_use_stable_labels_that_the_pod_template_carries(deployed):
 
 def test_workloads_and_their_pods_carry_the_version_they_run(deployed):
     for workload in workloads(deployed):
-        (container,) = workload["spec"]["template"]["spec"]["containers"]
-        version = parse_image(container["image"]).version
+        (version,) = {parse_image(c["image"]).version for c in workload["spec"]["template"]["spec"]["containers"]}
         for labels in (workload["metadata"]["labels"], workload["spec"]["template"]["metadata"]["labels"]):
             assert labels["app.kubernetes.io/version"] == version, workload["metadata"]["name"]
 
@@ -222,29 +235,78 @@ def test_the_frontend_mounts_the_password_secret_read_only(deployed):
 
 def test_the_frontend_is_told_where_to_read_and_write(deployed):
     frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e.get("value") for e in frontend["env"]}
+    env = env_of(frontend)
+    statefulset = deployed.object("StatefulSet", "redis")
     namespace = deployed.objects("Namespace")[0]["metadata"]["name"]
     assert env["REDIS_READ_HOST"] == f"redis.{namespace}.svc"
-    assert env["REDIS_WRITE_HOST"] == f"redis-0.redis-write.{namespace}.svc"
     assert env["REDIS_PASSWORD_FILE"] == "/etc/redis-passwd/passwd"
+    if not fails_over(deployed):
+        assert env["REDIS_WRITE_HOST"] == f"redis-0.redis-write.{namespace}.svc"
+        assert "REDIS_SENTINELS" not in env
+        return
+    # The master moves: writes go where the Sentinels say, and count once a replica has them.
+    assert "REDIS_WRITE_HOST" not in env
+    pods = [f"redis-{i}.redis-write.{namespace}.svc:26379" for i in range(int(statefulset["spec"]["replicas"]))]
+    assert env["REDIS_SENTINELS"].split() == pods
+    assert env["REDIS_MASTER_NAME"] == "journal"
+    assert env["REDIS_MIN_REPLICA_ACKS"] == "1"
 
 
-def test_redis_replicas_follow_the_masters_stable_dns_name(deployed):
+def test_redis_pods_name_each_other_by_their_stable_dns_names(deployed):
     statefulset = deployed.object("StatefulSet", "redis")
-    env = {e["name"]: e.get("value") for e in statefulset["spec"]["template"]["spec"]["containers"][0]["env"]}
     namespace = statefulset["metadata"]["namespace"]
-    assert env["REDIS_MASTER_HOST"] == f"redis-0.{statefulset['spec']['serviceName']}.{namespace}.svc"
+    for container in redis_containers(deployed).values():
+        env = env_of(container)
+        assert env["REDIS_MASTER_HOST"] == f"redis-0.{statefulset['spec']['serviceName']}.{namespace}.svc"
+        assert env["REDIS_PODS"] == str(int(statefulset["spec"]["replicas"]))
 
 
-def test_a_recovering_redis_master_is_not_restarted_part_way(deployed):
+def test_a_loading_redis_is_not_restarted_part_way(deployed):
     statefulset = deployed.object("StatefulSet", "redis")["spec"]
-    (container,) = statefulset["template"]["spec"]["containers"]
+    container = redis_containers(deployed)["redis"]
     startup = container["startupProbe"]
     assert startup["exec"]["command"] == container["livenessProbe"]["exec"]["command"]
-    # The peers' survey (30 s, plus 5 s a peer) and the copy (at most 300 s) fit.
+    # An election's wait for a silent pod (30 s, plus 5 s a pod asked) and loading a
+    # large append-only file fit.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 + 5 * statefulset["replicas"] + 300
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env["REDIS_PODS"] == str(int(statefulset["replicas"]))
+
+
+def test_a_sentinel_runs_beside_each_redis_exactly_when_there_are_several_pods(deployed):
+    containers = redis_containers(deployed)
+    if not fails_over(deployed):
+        assert list(containers) == ["redis"]
+        return
+    assert list(containers) == ["redis", "sentinel"]
+    sentinel = containers["sentinel"]
+    assert sentinel["image"] == containers["redis"]["image"]
+    assert sentinel["command"] == ["sh", f"/scripts/{SENTINEL_SCRIPT.name}"]
+    (port,) = sentinel["ports"]
+    assert port["containerPort"] == int(env_of(sentinel)["REDIS_SENTINEL_PORT"]) == 26379
+    assert env_of(sentinel)["REDIS_SENTINEL_PORT"] == env_of(containers["redis"])["REDIS_SENTINEL_PORT"]
+    # Both containers share the in-memory config directory: the Sentinel reads there
+    # which master the Redis beside it follows.
+    config = env_of(sentinel)["REDIS_CONF_DIR"]
+    assert config == env_of(containers["redis"])["REDIS_CONF_DIR"]
+    for container in containers.values():
+        assert any(m["mountPath"] == config and m["name"] == "config" for m in container["volumeMounts"])
+    # The Sentinel waits up to 120 s for its Redis to know its role: its startup probe
+    # must not restart it first.
+    startup = sentinel["startupProbe"]
+    assert startup["exec"]["command"] == ["sh", "/scripts/redis-probe.sh", "sentinel"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] > 120
+
+
+def test_a_stopping_redis_master_hands_its_role_over_within_the_grace_period(deployed):
+    spec = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    redis = redis_containers(deployed)["redis"]
+    if not fails_over(deployed):
+        assert "lifecycle" not in redis  # one pod: nobody to hand over to
+        return
+    assert redis["lifecycle"]["preStop"]["exec"]["command"] == ["sh", f"/scripts/{PRESTOP_SCRIPT.name}"]
+    # The hook waits up to 3 s for the replicas, then for the new master; Redis then
+    # needs time of its own to flush its append-only file.
+    prestop_wait = int(env_of(redis)["REDIS_PRESTOP_WAIT_SECONDS"])
+    assert spec["terminationGracePeriodSeconds"] >= 3 + prestop_wait + 10
 
 
 def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):
@@ -253,10 +315,11 @@ def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):
     assert read["selector"] == deployed.object("StatefulSet", "redis")["spec"]["selector"]["matchLabels"]
 
 
-def test_redis_ships_the_launch_and_probe_scripts_verbatim(deployed):
-    (scripts,) = [c for c in deployed.objects("ConfigMap") if LAUNCH_SCRIPT.name in c["data"]]
-    assert scripts["data"][LAUNCH_SCRIPT.name] == LAUNCH_SCRIPT.read_text()
-    assert scripts["data"][PROBE_SCRIPT.name] == PROBE_SCRIPT.read_text()
+def test_redis_ships_its_scripts_verbatim(deployed):
+    (scripts,) = [c for c in deployed.objects("ConfigMap") if "redis-launch.sh" in c["data"]]
+    assert scripts["data"] == {script.name: script.read_text() for script in SCRIPTS}
+    # redis-common.sh is sourced by the others from their own directory.
+    assert "redis-common.sh" in scripts["data"]
 
 
 def test_redis_data_outlives_the_statefulset(deployed):
@@ -264,7 +327,7 @@ def test_redis_data_outlives_the_statefulset(deployed):
     assert statefulset["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     (claim,) = statefulset["volumeClaimTemplates"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
-    mounts = statefulset["template"]["spec"]["containers"][0]["volumeMounts"]
+    mounts = redis_containers(deployed)["redis"]["volumeMounts"]
     assert {"name": claim["metadata"]["name"], "mountPath": "/data"} in mounts
 
 
@@ -313,11 +376,11 @@ def test_every_scratch_volume_is_bounded_and_the_http_tiers_write_only_to_tmp(de
 
 def test_the_redis_config_which_holds_the_password_never_touches_the_nodes_disk(deployed):
     spec = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
-    (container,) = spec["containers"]
-    config_dir = {e["name"]: e.get("value") for e in container["env"]}["REDIS_CONF_DIR"]
-    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == config_dir]
-    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
-    assert volume["emptyDir"]["medium"] == "Memory"
+    for container in spec["containers"]:
+        config_dir = env_of(container)["REDIS_CONF_DIR"]
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == config_dir]
+        (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+        assert volume["emptyDir"]["medium"] == "Memory"
 
 
 def test_password_files_are_readable_by_their_owner_and_group_only(deployed):
@@ -505,7 +568,7 @@ def test_every_pod_can_ask_the_cluster_dns(deployed, component, protocol):
 
 
 @pytest.mark.parametrize("component", ["frontend", "redis", "fileserver"])
-@pytest.mark.parametrize("port", [6379, 8080, 443])
+@pytest.mark.parametrize("port", [6379, 26379, 8080, 443])
 def test_no_pod_sends_anything_out_of_the_namespace(deployed, component, port):
     elsewhere = {"namespace": "elsewhere", "labels": pod_labels(deployed, component)["labels"]}
     assert not allowed(deployed, "Egress", pod_labels(deployed, component), elsewhere, "TCP", port)
@@ -519,7 +582,7 @@ def test_port_53_is_open_to_the_cluster_dns_only(deployed, component):
 
 @pytest.mark.parametrize(
     "source, destination, port",
-    [("fileserver", "redis", 6379), ("frontend", "fileserver", 8080), ("redis", "frontend", 8080)],
+    [("fileserver", "redis", 6379), ("fileserver", "redis", 26379), ("frontend", "fileserver", 8080), ("redis", "frontend", 8080)],
 )
 def test_a_flow_the_service_does_not_need_stays_closed(deployed, source, destination, port):
     source_pods, destination_pods = pod_labels(deployed, source), pod_labels(deployed, destination)
@@ -539,7 +602,18 @@ def test_only_the_frontend_and_redis_itself_may_reach_redis(deployed):
     (rule,) = redis["ingress"]
     components = sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for peer in rule["from"])
     assert components == ["frontend", "redis"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    # The Sentinels' port only where Sentinels run.
+    sentinel_port = [{"protocol": "TCP", "port": 26379}] if fails_over(deployed) else []
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}, *sentinel_port]
+
+
+@pytest.mark.parametrize("source", ["frontend", "redis"])
+def test_the_sentinels_answer_the_frontend_and_each_other_where_they_run(deployed, source):
+    source_pods, redis_pods = pod_labels(deployed, source), pod_labels(deployed, "redis")
+    open_both_ways = allowed(deployed, "Egress", source_pods, redis_pods, "TCP", 26379) and allowed(
+        deployed, "Ingress", redis_pods, source_pods, "TCP", 26379
+    )
+    assert open_both_ways == fails_over(deployed)
 
 
 # --- outputs ---------------------------------------------------------------------------------

@@ -80,6 +80,7 @@ INVALID = [
     ("frontendReplicas", "0", "from 1 to"),
     ("frontendReplicas", "-2", "whole number"),
     ("redisReplicas", "three", "whole number"),
+    ("redisReplicas", "2", "at least 3 (Sentinels need a majority"),
     ("fileserverReplicas", "1000", "from 1 to"),
     ("frontendCpuRequest", "lots", "CPU quantity"),
     ("frontendCpuLimit", "0m", "positive CPU"),
