@@ -108,7 +108,12 @@ def hardened_pod_template(
     }
     if termination_grace_period_seconds is not None:
         spec["termination_grace_period_seconds"] = termination_grace_period_seconds
-    return {"metadata": {"labels": pod_labels}, "spec": spec}
+    metadata: k8s.meta.v1.ObjectMetaArgsDict = {"labels": pod_labels}
+    if len(containers) > 1:
+        # `kubectl exec` and `logs` pick the first container when none is named, and warn
+        # that they did: this says which one is meant.
+        metadata["annotations"] = {"kubectl.kubernetes.io/default-container": containers[0].name}
+    return {"metadata": metadata, "spec": spec}
 
 
 def spread_across_nodes(labels: PartLabels, *, rollout_aware: bool) -> list[k8s.core.v1.TopologySpreadConstraintArgsDict]:

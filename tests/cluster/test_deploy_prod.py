@@ -1,20 +1,12 @@
-"""The production shape on the local cluster: Pulumi.prod.yaml deployed with
-scripts/pulumi.sh, with what one 2-core node forces on it and nothing else:
+"""The production shape on the local cluster (tests/support/prod_stack.py: Pulumi.prod.yaml
+deployed with scripts/pulumi.sh, with what one 2-core node forces on it and nothing else).
 
-- `kubernetes:context` is `journal-local`, not `journal-prod`: this is not production;
-- frontendCpuRequest 250m -> 100m and redisCpuRequest 500m -> 100m: prod's requests add up
-  to 2.35 cores (3 x 250m + 3 x 500m + 2 x 50m), more than the node has beside CoreDNS
-  and Traefik, and the scheduler would leave pods Pending. Replicas (3 frontends, a Redis
-  master and two replicas, 2 file servers), limits, memory, 50Gi volumes and protectData
-  stay as in prod;
-- the certificate comes from the cluster's own ACME server, as dev's does (Pulumi.dev.yaml's
-  tlsIssuer, acmeServer and acmeCaBundle), not from Let's Encrypt, which nothing here may
-  reach.
-
-Then Redis is shown working in the cluster (replication by the headless DNS name, reads
-spread over replicas, replicas refusing writes, a master pod deleted and back with its
-data), the NetworkPolicies shown enforced in both directions, and protectData shown to
-stop `pulumi destroy` from taking the data."""
+Redis is shown working in the cluster (Sentinels naming one master that every pod follows
+by its host name, reads spread over the pods, replicas refusing writes, a deleted master
+handing its role over and coming back as a replica with its data, a lost volume refilled
+from the master), the NetworkPolicies shown enforced in both directions, and protectData
+shown to stop `pulumi destroy` from taking the data. tests/cluster/test_redis_failover.py
+shows the journal through faults, under traffic."""
 
 import json
 import re
@@ -22,65 +14,16 @@ import time
 from typing import Iterator
 
 import pytest
-import yaml
 
-from support.program_mocks import stack_config
-from support.deployed_stack import DeployedStack
 from support.kubectl import has_condition
 from support.local_cluster import CLIENT_IMAGE, SLEEPER, LocalCluster, hardened_pod
-from localcluster import layout
-from support.project_copy import Project, copy_project
+from support.prod_stack import NAMESPACE, REDIS_PODS, Prod
 
 pytestmark = pytest.mark.cluster
 
-NAMESPACE = "journal-prod"
-HOST = "journal.example.com"
-LOCAL_NODE = {
-    "kubernetes:context": "journal-local",
-    "journal:frontendCpuRequest": "100m",
-    "journal:redisCpuRequest": "100m",
-    **{key: stack_config("dev")[key] for key in ("journal:tlsIssuer", "journal:acmeServer", "journal:acmeCaBundle")},
-}
 
-
-class Prod(DeployedStack):
-    def __init__(self, project: Project, cluster: LocalCluster):
-        super().__init__(project, cluster, NAMESPACE, HOST)
-
-    def post(self, text: str) -> dict:
-        """POST an entry over HTTPS through the ingress controller, from the host, as any client."""
-        status, _, body = self.client.request("POST", "/api", text.encode())
-        assert status == 201, body
-        return json.loads(body)
-
-    def status(self, path: str) -> int:
-        return self.client.request("GET", path)[0]
-
-    def replication(self, pod: str) -> dict[str, str]:
-        info = self.redis_cli(pod, "INFO", "replication")
-        return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-
-    def pod_name(self, component: str) -> str:
-        return self.pods(component)[0]["metadata"]["name"]
-
-    def pod_ip(self, name: str, namespace: str = NAMESPACE) -> str:
-        return self.cluster.get("pod", name, "-n", namespace)["status"]["podIP"]
-
-
-@pytest.fixture(scope="module")
-def prod(module_cluster, tmp_path_factory) -> Iterator[Prod]:
-    project = copy_project(tmp_path_factory.mktemp("prod"), layout.PATHS.admin_kubeconfig)
-    stack_file = project.root / "Pulumi.prod.yaml"
-    settings = yaml.safe_load(stack_file.read_text())
-    settings["config"].update(LOCAL_NODE)
-    stack_file.write_text(yaml.safe_dump(settings))
-    project.pulumi("prod", "up", "--yes", "--skip-preview")
-    deployed = Prod(project, module_cluster)
-    module_cluster.wait(lambda: all(deployed.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 60, "both replicas linked")
-    deployed.wait_until_routed()
-    yield deployed
-    project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
-    project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
+def host_of(pod: str) -> str:
+    return f"{pod}.redis-write.{NAMESPACE}.svc"
 
 
 def test_every_pod_of_the_production_shape_is_ready(prod):
@@ -96,20 +39,27 @@ def test_every_pod_of_the_production_shape_is_ready(prod):
         assert claim["status"]["phase"] == "Bound" and claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
 
 
-def test_replicas_follow_the_master_by_its_headless_dns_name(prod):
-    assert prod.replication("redis-0")["role"] == "master"
-    assert prod.replication("redis-0")["connected_slaves"] == "2"
-    for replica in ("redis-1", "redis-2"):
+def test_every_redis_pod_follows_the_master_the_sentinels_name_by_its_host_name(prod):
+    master = prod.wait_until_settled()
+    assert prod.replication(master)["connected_slaves"] == "2"
+    for replica in set(REDIS_PODS) - {master}:
         info = prod.replication(replica)
         assert info["role"] == "slave"
-        assert info["master_host"] == f"redis-0.redis-write.{NAMESPACE}.svc"
+        assert info["master_host"] == host_of(master)
         assert info["master_link_status"] == "up"
+    # The Sentinels know each other and the replicas by host name too: a pod IP changes
+    # whenever a pod is rescheduled.
+    for pod in REDIS_PODS:
+        sentinels = prod.redis_cli(pod, "-p", "26379", "SENTINEL", "SENTINELS", "journal").split()
+        assert sorted(word for word in sentinels if word.startswith("redis-")) == sorted(host_of(p) for p in REDIS_PODS if p != pod)
+        replicas = prod.redis_cli(pod, "-p", "26379", "SENTINEL", "REPLICAS", "journal").split()
+        assert {host_of(p) for p in REDIS_PODS if p != master} <= set(replicas)
 
 
 def test_an_entry_reaches_the_master_and_every_replica(prod):
     entry = prod.post("replicated everywhere")
     member = str(entry["id"])
-    for pod in ("redis-0", "redis-1", "redis-2"):
+    for pod in REDIS_PODS:
         prod.cluster.wait(
             lambda: "replicated everywhere" in prod.redis_cli(pod, "ZRANGEBYSCORE", "journal:entries", member, member),
             10,
@@ -118,7 +68,8 @@ def test_an_entry_reaches_the_master_and_every_replica(prod):
 
 
 def test_a_replica_refuses_writes(prod):
-    assert "READONLY" in prod.redis_cli("redis-1", "SET", "written-on-a-replica", "1", check=False)
+    replica = next(pod for pod in REDIS_PODS if pod != prod.wait_until_settled())
+    assert "READONLY" in prod.redis_cli(replica, "SET", "written-on-a-replica", "1", check=False)
 
 
 def test_the_read_service_spreads_reads_over_the_replicas(prod):
@@ -143,81 +94,81 @@ def test_the_read_service_spreads_reads_over_the_replicas(prod):
     assert roles == "['master', 'slave']"
 
 
-def test_the_master_pod_comes_back_with_its_data_and_the_replicas_reattach(prod):
+def test_a_deleted_master_hands_its_role_over_and_comes_back_as_a_replica_with_its_data(prod):
+    master = prod.wait_until_settled()
     entry = prod.post("survives the master pod")
-    claim_uid = prod.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)["metadata"]["uid"]
-    old_uid = prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["metadata"]["uid"]
-    prod.cluster.kubectl("delete", "pod", "redis-0", "-n", NAMESPACE, "--wait=false")
-    prod.cluster.wait(lambda: prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["metadata"]["uid"] != old_uid, 60, "a new redis-0")
-    prod.cluster.wait_ready(NAMESPACE, "redis-0", timeout=90)
-    assert prod.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)["metadata"]["uid"] == claim_uid
+    claim_uid = prod.cluster.get("pvc", f"data-{master}", "-n", NAMESPACE)["metadata"]["uid"]
+    old_uid = prod.cluster.get("pod", master, "-n", NAMESPACE)["metadata"]["uid"]
+    witness = next(pod for pod in REDIS_PODS if pod != master)
+    started = time.monotonic()
+    prod.cluster.kubectl("delete", "pod", master, "-n", NAMESPACE, "--wait=false")
+    prod.cluster.wait(lambda: prod.sentinel_master(witness) not in (None, master), 30, "a new master")
+    # The preStop hook handed the role over before the pod stopped: the Sentinels on
+    # their own would take 5 s (down-after-milliseconds) before they even agreed it was down.
+    assert time.monotonic() - started < 5
+    prod.cluster.wait(lambda: prod.cluster.get("pod", master, "-n", NAMESPACE)["metadata"]["uid"] != old_uid, 60, f"a new {master}")
+    prod.cluster.wait_ready(NAMESPACE, master, timeout=120)
+    assert prod.cluster.get("pvc", f"data-{master}", "-n", NAMESPACE)["metadata"]["uid"] == claim_uid
+    new_master = prod.wait_until_settled()
+    assert new_master != master
     member = str(entry["id"])
-    assert "survives the master pod" in prod.redis_cli("redis-0", "ZRANGEBYSCORE", "journal:entries", member, member)
-    prod.cluster.wait(
-        lambda: all(prod.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 90, "the replicas to re-attach"
-    )
-    # The API serves again without a redeploy: its next write goes to the new master.
-    prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
+    assert "survives the master pod" in prod.redis_cli(master, "ZRANGEBYSCORE", "journal:entries", member, member)
+    # The API writes again without a redeploy: it asks the Sentinels for the master.
+    prod.cluster.wait(prod.posts, 60, "the API to write again")
 
 
-def test_a_master_that_loses_its_volume_recovers_the_journal_from_a_replica(prod):
-    entry = prod.post("survives the master's volume")
+def test_a_pod_that_loses_its_volume_gets_the_journal_back_from_the_master(prod):
+    master = prod.wait_until_settled()
+    entry = prod.post("survives a lost volume")
     member = str(entry["id"])
 
     def holds_entry(pod: str) -> bool:
-        return "survives the master's volume" in prod.redis_cli(pod, "ZRANGEBYSCORE", "journal:entries", member, member)
+        return "survives a lost volume" in prod.redis_cli(pod, "ZRANGEBYSCORE", "journal:entries", member, member)
 
-    prod.cluster.wait(lambda: holds_entry("redis-1") and holds_entry("redis-2"), 30, "the entry on both replicas")
-    old_claim = prod.cluster.get("pvc", "data-redis-0", "-n", NAMESPACE)["metadata"]["uid"]
+    prod.cluster.wait(lambda: all(holds_entry(pod) for pod in REDIS_PODS), 30, "the entry on every pod")
+    lost = next(pod for pod in REDIS_PODS if pod != master)
+    old_claim = prod.cluster.get("pvc", f"data-{lost}", "-n", NAMESPACE)["metadata"]["uid"]
     # The claim goes once its pod does (its protection finalizer waits for that), and the
-    # StatefulSet gives the new redis-0 a new, empty claim: a lost volume, as an operator
+    # StatefulSet gives the new pod a new, empty claim: a lost volume, as an operator
     # deleting the wrong claim or a failed disk would leave it.
-    prod.cluster.kubectl("delete", "pvc", "data-redis-0", "-n", NAMESPACE, "--wait=false")
-    prod.cluster.kubectl("delete", "pod", "redis-0", "-n", NAMESPACE, "--wait=false")
+    prod.cluster.kubectl("delete", "pvc", f"data-{lost}", "-n", NAMESPACE, "--wait=false")
+    prod.cluster.kubectl("delete", "pod", lost, "-n", NAMESPACE, "--wait=false")
 
     def new_claim_bound() -> bool:
-        claims = [c for c in prod.cluster.get("pvc", "-n", NAMESPACE)["items"] if c["metadata"]["name"] == "data-redis-0"]
+        claims = [c for c in prod.cluster.get("pvc", "-n", NAMESPACE)["items"] if c["metadata"]["name"] == f"data-{lost}"]
         return bool(claims) and claims[0]["metadata"]["uid"] != old_claim and claims[0]["status"].get("phase") == "Bound"
 
-    prod.cluster.wait(new_claim_bound, 120, "a new, empty claim for redis-0")
-    prod.cluster.wait_ready(NAMESPACE, "redis-0", timeout=180)
-    log = prod.cluster.kubectl("logs", "-n", NAMESPACE, "redis-0").stdout
-    assert "holds no data: asking the peers" in log and "recovering from redis-" in log, log
-    assert holds_entry("redis-0")
-    prod.cluster.wait(
-        lambda: all(prod.replication(f"redis-{n}").get("master_link_status") == "up" for n in (1, 2)), 90, "the replicas to re-attach"
-    )
-    assert holds_entry("redis-1") and holds_entry("redis-2")
-    prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
+    prod.cluster.wait(new_claim_bound, 120, f"a new, empty claim for {lost}")
+    prod.cluster.wait_ready(NAMESPACE, lost, timeout=180)
+    # It asked the Sentinels, followed the master they name, and synced the journal from it.
+    assert prod.wait_until_settled() == master
+    assert holds_entry(lost)
+    prod.cluster.wait(prod.posts, 60, "the API to write again")
 
 
-def test_the_operators_recovery_annotation_reaches_the_master_at_its_next_start(prod):
-    # The README's procedure: annotate the pod, and its next container start reads the
-    # decision. A master that holds its data ignores it, and says so.
+def test_the_operators_recovery_annotation_reaches_the_redis_container_at_its_next_start(prod):
+    # docs/operations.md's procedure for an election that cannot be held: annotate the
+    # pods, and their next container start reads the decision (it is ignored while the
+    # Sentinels know a master, as here).
     annotation = "journal-iac/redis-recovery"
-    prod.cluster.kubectl("annotate", "pod", "redis-0", "-n", NAMESPACE, f"{annotation}=recover-from-1")
+    replica = next(pod for pod in REDIS_PODS if pod != prod.wait_until_settled())
+    prod.cluster.kubectl("annotate", "pod", replica, "-n", NAMESPACE, f"{annotation}=recover-from-1")
+
+    def restarts() -> int:
+        statuses = prod.cluster.get("pod", replica, "-n", NAMESPACE)["status"]["containerStatuses"]
+        return next(status["restartCount"] for status in statuses if status["name"] == "redis")
+
     try:
-        restarts = prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["status"]["containerStatuses"][0]["restartCount"]
-        prod.redis_cli("redis-0", "SHUTDOWN", check=False)
-        prod.cluster.wait(
-            lambda: prod.cluster.get("pod", "redis-0", "-n", NAMESPACE)["status"]["containerStatuses"][0]["restartCount"] > restarts,
-            60,
-            "redis-0's container to restart",
-        )
-        prod.cluster.wait_ready(NAMESPACE, "redis-0", timeout=120)
-        log = prod.cluster.kubectl("logs", "-n", NAMESPACE, "redis-0").stdout
-        assert "REDIS_RECOVERY=recover-from-1 ignored: /data holds data" in log, log
+        before = restarts()
+        prod.redis_cli(replica, "SHUTDOWN", check=False)
+        prod.cluster.wait(lambda: restarts() > before, 60, f"{replica}'s redis container to restart")
+        prod.cluster.wait_ready(NAMESPACE, replica, timeout=120)
+        seen = prod.cluster.exec(NAMESPACE, replica, "sh", "-c", 'printf %s "$REDIS_RECOVERY"').stdout
+        assert seen == "recover-from-1"
     finally:
-        prod.cluster.kubectl("annotate", "pod", "redis-0", "-n", NAMESPACE, f"{annotation}-")
-    prod.cluster.wait(lambda: _posts(prod), 60, "the API to write again")
-
-
-def _posts(prod: Prod) -> bool:
-    try:
-        prod.post("after the master came back")
-        return True
-    except Exception:
-        return False
+        prod.cluster.kubectl("annotate", "pod", replica, "-n", NAMESPACE, f"{annotation}-")
+    prod.wait_until_settled()
+    prod.cluster.wait(prod.posts, 60, "the API to write again")
 
 
 # --- NetworkPolicies, enforced by kube-router --------------------------------------------
@@ -242,8 +193,9 @@ def outsider(prod) -> Iterator[str]:
 def test_every_flow_the_service_needs_is_open(prod):
     frontend = prod.pod_name("frontend")
     redis_ip = prod.pod_ip("redis-0")
-    assert can_connect(prod.cluster, NAMESPACE, frontend, redis_ip, 6379)
-    assert can_connect(prod.cluster, NAMESPACE, "redis-1", redis_ip, 6379)
+    for port in (6379, 26379):  # Redis, and its Sentinel
+        assert can_connect(prod.cluster, NAMESPACE, frontend, redis_ip, port)
+        assert can_connect(prod.cluster, NAMESPACE, "redis-1", redis_ip, port)
     # Ingress controller -> frontend -> Redis master, and ingress controller -> file server.
     assert prod.post("through the ingress, to the frontend, to redis")["id"] > 0
     assert prod.status("/") == 200
@@ -253,6 +205,8 @@ def test_every_flow_the_service_needs_is_open(prod):
     "source, target, port",
     [
         ("fileserver", "redis-0", 6379),
+        ("fileserver", "redis-0", 26379),
+        ("outsider", "redis-0", 26379),
         ("frontend", "fileserver", 8080),
         ("redis", "outsider", 8080),
         ("frontend", "outsider", 8080),

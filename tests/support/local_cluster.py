@@ -15,7 +15,7 @@ import json
 import secrets
 import subprocess
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import pytest
 
@@ -23,6 +23,8 @@ from localcluster import ClusterError, images, layout, polling
 from localcluster import cluster as local_cluster
 from localcluster.commands import CommandFailed
 from support.kubectl import KubectlClient, Manifest
+
+T = TypeVar("T")
 
 
 class LocalCluster(KubectlClient):
@@ -56,9 +58,10 @@ class LocalCluster(KubectlClient):
         self.wait(lambda: self.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0, 30, f"{name}'s ServiceAccount")
         return name
 
-    def wait(self, check: Callable[[], object], timeout: float, what: str) -> None:
+    def wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+        """What `check` returns once it is truthy."""
         # Each check is a kubectl or pulumi call: twice a second is often enough.
-        polling.wait_for(what, check, timeout, interval=0.5)
+        return polling.wait_for(what, check, timeout, interval=0.5)
 
     def wait_ready(self, namespace: str, pod: str, timeout: float = 90) -> None:
         result = self.kubectl("wait", "--for=condition=Ready", f"pod/{pod}", "-n", namespace, f"--timeout={timeout:.0f}s", check=False, timeout=timeout + 10)

@@ -277,6 +277,9 @@ def test_a_sentinel_runs_beside_each_redis_exactly_when_there_are_several_pods(d
         assert list(containers) == ["redis"]
         return
     assert list(containers) == ["redis", "sentinel"]
+    template = deployed.object("StatefulSet", "redis")["spec"]["template"]
+    # An operator's `kubectl exec redis-0 -- redis-cli` reaches Redis, not the Sentinel.
+    assert template["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "redis"
     sentinel = containers["sentinel"]
     assert sentinel["image"] == containers["redis"]["image"]
     assert sentinel["command"] == ["sh", f"/scripts/{SENTINEL_SCRIPT.name}"]
