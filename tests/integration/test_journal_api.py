@@ -48,20 +48,19 @@ from support.journal_api_process import (
     TEXT_PLAIN,
     Api,
     Response,
+    master_and_replica,
     require_api_python,
 )
 from support.redis_sentinels import SENTINEL_DEADLINE, Sentinels
 from support.redis_nodes import (
     RedisNodes,
     Node,
-    Output,
     Secret,
     base_env,
-    find_descendant,
     free_port,
     read_proc,
     require_binaries,
-    run,
+    stopped,
     wait_for,
 )
 
@@ -83,33 +82,6 @@ RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 #: Everything the API stores, as one redis-cli session prints it.
 SNAPSHOT = "ZRANGE journal:entries 0 -1 WITHSCORES\nGET journal:next-id\n"
 JSON_TYPE = {"Content-Type": "application/json"}
-
-
-# --- Redis nodes on loopback aliases -------------------------------------------------
-
-
-class AliasNode(Node):
-    """A node bound to another loopback address, on a port chosen for it."""
-
-    def __init__(self, *args: object, address: str, port: int, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)
-        self.address, self.port = address, port
-
-    def launch_env(self) -> dict[str, str]:
-        return {**super().launch_env(), "REDIS_BIND": self.address}
-
-    def cli(self, *args: str, auth: bool = True, stdin: Optional[str] = None) -> Output:
-        __tracebackhide__ = True
-        return run(["redis-cli", "-h", self.address, "-p", str(self.port), *args],
-                   secret=self.secret, env=self.cli_env(auth), stdin=stdin)
-
-
-def master_and_replica() -> RedisNodes:
-    """A cluster (not started) of a master on MASTER and its replica on REPLICA, one port."""
-    cluster = RedisNodes(replicas=0)
-    cluster.replicas.append(AliasNode(cluster.workdir, "redis-1", cluster.secret, cluster.password_file,
-                                      master=cluster.master, address=REPLICA, port=cluster.master.port))
-    return cluster
 
 
 def snapshot(node: Node) -> str:
@@ -658,18 +630,6 @@ def test_an_unreadable_reply_is_503_unavailable_in_bounded_time(answer: bytes, c
 # --- acknowledgement by replicas ----------------------------------------------------------------
 
 ACK_TIMEOUT_MS = 1000
-
-
-@contextlib.contextmanager
-def stopped(node: Node) -> Iterator[None]:
-    """The node's redis-server frozen (SIGSTOP) for the block: its connections stay open, it
-    answers nothing."""
-    pid = find_descendant(node.pid, "redis-server") or node.pid
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def test_a_write_no_replica_acknowledges_in_time_is_503_and_reports_no_id(clean: RedisNodes,

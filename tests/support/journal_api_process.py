@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 import pytest
 
 from localcluster import commands, polling
-from support.redis_nodes import Secret, base_env, free_port, wait_for
+from support.redis_nodes import Node, Output, RedisNodes, Secret, base_env, free_port, run, wait_for
 
 #: The reference frontend image's source: `python -m journal_api` runs from here.
 API_SOURCE = Path(__file__).resolve().parents[2] / "images" / "journal-api"
@@ -186,3 +186,28 @@ class Api:
         response = self.request("GET", "/api")
         assert response.status == 200, (response.status, response.body)
         return response.json
+
+
+class AliasNode(Node):
+    """A node bound to another loopback address, on a port chosen for it."""
+
+    def __init__(self, workdir: Path, name: str, secret: Secret, password_file: Path, *,
+                 master: Node | None = None, address: str, port: int) -> None:
+        super().__init__(workdir, name, secret, password_file, master=master)
+        self.address, self.port = address, port
+
+    def launch_env(self) -> dict[str, str]:
+        return {**super().launch_env(), "REDIS_BIND": self.address}
+
+    def cli(self, *args: str, auth: bool = True, stdin: str | None = None) -> Output:
+        __tracebackhide__ = True
+        return run(["redis-cli", "-h", self.address, "-p", str(self.port), *args],
+                   secret=self.secret, env=self.cli_env(auth), stdin=stdin)
+
+
+def master_and_replica() -> RedisNodes:
+    """A cluster (not started) of a master on MASTER and its replica on REPLICA, one port."""
+    cluster = RedisNodes(replicas=0)
+    cluster.replicas.append(AliasNode(cluster.workdir, "redis-1", cluster.secret, cluster.password_file,
+                                      master=cluster.master, address=REPLICA, port=cluster.master.port))
+    return cluster

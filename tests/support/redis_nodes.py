@@ -438,6 +438,18 @@ def master_down(cluster: RedisNodes) -> Iterator[None]:
         cluster.start_master()
 
 
+@contextlib.contextmanager
+def stopped(node: Node) -> Iterator[None]:
+    """The node's redis-server frozen (SIGSTOP) for the block: its connections stay open, it
+    answers nothing."""
+    pid = find_descendant(node.pid, "redis-server") or node.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def find_descendant(root_pid: int, command: str) -> Optional[int]:
     """The pid of a running descendant of `root_pid` whose argv[0] ends in `command`."""
     parents = {}
