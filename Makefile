@@ -30,6 +30,7 @@ bench: everything
 	devtools/benchmark.sh
 	devtools/benchmark-cluster.sh
 	$(VENV)/bin/python devtools/benchmark-fleet.py
+	devtools/benchmark-failover.sh
 
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.

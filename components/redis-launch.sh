@@ -499,9 +499,9 @@ elect() {
                     ;;
             esac
             if [ "$ordinal" -eq 0 ]; then
-                refuse "refusing to start $pod: no Sentinel knows a master, and pod(s)$silent did not answer within $peer_wait s (last: $reason). The master is elected only once every pod told what data it holds, or a pod with less data could become the master and the others discard theirs at their next sync. Bring the pod back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
+                refuse "refusing to start $pod: no Sentinel knows a master, and pod(s)$silent did not answer within $peer_wait s (last: $reason). The master is elected only once every pod told what data it holds, or a pod with less data could become the master and the others discard theirs at their next sync. Bring the pod back, or decide with the pod annotation journal-iac/redis-recovery (docs/operations.md: \"When the election refuses, the operator decides\")"
             fi
-            refuse "refusing to start $pod: no Sentinel knows a master, and no pod answers as one within $peer_wait s: pod 0 ($(host_of 0)) elects the master once every pod answers (silent:$silent; last: $reason). Bring the pod back, or decide with the pod annotation journal-iac/redis-recovery (README: \"A Redis master on an empty volume\")"
+            refuse "refusing to start $pod: no Sentinel knows a master, and no pod answers as one within $peer_wait s: pod 0 ($(host_of 0)) elects the master once every pod answers (silent:$silent; last: $reason). Bring the pod back, or decide with the pod annotation journal-iac/redis-recovery (docs/operations.md: \"When the election refuses, the operator decides\")"
         fi
         sleep 1
     done

@@ -130,7 +130,10 @@ local_view() {
 
 deadline=$(($(date +%s) + wait_seconds))
 while :; do
-    master=$(sentinel_master)
+    # "HOST PORT EPOCH": the master the Sentinels name, with its config epoch (-1 and
+    # no master when none names one).
+    known=$(sentinel_master; printf ' %s' "$best_epoch")
+    epoch=${known##* } master=${known% *}
     source="the Sentinels"
     if [ -z "$master" ]; then
         master=$(local_view)
@@ -167,6 +170,15 @@ rm -f -- "$conf" || die "cannot replace $conf"
     printf 'sentinel announce-port %s\n' "$sentinel_port"
     printf 'sentinel myid %s\n' "$(sentinel_id "$own_host")"
     printf 'sentinel monitor %s %s %s %s\n' "$MASTER_NAME" "$master_host" "$master_port" "$quorum"
+    if [ "$epoch" -gt 0 ]; then
+        # The epoch of the master the Sentinels name. Started at epoch 0, this Sentinel
+        # would learn it from their hello messages only seconds later, and a failover
+        # it led meanwhile (a preStop hand-over asks it right after a rollout restarted
+        # it) would announce the new master under an epoch lower than theirs: they
+        # would ignore it and keep the old master until they saw it fail.
+        printf 'sentinel current-epoch %s\n' "$epoch"
+        printf 'sentinel config-epoch %s %s\n' "$MASTER_NAME" "$epoch"
+    fi
     printf 'sentinel auth-pass %s "%s"\n' "$MASTER_NAME" "$password"
     printf 'sentinel down-after-milliseconds %s 5000\n' "$MASTER_NAME"
     printf 'sentinel failover-timeout %s 20000\n' "$MASTER_NAME"

@@ -631,6 +631,31 @@ def test_prestop_on_the_master_hands_the_role_over_within_seconds(pods: RedisPod
     assert pods.wait_until_settled() is new
 
 
+def test_a_hand_over_led_by_a_sentinel_just_restarted_is_followed_by_every_sentinel(pods: RedisPods) -> None:
+    # A rollout restarts the pods one by one, and the master's preStop asks the next
+    # pod's Sentinel first: in reverse ordinal order, that one has just restarted. Its
+    # failover must be announced under an epoch above the current master's, or the
+    # other Sentinels ignore it and keep naming the old master.
+    first = pods.settled()
+    assert first is not None
+    assert "is the master now" in first.prestop().stderr  # one failover: the epoch is past 0
+    master = pods.wait_until_settled()
+    asked_first = pods.pods[(master.ordinal + 1) % len(pods.pods)]
+    asked_first.stop_sentinel()
+    asked_first.start_sentinel()
+    wait_for(f"{asked_first}'s Sentinel to answer", lambda: asked_first.sentinel_master() is not None, interval=0.1)
+
+    result = master.prestop()
+    assert "is the master now" in result.stderr, result.stderr
+    new = other_master(pods, master)
+    assert new is not None
+    # Within the hand-over's own bound, not after the Sentinels' detection time.
+    agreed = wait_for("every Sentinel to name the new master",
+                      lambda: all(pod.sentinel_master() == new.host for pod in pods.pods), deadline=3, interval=0.1)
+    assert agreed
+    assert pods.wait_until_settled() is new
+
+
 def test_a_master_cut_off_from_its_replicas_refuses_writes_and_leaves_the_read_service(pods: RedisPods) -> None:
     master = pods.settled()
     assert master is not None
