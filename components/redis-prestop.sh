@@ -8,6 +8,9 @@
 # leave the journal without a master for the Sentinels' whole detection time. So when
 # this pod's Redis is the master and the StatefulSet has Sentinels, it hands the role
 # over first, and writes pause for about a second instead:
+#  0. While it still takes writes, it waits (REDIS_PRESTOP_REPLICAS_WAIT_SECONDS, 15 s
+#     at most) until two replicas are in sync (one with two pods): the next master
+#     then keeps one when this pod is gone, and takes writes at once.
 #  1. CLIENT PAUSE WRITE: from now on this master takes no write (clients wait, and
 #     get READONLY once it is a replica), so none can be acknowledged here and lost
 #     when it follows the new master.
@@ -27,8 +30,10 @@
 # for any lost master.
 #
 # Environment: that of the redis container (redis-common.sh's, REDIS_PORT [6379]),
+# REDIS_PRESTOP_REPLICAS_WAIT_SECONDS [15] how long to wait for the second replica,
 # and REDIS_PRESTOP_WAIT_SECONDS [10] how long to wait for the new master (keep
-# terminationGracePeriodSeconds well above it plus Redis's own shutdown).
+# terminationGracePeriodSeconds well above both, the 3 s for the replicas to catch
+# up, and Redis's own shutdown).
 # POSIX sh, for dash, like the launch script.
 
 set -u
@@ -69,6 +74,11 @@ case $wait_seconds in
     '' | *[!0-9]*) die "REDIS_PRESTOP_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'" ;;
 esac
 [ "${#wait_seconds}" -le 4 ] || die "REDIS_PRESTOP_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'"
+replicas_wait=${REDIS_PRESTOP_REPLICAS_WAIT_SECONDS:-15}
+case $replicas_wait in
+    '' | *[!0-9]*) die "REDIS_PRESTOP_REPLICAS_WAIT_SECONDS must be a number of seconds, got '$replicas_wait'" ;;
+esac
+[ "${#replicas_wait}" -le 4 ] || die "REDIS_PRESTOP_REPLICAS_WAIT_SECONDS must be a number of seconds, got '$replicas_wait'"
 read_password
 local_address=$local_host:$port
 
@@ -87,6 +97,25 @@ case $role in
         ;;
     *) die "$pod's Redis does not say its role: ${replication:-no answer}" ;;
 esac
+
+# The master that takes over needs a replica of its own once this pod is gone, or it
+# refuses every write (min-replicas-to-write 1) until one syncs from it. In a rollout
+# the pod restarted just before may still be syncing, or not yet following anyone:
+# so, while this master still serves, wait for a second replica in sync (with three
+# pods or more), for up to REDIS_PRESTOP_REPLICAS_WAIT_SECONDS, then hand over anyway.
+online_replicas() {
+    local_info replication | awk -F: '$1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ { n++ } END { print n + 0 }'
+}
+wanted=2
+[ "$pods" -gt 2 ] || wanted=1
+replicas_deadline=$(($(date +%s%3N) + replicas_wait * 1000))
+while [ "$(online_replicas)" -lt "$wanted" ]; do
+    if [ "$(date +%s%3N)" -ge "$replicas_deadline" ]; then
+        log "warning: $(online_replicas) replica(s) in sync after $replicas_wait s, not $wanted: the next master may refuse writes until another replica syncs from it"
+        break
+    fi
+    sleep 0.2
+done
 
 # Lifts the pause (the pod is going down anyway, but until SIGTERM its clients may
 # still write, and the replicas carry those writes into the next master).
@@ -136,7 +165,7 @@ done
 [ -n "$sentinel" ] || give_up "no Sentinel started a failover"
 log "the Sentinel at $sentinel is handing the master role over"
 
-deadline=$((started + wait_seconds))
+deadline=$(($(date +%s) + wait_seconds))
 while :; do
     named=$(ask 3 "$sentinel" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" | tr -d '\r')
     new_host=$(printf '%s\n' "$named" | awk 'NR == 1')

@@ -59,12 +59,15 @@ STARTUP_CHECKS = 40
 # The Sentinel waits up to REDIS_SENTINEL_WAIT_SECONDS (120 s) for its Redis to know
 # its role; its startup probe must allow longer, or it is restarted mid-wait.
 SENTINEL_STARTUP_CHECKS = 15
-# How long the preStop hand-over waits for the Sentinels to name a new master
-# (REDIS_PRESTOP_WAIT_SECONDS)...
+# How long the preStop hand-over waits, while the master still takes writes, for a
+# second replica in sync (REDIS_PRESTOP_REPLICAS_WAIT_SECONDS: in a rollout, the pod
+# restarted before may still be syncing), and then for the Sentinels to name a new
+# master (REDIS_PRESTOP_WAIT_SECONDS)...
+PRESTOP_REPLICAS_WAIT_SECONDS = 15
 PRESTOP_WAIT_SECONDS = 10
 # ...within the pod's grace period, which must also hold the hook's 3 s wait for the
 # replicas to catch up and Redis's own shutdown (it flushes the append-only file).
-TERMINATION_GRACE_SECONDS = 30
+TERMINATION_GRACE_SECONDS = 45
 # A replica acknowledges every write before the client is told it succeeded (WAIT 1),
 # so a failover to it loses none.
 WRITE_ACKNOWLEDGEMENTS = 1
@@ -115,11 +118,11 @@ _CONFIG_MOUNTS: list[VolumeMount] = [
 ]
 
 
-def _probe(script: Path, mode: str, period: int, failures: int) -> Probe:
+def _probe(script: Path, mode: str, period: int, failures: int, timeout: int = 5) -> Probe:
     return {
         "exec_": {"command": ["sh", f"{SCRIPTS_MOUNT}/{script.name}", mode]},
         "period_seconds": period,
-        "timeout_seconds": 5,
+        "timeout_seconds": timeout,
         "failure_threshold": failures,
     }
 
@@ -347,6 +350,7 @@ class RedisCluster(pulumi.ComponentResource):
                     "name": "REDIS_MAXMEMORY",
                     "value": str(int(settings.resources.memory_limit_bytes * DATA_SHARE_OF_MEMORY_LIMIT)),
                 },
+                {"name": "REDIS_PRESTOP_REPLICAS_WAIT_SECONDS", "value": str(PRESTOP_REPLICAS_WAIT_SECONDS)},
                 {"name": "REDIS_PRESTOP_WAIT_SECONDS", "value": str(PRESTOP_WAIT_SECONDS)},
             ],
             # Until the first liveness check passes: loading a large append-only file,
@@ -355,8 +359,10 @@ class RedisCluster(pulumi.ComponentResource):
             startup_probe=_probe(PROBE_SCRIPT, "liveness", period=10, failures=STARTUP_CHECKS),
             # With Sentinels, a master is Ready only with a replica in sync (it refuses
             # writes otherwise), and a replica only with its link to the master up, so
-            # the read Service never answers from a dataset that stopped following.
-            readiness_probe=_probe(PROBE_SCRIPT, "readiness", period=5, failures=3),
+            # the read Service never answers from a dataset that stopped following. A
+            # hung Redis (its probe's PING unanswered for 2 s) leaves the read Service
+            # after two checks, about as soon as the Sentinels replace a hung master.
+            readiness_probe=_probe(PROBE_SCRIPT, "readiness", period=2, failures=2, timeout=2),
             # Liveness tolerates a node that is loading its data or waiting for its
             # master: restarting it would not help. A hung Redis is the Sentinels'
             # business: they fail over in seconds, long before 6 failed checks.

@@ -4,7 +4,7 @@
 #
 #   sudo devtools/benchmark-failover.sh
 #
-# It runs tests/cluster/test_redis_failover.py (prod's shape: 3 Redis pods with their
+# It runs tests/cluster/prod/test_redis_failover.py (prod's shape: 3 Redis pods with their
 # Sentinels; the cluster is started if none runs, and stopped after only if it started
 # it) and prints, for each fault, the seconds from the fault to the first acknowledged
 # write sent after it, the longest stretch without one, and the requests that failed;
@@ -15,12 +15,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cd "$root"
-if ! venv/bin/pytest -q -s -p no:cacheprovider tests/cluster/test_redis_failover.py >"$log" 2>&1; then
+if ! venv/bin/pytest -q -s -p no:cacheprovider tests/cluster/prod/test_redis_failover.py >"$log" 2>&1; then
 	tail -n 40 "$log" >&2
 	echo "benchmark-failover.sh: the failover tests failed; figures above are partial" >&2
 	exit 1
 fi
-echo "Redis failover under traffic (tests/cluster/test_redis_failover.py):"
+echo "Redis failover under traffic (tests/cluster/prod/test_redis_failover.py):"
 # Each figure is a "failover:" line and, for a traffic report, the line after it.
 awk '/^failover: / { sub(/^failover: /, "  "); print; if ($0 !~ /refused writes/) { getline; print "    " $0 } }' "$log"
 cat <<'TABLE'

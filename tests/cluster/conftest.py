@@ -8,8 +8,6 @@ import pytest
 from localcluster import cluster as local_cluster
 from localcluster import layout
 from support.local_cluster import LocalCluster, running_cluster
-from support.prod_stack import Prod, configure_for_the_local_node
-from support.project_copy import copy_project
 
 
 @pytest.fixture(scope="session")
@@ -35,19 +33,3 @@ def module_cluster(cluster_session: dict) -> Iterator[LocalCluster]:
     yield handle
     handle.cleanup()
 
-
-@pytest.fixture(scope="session")
-def prod(cluster_session: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prod]:
-    """Prod's shape, deployed once for every module that needs it (support/prod_stack.py),
-    and destroyed at the end with its protection lifted."""
-    handle = running_cluster(cluster_session)
-    project = copy_project(tmp_path_factory.mktemp("prod"), layout.PATHS.admin_kubeconfig)
-    configure_for_the_local_node(project)
-    project.pulumi("prod", "up", "--yes", "--skip-preview")
-    deployed = Prod(project, handle)
-    deployed.wait_until_settled()
-    deployed.wait_until_routed()
-    yield deployed
-    project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
-    project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
-    handle.cleanup()

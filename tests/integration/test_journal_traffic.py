@@ -71,8 +71,9 @@ def test_a_frozen_master_shows_as_failed_writes_and_a_gap_as_long_and_loses_noth
 
     assert verification.ok, verification.summary()
     # The API gives up on Redis after 2 s: the writes sent meanwhile are 503s.
-    assert report.write_failures.get("503", 0) > 0, report.summary()
-    assert set(report.write_failures) == {"503"}, report.summary()
+    # Every failure is the API's 503 for a Redis that did not answer, counted as one.
+    (outcome,) = report.write_failures
+    assert outcome.startswith("503 the journal store is unavailable: ") and "did not answer within # s" in outcome, outcome
     [mark] = report.marks
     assert mark.first_write_after is not None, report.summary()
     assert FROZEN <= mark.first_write_after < FROZEN + 2.5, report.summary()

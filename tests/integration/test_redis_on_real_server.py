@@ -631,6 +631,48 @@ def test_prestop_on_the_master_hands_the_role_over_within_seconds(pods: RedisPod
     assert pods.wait_until_settled() is new
 
 
+def test_a_stopping_master_waits_for_a_second_replica_so_the_next_master_keeps_one(pods: RedisPods) -> None:
+    # A rollout: the pod restarted just before is not in sync yet when the master's
+    # turn comes. Handing over at once would leave the next master without a replica
+    # once the old one is gone, refusing every write (min-replicas-to-write 1).
+    master = pods.settled()
+    assert master is not None
+    late = next(pod for pod in pods.pods if pod is not master)
+    late.kill_redis()
+    wait_for(f"{master} to see one replica", lambda: master.info("replication").get("connected_slaves") == "1",
+             interval=0.1)
+    hook = threading.Thread(target=lambda: results.append(master.prestop()))
+    results: list = []
+    started = time.monotonic()
+    hook.start()
+    time.sleep(2)
+    # Meanwhile the master still takes writes.
+    assert master.cli("SET", unique("entry"), "during the wait").reply == "OK"
+    late.start_redis()
+    hook.join(timeout=40)
+    elapsed = time.monotonic() - started
+    (result,) = results
+    assert "is the master now" in result.stderr, result.stderr
+    assert elapsed >= 2
+    new = other_master(pods, master)
+    assert new is not None
+    # The next master keeps a replica in sync without the old master: it takes writes.
+    master.kill_redis()
+    assert new.cli("SET", unique("entry"), "after").reply == "OK"
+
+
+def test_a_stopping_master_hands_over_anyway_when_no_second_replica_comes(pods: RedisPods) -> None:
+    master = pods.settled()
+    assert master is not None
+    next(pod for pod in pods.pods if pod is not master).kill_redis()
+    started = time.monotonic()
+    result = master.prestop(REDIS_PRESTOP_REPLICAS_WAIT_SECONDS="1")
+    elapsed = time.monotonic() - started
+    assert "is the master now" in result.stderr, result.stderr
+    assert "1 replica(s) in sync after 1 s, not 2" in result.stderr
+    assert 1 <= elapsed < 5
+
+
 def test_a_hand_over_led_by_a_sentinel_just_restarted_is_followed_by_every_sentinel(pods: RedisPods) -> None:
     # A rollout restarts the pods one by one, and the master's preStop asks the next
     # pod's Sentinel first: in reverse ordinal order, that one has just restarted. Its

@@ -28,6 +28,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import re
 import statistics
 import threading
 import time
@@ -86,7 +87,8 @@ class Request:
     ended: float
     #: None when the transport failed.
     status: Optional[int]
-    #: The exception's class name, UNEXPECTED_ANSWER, or None.
+    #: The exception's class name, UNEXPECTED_ANSWER, the API's reason for a refusal
+    #: (its digits as "#"), or None.
     error: Optional[str]
     #: An acknowledged write's id and text; None otherwise.
     entry_id: Optional[int] = None
@@ -321,7 +323,7 @@ class JournalTraffic:
             return Request("write", started, time.monotonic(), None, type(error).__name__)
         ended = time.monotonic()
         if status != 201:
-            return Request("write", started, ended, status, None)
+            return Request("write", started, ended, status, _reason(body))
         entry = _entry(body)
         if entry is None or entry[1] != text:
             return Request("write", started, ended, status, UNEXPECTED_ANSWER)
@@ -335,7 +337,7 @@ class JournalTraffic:
             return Request("read", started, time.monotonic(), None, type(error).__name__)
         ended = time.monotonic()
         if status != 200:
-            return Request("read", started, ended, status, None)
+            return Request("read", started, ended, status, _reason(body))
         try:
             listed = json.loads(body)
         except ValueError:
@@ -436,6 +438,20 @@ class JournalTraffic:
             duplicate_ids={entry_id: tuple(texts) for entry_id, texts in by_id.items() if len(texts) > 1},
             misplaced=tuple(misplaced),
         )
+
+
+def _reason(body: bytes) -> Optional[str]:
+    """Why the API refused, from its JSON error, in a form that counts alike across
+    hosts and timings: "the journal store refused the request (READONLY)", "the journal
+    store is unavailable: redis-#.redis-write...:# did not answer within # s"."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    error = document.get("error") if isinstance(document, dict) else None
+    if not isinstance(error, str):
+        return None
+    return re.sub(r"\d+(\.\d+)?", "#", error)[:120]
 
 
 def _entry_of(document: object) -> Optional[tuple[int, str]]:

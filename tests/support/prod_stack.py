@@ -11,7 +11,7 @@ and nothing else:
   tlsIssuer, acmeServer and acmeCaBundle), not from Let's Encrypt, which nothing here may
   reach.
 
-One deployment serves every test module that needs prod's shape (tests/cluster/conftest.py).
+One deployment serves the test modules under tests/cluster/prod/ (its conftest.py).
 """
 
 from __future__ import annotations
@@ -95,6 +95,16 @@ class Prod(DeployedStack):
 
     def wait_until_settled(self, timeout: float = 120) -> str:
         return self.cluster.wait(self.settled_master, timeout, "one master that every Redis pod follows and every Sentinel names")
+
+    def redis_story(self) -> str:
+        """What the Redis pods' logs say happened: every Sentinel's events (+sdown,
+        +switch-master...) and each Redis's own lines, for a failure's message."""
+        story = []
+        for pod in REDIS_PODS:
+            for container in ("sentinel", "redis"):
+                log = self.cluster.kubectl("logs", "-n", NAMESPACE, pod, "-c", container, "--tail=60", check=False)
+                story.append(f"--- {pod} {container}\n{log.stdout.strip() or log.stderr.strip()}")
+        return "\n".join(story)
 
     def pod_name(self, component: str) -> str:
         return self.pods(component)[0]["metadata"]["name"]

@@ -642,9 +642,11 @@ class PodNode(Node):
                    REDIS_LOCAL_HOST=self.address)
         return env
 
-    def prestop(self, timeout: float = 20.0) -> Output:
-        """Run the preStop hook with the redis container's environment, as the kubelet does."""
-        return run(["dash", str(PRESTOP_SCRIPT)], secret=self.secret, env=self.launch_env(), timeout=timeout)
+    def prestop(self, timeout: float = 30.0, **extra_env: str) -> Output:
+        """Run the preStop hook with the redis container's environment (and `extra_env`),
+        as the kubelet does."""
+        return run(["dash", str(PRESTOP_SCRIPT)], secret=self.secret, env={**self.launch_env(), **extra_env},
+                   timeout=timeout)
 
     def sentinel_log_text(self) -> str:
         return self.secret.redact(self.sentinel_log.read_text(errors="replace"))[0]

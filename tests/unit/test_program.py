@@ -271,6 +271,14 @@ def test_a_loading_redis_is_not_restarted_part_way(deployed):
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 30 + 5 * statefulset["replicas"] + 300
 
 
+def test_a_hung_redis_leaves_the_read_service_about_as_soon_as_the_sentinels_replace_it(deployed):
+    readiness = redis_containers(deployed)["redis"]["readinessProbe"]
+    assert readiness["exec"]["command"] == ["sh", "/scripts/redis-probe.sh", "readiness"]
+    # The Sentinels promote a replica some 7 s after the master hangs (5 s down-after);
+    # reads sent to a hung pod meanwhile time out.
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] + readiness["timeoutSeconds"] <= 8
+
+
 def test_a_sentinel_runs_beside_each_redis_exactly_when_there_are_several_pods(deployed):
     containers = redis_containers(deployed)
     if not fails_over(deployed):
@@ -306,10 +314,12 @@ def test_a_stopping_redis_master_hands_its_role_over_within_the_grace_period(dep
         assert "lifecycle" not in redis  # one pod: nobody to hand over to
         return
     assert redis["lifecycle"]["preStop"]["exec"]["command"] == ["sh", f"/scripts/{PRESTOP_SCRIPT.name}"]
-    # The hook waits up to 3 s for the replicas, then for the new master; Redis then
-    # needs time of its own to flush its append-only file.
-    prestop_wait = int(env_of(redis)["REDIS_PRESTOP_WAIT_SECONDS"])
-    assert spec["terminationGracePeriodSeconds"] >= 3 + prestop_wait + 10
+    # The hook waits for a second replica in sync, up to 3 s for the replicas to catch
+    # up, then for the new master; Redis then needs time of its own to flush its
+    # append-only file.
+    env = env_of(redis)
+    hook = int(env["REDIS_PRESTOP_REPLICAS_WAIT_SECONDS"]) + 3 + int(env["REDIS_PRESTOP_WAIT_SECONDS"])
+    assert spec["terminationGracePeriodSeconds"] >= hook + 5
 
 
 def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):

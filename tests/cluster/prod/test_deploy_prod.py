@@ -5,7 +5,7 @@ Redis is shown working in the cluster (Sentinels naming one master that every po
 by its host name, reads spread over the pods, replicas refusing writes, a deleted master
 handing its role over and coming back as a replica with its data, a lost volume refilled
 from the master), the NetworkPolicies shown enforced in both directions, and protectData
-shown to stop `pulumi destroy` from taking the data. tests/cluster/test_redis_failover.py
+shown to stop `pulumi destroy` from taking the data. tests/cluster/prod/test_redis_failover.py
 shows the journal through faults, under traffic."""
 
 import json

@@ -127,7 +127,7 @@ def test_a_redis_rollout_hands_the_master_role_over_and_loses_nothing(prod, mast
     assert all(after[pod] != before[pod] for pod in REDIS_PODS)
     # Each stop of the master handed the role over first (preStop): writes paused for
     # about a second, never for the Sentinels' detection time.
-    assert report.longest_write_gap < 5, report.summary()
+    assert report.longest_write_gap < 5, f"{report.summary()}\n{prod.redis_story()}"
 
 
 def test_every_redis_pod_restarted_at_once_loses_nothing(prod, master):
