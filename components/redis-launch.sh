@@ -244,6 +244,11 @@ rm -f -- "$conf" "$decision" || die "cannot replace $conf"
         # the name each announces: its stable host name, never the pod IP that the
         # connection comes from, which changes when the pod is rescheduled.
         printf 'replica-announce-ip %s\n' "$own_host"
+        # A full sync starts at once instead of after 5 s (the default, to serve
+        # several replicas from one transfer): a master that has just taken over, or
+        # restarted, refuses writes (min-replicas-to-write) until a replica has synced,
+        # and with two replicas at most, waiting saves one fork at the most.
+        printf 'repl-diskless-sync-delay 0\n'
     fi
     case $start_as in
         replica)

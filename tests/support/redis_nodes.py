@@ -675,8 +675,6 @@ class RedisPods:
         for pod in started:
             pod.start_redis()
             pod.start_sentinel()
-        for pod in started:
-            speed_up_full_syncs(pod)
         return self
 
     def masters(self) -> list[PodNode]:
@@ -722,10 +720,3 @@ class RedisPods:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def speed_up_full_syncs(pod: PodNode) -> None:
-    """Test speed only, as RedisNodes does: a master waits repl-diskless-sync-delay (5 s by
-    default) for more replicas before a full sync; any pod may become a master."""
-    wait_for(f"{pod} to answer PING", lambda: not pod.redis_running() or pod.ping().startswith(("PONG", "LOADING")))
-    pod.cli("CONFIG", "SET", "repl-diskless-sync-delay", "0")

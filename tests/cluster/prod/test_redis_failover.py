@@ -53,7 +53,7 @@ def under_traffic(prod: Prod, label: str, fault: Callable[[], None], settle: flo
 
 def first_write_after(report: TrafficReport) -> float:
     (mark,) = report.marks
-    assert mark.first_write_after is not None, report.summary()
+    assert mark.first_write_after is not None, explain(prod, report)
     return mark.first_write_after
 
 
@@ -72,7 +72,7 @@ def test_a_deleted_master_is_replaced_within_seconds(prod, master):
     report = under_traffic(prod, f"{master} deleted with grace 0", delete)
     # The deletion takes effect a moment after the mark: the gap, not the first write
     # after the mark, is the time without a master.
-    assert report.longest_write_gap < RESUMES_WITHIN, report.summary()
+    assert report.longest_write_gap < RESUMES_WITHIN, explain(prod, report)
 
 
 def test_a_hung_master_is_replaced_and_comes_back_as_a_replica(prod, master):
@@ -83,7 +83,7 @@ def test_a_hung_master_is_replaced_and_comes_back_as_a_replica(prod, master):
             time.sleep(FAULT_SECONDS)
 
     report = under_traffic(prod, f"{master}'s redis-server stopped (SIGSTOP) for {FAULT_SECONDS} s", hang)
-    assert first_write_after(report) < RESUMES_WITHIN, report.summary()
+    assert first_write_after(report) < RESUMES_WITHIN, explain(prod, report)
     new_master = prod.wait_until_settled()
     assert new_master != master
     assert prod.replication(master)["role"] == "slave"
@@ -109,7 +109,7 @@ def test_a_partitioned_master_takes_no_write_and_one_master_remains(prod, master
 
     report = under_traffic(prod, f"{master}'s network cut for {FAULT_SECONDS} s", partition)
     print(f"failover: {master} refused writes {refusal['after']} s into the cut: {refusal['reply'].strip()}")
-    assert first_write_after(report) < RESUMES_WITHIN, report.summary()
+    assert first_write_after(report) < RESUMES_WITHIN, explain(prod, report)
     new_master = prod.wait_until_settled()
     assert new_master != master
     assert prod.redis_cli(new_master, "EXISTS", "written-while-cut-off").strip() == "0"
@@ -127,7 +127,7 @@ def test_a_redis_rollout_hands_the_master_role_over_and_loses_nothing(prod, mast
     assert all(after[pod] != before[pod] for pod in REDIS_PODS)
     # Each stop of the master handed the role over first (preStop): writes paused for
     # about a second, never for the Sentinels' detection time.
-    assert report.longest_write_gap < 5, f"{report.summary()}\n{prod.redis_story()}"
+    assert report.longest_write_gap < 5, explain(prod, report)
 
 
 def test_every_redis_pod_restarted_at_once_loses_nothing(prod, master):
@@ -135,4 +135,4 @@ def test_every_redis_pod_restarted_at_once_loses_nothing(prod, master):
         prod.cluster.kubectl("delete", "pod", *REDIS_PODS, "-n", NAMESPACE, "--wait=false")
 
     report = under_traffic(prod, "every Redis pod restarted at once", restart_all, settle=10)
-    assert first_write_after(report) < 180, report.summary()
+    assert first_write_after(report) < 180, explain(prod, report)
