@@ -53,7 +53,7 @@ def under_traffic(prod: Prod, label: str, fault: Callable[[], None], settle: flo
 
 def first_write_after(report: TrafficReport) -> float:
     (mark,) = report.marks
-    assert mark.first_write_after is not None, explain(prod, report)
+    assert mark.first_write_after is not None, report.summary()
     return mark.first_write_after
 
 
