@@ -40,7 +40,7 @@ class Project:
         )
         self.transcript += [result.stdout, result.stderr]
         if check:
-            assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            assert result.returncode == 0, f"{' '.join(args)} exited {result.returncode}:\n{_failure_lines(result.stdout)}\n{result.stderr[-3000:]}"
         return result
 
     def pulumi(self, stack: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -68,3 +68,10 @@ def copy_project(root: Path, kubeconfig: Path | None = None) -> Project:
             shutil.copy2(source, root / name)
     (root / "venv").symlink_to(PROJECT_DIR / "venv")
     return Project(root, kubeconfig or root / "no-cluster")
+
+
+def _failure_lines(output: str) -> str:
+    """The lines of a failed run that say why (the engine's "error:" lines, which a long
+    traceback after them would push out of a plain tail), then its tail."""
+    errors = [line for line in output.splitlines() if "error:" in line.lower()][:20]
+    return "\n".join(["[error lines]", *errors, "[tail]", output[-3000:]])
