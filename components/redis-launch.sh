@@ -12,8 +12,10 @@
 # timings). This script only decides how this pod's Redis starts:
 #  1. It asks every Sentinel (the peers' and its own) which pod is the master; when
 #     they differ, the most recent failover's answer counts. Another pod: this one
-#     starts as its replica. This pod: it starts as the master if its data directory
-#     holds data, and refuses to start if it is empty, since its replicas would
+#     starts as its replica. This pod (back before the Sentinels noticed it was
+#     gone): it has a Sentinel promote a replica and follows it (hand_over below),
+#     and takes the role back with its data only if no replica can be promoted. It
+#     refuses to start if its data directory is empty, since its replicas would
 #     discard the journal at their next sync to an empty master; being down, it lets
 #     the Sentinels fail over to a replica, and its next start follows that one. It
 #     refuses too while a Sentinel is failing it over: it would be a second master.
@@ -188,7 +190,7 @@ if [ "$pods" -gt 1 ]; then
             # the Sentinels merely find it down: if no replica can be promoted, it must
             # come back as the master.)
             ! failover_under_way || die "refusing to start $pod as the master: a Sentinel is failing it over right now; its next start follows the new master"
-            start_as=master
+            start_as=handover
         else
             start_as=replica
             master_host=${known% *} master_port=${known#* }
@@ -256,7 +258,7 @@ rm -f -- "$conf" "$decision" || die "cannot replace $conf"
             # pod IP, which changes whenever the master pod is rescheduled.
             printf 'replicaof %s %s\n' "$master_host" "$master_port"
             ;;
-        election) printf 'replicaof %s %s\n' "$nowhere_host" "$nowhere_port" ;;
+        election | handover) printf 'replicaof %s %s\n' "$nowhere_host" "$nowhere_port" ;;
     esac
 } > "$conf" || die "cannot write $conf"
 
@@ -264,6 +266,7 @@ case $start_as in
     master) log "$pod is the master" ;;
     replica) log "$pod is a replica of $master_host:$master_port" ;;
     election) log "no Sentinel knows a master: $pod serves its data read-only until the election ($hosts)" ;;
+    handover) log "the Sentinels still name $pod the master: it serves its data read-only while a replica takes over" ;;
 esac
 
 # --- the helper: what needs this Redis running -------------------------------------
@@ -512,6 +515,45 @@ elect() {
     done
 }
 
+# A master back before the Sentinels noticed it was gone (its container crashed, was
+# OOM-killed or restarted by its liveness probe) must not take the role again by
+# itself: the Sentinels may be failing it over already, and for a while there would be
+# two masters, each acknowledging writes the other never sees; its replicas would also
+# discard their copies and sync anew (a restarted Redis has a new replication ID),
+# refusing writes until one has. So, serving only reads of its own data, it asks a
+# Sentinel (another pod's first) to promote a replica, and follows the master they
+# name: every acknowledged entry is on every replica in step (the journal API WAITs
+# for all of them), so the promoted one holds them all. Only when no replica can be
+# promoted (none in step, no Sentinel answering) does it take the role back.
+hand_over() {
+    asked='' i=0
+    while [ "$i" -lt "$pods" ]; do
+        candidate=$(( (ordinal + 1 + i) % pods ))
+        reply=$(ask 3 "$(address_of "$candidate" "$sentinel_port")" SENTINEL FAILOVER "$MASTER_NAME")
+        case $reply in
+            OK* | INPROG*) asked=$(host_of "$candidate"); break ;;
+        esac
+        log "the Sentinel of $(host_of "$candidate") did not start a failover: ${reply:-no answer}"
+        i=$((i + 1))
+    done
+    if [ -n "$asked" ]; then
+        log "the Sentinel of $asked is promoting a replica"
+        deadline=$(($(date +%s%3N) + peer_wait * 1000))
+        while [ "$(date +%s%3N)" -lt "$deadline" ]; do
+            kill -0 "$server" 2>/dev/null || exit 0
+            known=$(sentinel_master)
+            if [ -n "$known" ] && [ "${known% *}" != "$own_host" ]; then
+                follow "${known% *}" "${known#* }"
+                return
+            fi
+            sleep 0.2
+        done
+        log "no Sentinel named another master within $peer_wait s"
+    fi
+    log "no replica can be promoted: $pod takes the master role back with its data"
+    follow "$own_host" "$peer_port" || refuse "cannot take the master role back"
+}
+
 take_role() {
     set +e
     recorded='' overridden=''
@@ -524,6 +566,7 @@ take_role() {
         master) record "$own_host" ;;
         replica) record "$master_host" ;;
         election) elect ;;
+        handover) hand_over ;;
     esac
 }
 

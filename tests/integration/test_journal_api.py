@@ -653,6 +653,29 @@ def test_a_write_no_replica_acknowledges_in_time_is_503_and_reports_no_id(clean:
         assert stored_entries(clean.replicas[0])[-1] == after
 
 
+def test_a_write_is_acknowledged_only_once_every_replica_in_step_has_it(tmp_path: Path) -> None:
+    # A failover promotes whichever replica Sentinel finds furthest ahead, by offsets it
+    # read a moment before: an entry only one replica held could go with the master.
+    with RedisNodes(replicas=2) as nodes:
+        nodes.wait_until_replicas_linked()
+        slow = nodes.replicas[1]
+        with Api(tmp_path, nodes.password_file, [nodes.secret], redis_port=nodes.master.port,
+                 extra_env={"REDIS_MIN_REPLICA_ACKS": "1", "REDIS_ACK_TIMEOUT_MS": "3000"}) as api:
+            api.post_text("both replicas in step")
+            result: list = []
+            poster = threading.Thread(
+                target=lambda: result.append(timed(api, "POST", "/api", b"waits for both", TEXT_PLAIN)))
+            with stopped(slow):  # for the first half second of the POST
+                poster.start()
+                time.sleep(0.5)
+            poster.join(timeout=10)
+            ((posted, took),) = result
+            assert posted.status == 201, posted.body
+            # Acknowledged only after the frozen replica came back and had it.
+            assert took >= 0.4, f"acknowledged {took:.2f} s in, before the frozen replica had it"
+            assert posted.json in stored_entries(slow)
+
+
 # --- writes through Sentinel ----------------------------------------------------------------------
 
 

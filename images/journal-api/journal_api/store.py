@@ -65,6 +65,27 @@ def _decode(member: Any) -> Optional[Entry]:
     return {"id": entry["id"], "text": entry.get("text"), "created": entry.get("created")}
 
 
+# A replica acknowledges the master's offset every second; one silent for longer than
+# this is not in step.
+REPLICA_ACK_LAG_SECONDS = 2
+
+
+def _replicas_in_step(info: Any) -> int:
+    """Of INFO replication's "slaveN:ip=...,state=online,offset=...,lag=L" lines, the
+    replicas online that acknowledged within REPLICA_ACK_LAG_SECONDS."""
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    count = 0
+    for line in text.splitlines():
+        name, _, fields = line.partition(":")
+        if not (name.startswith("slave") and name[5:].isdigit()):
+            continue
+        values = dict(field.split("=", 1) for field in fields.strip().split(",") if "=" in field)
+        if values.get("state") == "online" and values.get("lag", "").isdigit() \
+                and int(values["lag"]) <= REPLICA_ACK_LAG_SECONDS:
+            count += 1
+    return count
+
+
 class Journal:
     def __init__(self, writer: Endpoint, reader: Endpoint, min_replica_acks: int = 0,
                  ack_timeout_ms: int = 1000) -> None:
@@ -130,10 +151,18 @@ class Journal:
         return self.writer.run(remove, idempotent=False)
 
     def _wait_for_replicas(self, conn: Any) -> None:
-        """WAIT for REDIS_MIN_REPLICA_ACKS replicas to have this connection's writes."""
+        """WAIT until every replica in step with the master has this connection's writes,
+        and at least REDIS_MIN_REPLICA_ACKS of them.
+
+        Every one, not just the minimum: a failover promotes whichever replica Sentinel
+        finds furthest ahead, by offsets it read up to a second (or ten) before, so an
+        entry that only one replica held could be lost with the master. A replica that
+        stopped acknowledging (hung, cut off, still syncing) is not waited for; the
+        master itself refuses writes once none is left (min-replicas-to-write)."""
         if self.min_replica_acks <= 0:
             return
-        conn.send_command("WAIT", self.min_replica_acks, self.ack_timeout_ms)
+        wanted = max(self.min_replica_acks, _replicas_in_step(call(conn, "INFO", "replication")))
+        conn.send_command("WAIT", wanted, self.ack_timeout_ms)
         acknowledged = conn.read_slow_response(self.ack_timeout_ms / 1000)
         if acknowledged < self.min_replica_acks:
             raise NotAcknowledged(acknowledged, self.min_replica_acks, self.ack_timeout_ms)

@@ -46,7 +46,7 @@ def under_traffic(prod: Prod, label: str, fault: Callable[[], None], settle: flo
     report = traffic.report()
     print(f"\nfailover: {label}: {report.summary()}")
     verification = traffic.verify()
-    assert verification.ok, verification.summary()
+    assert verification.ok, f"{verification.summary()}\n{prod.redis_story()}"
     assert report.writes_sent >= 20 * report.seconds * 0.9, "the stream did not keep 20 writes a second"
     return report
 
@@ -55,6 +55,11 @@ def first_write_after(report: TrafficReport) -> float:
     (mark,) = report.marks
     assert mark.first_write_after is not None, report.summary()
     return mark.first_write_after
+
+
+def explain(prod: Prod, report: TrafficReport) -> str:
+    """A failure's message: the figures, and what the Redis pods' logs say happened."""
+    return f"{report.summary()}\n{prod.redis_story()}"
 
 
 @pytest.fixture
