@@ -259,7 +259,12 @@ def test_destroy_refuses_to_delete_the_protected_data(prod):
 
 
 def test_a_namespace_change_refuses_to_replace_the_protected_namespace(prod):
-    result = prod.project.pulumi("prod", "preview", "--config", "journal:namespace=journal-prod-moved", check=False)
+    try:
+        result = prod.project.pulumi("prod", "preview", "--config", "journal:namespace=journal-prod-moved", check=False)
+    finally:
+        # `--config` saves the value in the stack's config: the stack is shared with the
+        # modules after this one.
+        prod.project.pulumi("prod", "config", "rm", "journal:namespace", check=False)
     assert result.returncode != 0
     refusals = re.findall(r'unable to replace resource "urn:[^"]*::(journal-namespace|redis-statefulset)"\s+as it is currently marked for protection', result.stdout)
     assert sorted(refusals) == ["journal-namespace", "redis-statefulset"], result.stdout[-2000:]
