@@ -474,7 +474,15 @@ elect() {
         known=$(sentinel_master)
         if [ -n "$known" ]; then
             unused_recovery "a Sentinel knows the master"
-            follow "${known% *}" "${known#* }"
+            if [ "${known% *}" = "$own_host" ] && [ "$(field role "$(local_info replication)")" != master ]; then
+                # The Sentinels answer only now (a new pod's network is opened a
+                # moment after it starts) and name this pod, which was gone and serves
+                # read-only: as at a start, a replica takes over rather than this pod
+                # racing them. (The pod this election promoted is a master already.)
+                hand_over
+            else
+                follow "${known% *}" "${known#* }"
+            fi
             return
         fi
         survey
@@ -550,6 +558,7 @@ hand_over() {
         done
         log "no Sentinel named another master within $peer_wait s"
     fi
+    holds_data || refuse "no replica can be promoted, and $data_dir holds no data: $pod does not take the master role empty"
     log "no replica can be promoted: $pod takes the master role back with its data"
     follow "$own_host" "$peer_port" || refuse "cannot take the master role back"
 }
