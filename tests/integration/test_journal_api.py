@@ -48,7 +48,6 @@ from support.journal_api_process import (
     TEXT_PLAIN,
     Api,
     Response,
-    master_and_replica,
     require_api_python,
 )
 from support.redis_sentinels import SENTINEL_DEADLINE, Sentinels
@@ -112,21 +111,6 @@ def write_password(directory: Path, secret: Secret, *, trailing_newline: bool = 
 
 
 # --- fixtures -------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisNodes]:
-    require_binaries()
-    with master_and_replica() as cluster:
-        cluster.wait_until_replicas_linked()
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def api(cluster: RedisNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with Api(tmp_path_factory.mktemp("api"), cluster.password_file, [cluster.secret],
-             redis_port=cluster.master.port) as api:
-        yield api
 
 
 @pytest.fixture

@@ -13,33 +13,18 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import pytest
 
-from support.journal_api_process import Api, master_and_replica
+from support.journal_api_process import Api
 from support.journal_traffic import JournalTraffic, Misplaced, Send, through_api
-from support.redis_nodes import RedisNodes, require_binaries, stopped, wait_for
+from support.redis_nodes import RedisNodes, stopped, wait_for
 
 pytestmark = pytest.mark.journalapi
 
 #: How long the master stays frozen under traffic.
 FROZEN = 3.0
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisNodes]:
-    require_binaries()
-    with master_and_replica() as cluster:
-        cluster.wait_until_replicas_linked()
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def api(cluster: RedisNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    with Api(tmp_path_factory.mktemp("api"), cluster.password_file, [cluster.secret],
-             redis_port=cluster.master.port) as api:
-        yield api
 
 
 def test_steady_traffic_is_all_acknowledged_read_back_and_never_pauses(api: Api) -> None:

@@ -1,0 +1,26 @@
+"""Fixtures of the integration layer: the reference journal API on a master and its
+replica (real redis-server), one pair a module, as test_journal_api.py and
+test_journal_traffic.py use them. A module that defines its own `cluster` (the Redis
+tests) or `api` keeps it."""
+
+from typing import Iterator
+
+import pytest
+
+from support.journal_api_process import Api, master_and_replica
+from support.redis_nodes import RedisNodes, require_binaries
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[RedisNodes]:
+    require_binaries()
+    with master_and_replica() as cluster:
+        cluster.wait_until_replicas_linked()
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def api(cluster: RedisNodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    with Api(tmp_path_factory.mktemp("api"), cluster.password_file, [cluster.secret],
+             redis_port=cluster.master.port) as api:
+        yield api
