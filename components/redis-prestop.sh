@@ -30,6 +30,9 @@
 # for any lost master.
 #
 # Environment: that of the redis container (redis-common.sh's, REDIS_PORT [6379]),
+# REDIS_PRESTOP_LOG [standard error] where its log lines go: the kubelet keeps a hook's
+# output only when it fails, so the StatefulSet points this at the container's own
+# standard error (/proc/1/fd/2), and the hand-over shows in `kubectl logs`,
 # REDIS_PRESTOP_REPLICAS_WAIT_SECONDS [15] how long to wait for the second replica,
 # and REDIS_PRESTOP_WAIT_SECONDS [10] how long to wait for the new master (keep
 # terminationGracePeriodSeconds well above both, the 3 s for the replicas to catch
@@ -60,6 +63,14 @@ die() {
 }
 
 started=$(date +%s)
+# Checked first: a redirection that fails on exec would end the hook before it says why.
+if [ -n "${REDIS_PRESTOP_LOG:-}" ]; then
+    if [ -w "$REDIS_PRESTOP_LOG" ]; then
+        exec 2>> "$REDIS_PRESTOP_LOG"
+    else
+        log "warning: cannot write to REDIS_PRESTOP_LOG $REDIS_PRESTOP_LOG; logging to standard error"
+    fi
+fi
 read_identity
 read_pods
 if [ "$pods" -le 1 ]; then

@@ -68,6 +68,7 @@ PRESTOP_WAIT_SECONDS = 10
 # ...within the pod's grace period, which must also hold the hook's 3 s wait for the
 # replicas to catch up and Redis's own shutdown (it flushes the append-only file).
 TERMINATION_GRACE_SECONDS = 45
+PRESTOP_LOG = "/proc/1/fd/2"
 # A replica acknowledges every write before the client is told it succeeded (WAIT 1),
 # so a failover to it loses none.
 WRITE_ACKNOWLEDGEMENTS = 1
@@ -352,6 +353,8 @@ class RedisCluster(pulumi.ComponentResource):
                 },
                 {"name": "REDIS_PRESTOP_REPLICAS_WAIT_SECONDS", "value": str(PRESTOP_REPLICAS_WAIT_SECONDS)},
                 {"name": "REDIS_PRESTOP_WAIT_SECONDS", "value": str(PRESTOP_WAIT_SECONDS)},
+                # PID 1 is redis-server: its standard error is the container's log.
+                {"name": "REDIS_PRESTOP_LOG", "value": PRESTOP_LOG},
             ],
             # Until the first liveness check passes: loading a large append-only file,
             # or an election waiting for a silent pod, answers no probe meanwhile, and a

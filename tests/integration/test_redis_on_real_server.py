@@ -25,6 +25,7 @@ import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -538,6 +539,19 @@ def test_prestop_on_a_replica_leaves_at_once(sentinel_pods: RedisPods) -> None:
     assert result.returncode == 0 and "redis-1 is a replica: nothing to hand over" in result.stderr
     assert not result.leaked_password
     assert sentinel_pods.settled() is sentinel_pods.pods[0], "the master stays where it is"
+
+
+def test_prestop_logs_where_the_container_log_is(sentinel_pods: RedisPods, tmp_path: Path) -> None:
+    # The kubelet drops a hook's output unless it fails: the StatefulSet points
+    # REDIS_PRESTOP_LOG at the container's own standard error.
+    container_log = tmp_path / "container-stderr"
+    container_log.touch()
+    result = sentinel_pods.pods[1].prestop(REDIS_PRESTOP_LOG=str(container_log))
+    assert result.returncode == 0 and result.stderr == ""
+    assert "redis-1 is a replica: nothing to hand over" in container_log.read_text()
+    unwritable = sentinel_pods.pods[1].prestop(REDIS_PRESTOP_LOG=str(tmp_path / "missing" / "stderr"))
+    assert "cannot write to REDIS_PRESTOP_LOG" in unwritable.stderr
+    assert "redis-1 is a replica: nothing to hand over" in unwritable.stderr
 
 
 def test_prestop_of_a_single_redis_leaves_at_once(lone_master: Node) -> None:

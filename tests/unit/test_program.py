@@ -7,7 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.redis import PRESTOP_SCRIPT, SCRIPTS, SENTINEL_SCRIPT
+from components.redis import LAUNCH_SCRIPT, PRESTOP_SCRIPT, SCRIPTS, SENTINEL_SCRIPT
 from components.settings import parse_image
 from support.kubernetes_schema import validate_strictly
 from support.program_mocks import PROJECT_DIR, is_custom_resource, is_secret, run_program, run_under_mocks
@@ -320,6 +320,9 @@ def test_a_stopping_redis_master_hands_its_role_over_within_the_grace_period(dep
     env = env_of(redis)
     hook = int(env["REDIS_PRESTOP_REPLICAS_WAIT_SECONDS"]) + 3 + int(env["REDIS_PRESTOP_WAIT_SECONDS"])
     assert spec["terminationGracePeriodSeconds"] >= hook + 5
+    # The hook's log goes where `kubectl logs` finds it: redis-server (PID 1)'s stderr.
+    assert redis["command"][-1].endswith(LAUNCH_SCRIPT.name) and not spec.get("shareProcessNamespace")
+    assert env["REDIS_PRESTOP_LOG"] == "/proc/1/fd/2"
 
 
 def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):
