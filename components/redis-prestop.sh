@@ -14,8 +14,9 @@
 #  1. CLIENT PAUSE WRITE: from now on this master takes no write (clients wait, and
 #     get READONLY once it is a replica), so none can be acknowledged here and lost
 #     when it follows the new master.
-#  2. It waits (3 s at most) until every replica in sync acknowledged all it has, so
-#     whichever one the Sentinel promotes holds every acknowledged entry.
+#  2. It waits (3 s at most) until every replica in sync has processed all it has
+#     (asking each replica), so whichever one the Sentinel promotes holds every
+#     acknowledged entry.
 #  3. SENTINEL FAILOVER journal, to another pod's Sentinel first: the kubelet stops
 #     this pod's sentinel container at the same time as this one, and a failover
 #     must not depend on a Sentinel that is going away; this pod's own is the last
@@ -23,6 +24,8 @@
 #  4. It waits until that Sentinel names another pod the master, then makes this
 #     Redis its replica at once (the Sentinels would do it only some seconds later),
 #     and lifts the pause, so paused clients get READONLY and go to the new master.
+#  5. It stays the new master's replica until another one is in sync with it (2 s at
+#     most), so the new master never stands without a replica and refuses writes.
 # A replica, a single Redis (REDIS_PODS=1) or a Redis that does not answer: nothing to
 # hand over. It always exits 0, logging what happened (the kubelet records a failed
 # hook's output in the pod's events, but a failure must not hold the stop up): if the
@@ -139,25 +142,34 @@ give_up() {
 reply=$(ask 5 "$local_address" CLIENT PAUSE $(((wait_seconds + 10) * 1000)) WRITE)
 [ "$reply" = OK ] || die "CLIENT PAUSE answered: $reply"
 
-# Every replica in sync has acknowledged the master's offset (replicas acknowledge
-# every second).
+log "writes paused on $pod"
+# Every replica in sync holds all the master has: asked directly for the offset it has
+# processed, which it answers at once (the acknowledgements the master lists arrive
+# only once a second while no client WAITs, and paused clients do not).
 offset=$(local_info replication | awk -F: '$1 == "master_repl_offset" { print $2 }')
-caught_up=
-tries=0
-while [ "$tries" -lt 30 ]; do
-    caught_up=$(local_info replication | awk -F: -v offset="${offset:-0}" '
+# replicas_behind: the online replicas ("HOST:PORT") that have not processed $offset.
+replicas_behind() {
+    for replica in $(local_info replication | awk -F: '
         $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ {
-            online++
-            split($2, fields, ","); for (f in fields) if (fields[f] ~ /^offset=/) acked = substr(fields[f], 8) + 0
-            if (acked >= offset + 0) done++
-        }
-        END { if (online > 0 && done == online) print online }')
-    [ -z "$caught_up" ] || break
-    tries=$((tries + 1))
-    sleep 0.1
+            n = split($2, fields, ",")
+            for (f = 1; f <= n; f++) {
+                split(fields[f], pair, "=")
+                if (pair[1] == "ip") host = pair[2]
+                if (pair[1] == "port") port = pair[2]
+            }
+            print host ":" port
+        }'); do
+        processed=$(ask 1 "$replica" INFO replication | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }')
+        [ "${processed:-0}" -ge "${offset:-0}" ] || printf '%s ' "$replica"
+    done
+}
+catch_up_deadline=$(($(date +%s%3N) + 3000))
+behind=$(replicas_behind)
+while [ -n "$behind" ] && [ "$(date +%s%3N)" -lt "$catch_up_deadline" ]; do
+    sleep 0.02
+    behind=$(replicas_behind)
 done
-[ -n "$caught_up" ] || log "warning: not every replica acknowledged offset $offset within 3 s; the Sentinel promotes the one furthest ahead"
-
+[ -z "$behind" ] || log "warning: replica(s) $behind did not reach offset $offset within 3 s; the Sentinel promotes the one furthest ahead"
 # Another pod's Sentinel first, this pod's last.
 sentinel=
 i=0
@@ -196,4 +208,20 @@ case $reply in
 esac
 ask 5 "$local_address" CLIENT UNPAUSE > /dev/null
 log "$new_host is the master now; $pod follows it (hand-over in $(($(date +%s) - started)) s)"
+# The new master refuses writes (min-replicas-to-write) while no replica is in sync
+# with it, and this pod's Redis, its replica now, stops right after this hook: it
+# stays until another replica, pointed at the new master by the Sentinels in the same
+# moment, is in sync (a partial resync: milliseconds), for 2 s at most.
+other_replicas() {
+    ask 1 "$new_host:$new_port" INFO replication | tr -d '\r' | awk -F: -v own="$own_host" '
+        $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ && $2 !~ ("(^|,)ip=" own ",") { n++ } END { print n + 0 }'
+}
+stay_deadline=$(($(date +%s%3N) + 2000))
+until [ "$(other_replicas)" -gt 0 ]; do
+    if [ "$(date +%s%3N)" -ge "$stay_deadline" ]; then
+        log "warning: no other replica in sync with $new_host within 2 s: it refuses writes until one is"
+        break
+    fi
+    sleep 0.05
+done
 exit 0
