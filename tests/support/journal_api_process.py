@@ -13,6 +13,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,14 @@ class Api:
     def _healthy(self) -> bool:
         with contextlib.suppress(OSError):
             return self.request("GET", "/api/healthz").status == 200
+        return False
+
+    def refuses_connections(self) -> bool:
+        """Whether nothing listens on the API's port any more (it stopped accepting)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
         return False
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:

@@ -2,6 +2,7 @@
 every object it emits is valid Kubernetes, and the objects fit together."""
 
 import re
+import sys
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,6 +12,13 @@ from components.redis import LAUNCH_SCRIPT, PRESTOP_SCRIPT, SCRIPTS, SENTINEL_SC
 from components.settings import parse_image
 from support.kubernetes_schema import validate_strictly
 from support.program_mocks import PROJECT_DIR, is_custom_resource, is_secret, run_program, run_under_mocks
+
+# The journal API's package turns bytecode writing off for the whole interpreter (its
+# image has a read-only root filesystem): back as it was once its bounds are read.
+_write_bytecode = sys.dont_write_bytecode
+from journal_api.serving import SHUTDOWN_SECONDS  # noqa: E402
+
+sys.dont_write_bytecode = _write_bytecode
 
 NGINX_CONF = PROJECT_DIR / "images" / "fileserver" / "nginx.conf"
 
@@ -231,6 +239,16 @@ def test_the_frontend_mounts_the_password_secret_read_only(deployed):
     assert volume["secret"]["secretName"] == deployed.objects("Secret")[0]["metadata"]["name"]
     (mount,) = [m for m in frontend["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
     assert mount == {"name": volume["name"], "mountPath": "/etc/redis-passwd", "readOnly": True}
+
+
+def test_a_stopping_frontend_exits_within_the_grace_period(deployed):
+    spec = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]
+    (api,) = spec["containers"]
+    # The kubelet counts the grace period from the deletion: the preStop sleep, then
+    # SIGTERM, after which the API stops within SHUTDOWN_SECONDS; then SIGKILL.
+    pre_stop = api["lifecycle"]["preStop"]["sleep"]["seconds"]
+    grace = spec.get("terminationGracePeriodSeconds", 30)  # Kubernetes' default
+    assert pre_stop + SHUTDOWN_SECONDS < grace
 
 
 def test_the_frontend_is_told_where_to_read_and_write(deployed):

@@ -1,4 +1,5 @@
-"""python3 -m journal_api: serve until SIGTERM, then finish in-flight requests and exit 0."""
+"""python3 -m journal_api: serve until SIGTERM, then finish in-flight requests and exit 0
+(see serving.py for the bounds)."""
 
 import sys
 
@@ -36,12 +37,10 @@ def main() -> int:
     def stop(signum: int, _frame: object) -> None:
         stopping.set()
 
-    # An Event polled between accepts rather than server.shutdown(): shutdown()
-    # deadlocks when called from the serving thread, and is lost if the signal
-    # arrives before serve_forever() starts.
+    # An Event the serving loop polls: a signal that arrives before serve() starts is
+    # not lost.
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    server.timeout = 0.2
     if settings.sentinels:
         writes = (f"the master {settings.master_name!r} of Sentinel "
                   + " ".join(f"{host}:{port}" for host, port in settings.sentinels))
@@ -52,15 +51,13 @@ def main() -> int:
     log(f"journal-api: listening on {settings.listen_host}:{server.server_address[1]} "
         f"(writes: {writes}{acks}, "
         f"reads: {settings.read_host}:{settings.redis_port}, entries listed: {settings.journal_entries})")
-    try:
-        while not stopping.is_set():
-            server.handle_request()
-    finally:
-        # Stops accepting (closes the listening socket), then waits for the
-        # requests already accepted.
-        server.server_close()
-    log("journal-api: stopped")
-    return 0
+    # After SIGTERM: stops accepting, finishes the requests in flight, cuts those
+    # still arriving at their deadline, within SHUTDOWN_SECONDS.
+    if server.serve(stopping):
+        log("journal-api: stopped")
+        return 0
+    log("journal-api: stopped with requests unfinished")
+    return 1
 
 
 if __name__ == "__main__":

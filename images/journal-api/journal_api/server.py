@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
-import socketserver
-import sys
-import threading
 import time
 import traceback
+from email.message import Message
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Callable, Optional, cast
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Callable, Optional
 
 from .config import Settings
 from .errors import NotAcknowledged, ReplyError, Unavailable
+from .serving import (
+    COMMON_HEADERS,
+    JSON_TYPE,
+    BoundedServer,
+    Connection,
+    DeadlineWriter,
+    log,
+    log_request,
+    path_of,
+    printable,
+)
 
 if TYPE_CHECKING:  # the store needs redis-py; this module (and its limits) does not
     from .store import Journal
@@ -24,33 +34,10 @@ if TYPE_CHECKING:  # the store needs redis-py; this module (and its limits) does
 MAX_TEXT_BYTES = 4096
 #: Longest body read: JSON may spell each byte of the text as a 6-byte \u escape.
 MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 1024
-#: A refused body up to this size is read and dropped before the connection closes,
-#: so that the client sees our 4xx instead of a connection reset.
-MAX_DRAIN_BYTES = 1 << 20
 ENTRY_PATH = re.compile(r"/api/([^/]+)")
 ENTRY_ID = re.compile(r"[0-9]{1,15}")  # ids stay far below 2**53, the sorted set's exact range
 
 Headers = tuple[tuple[str, str], ...]
-
-_log_lock = threading.Lock()
-
-
-def log(message: str) -> None:
-    with _log_lock:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-
-
-def printable(text: str, limit: int = 200) -> str:
-    """A client-controlled string made safe for a log line: no control characters, bounded."""
-    text = text[:limit]
-    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
-
-
-def _path_of(target: str) -> str:
-    """The request target without its query (urlsplit raises on some odd targets)."""
-    return target.partition("?")[0].partition("#")[0]
 
 
 class ApiError(Exception):
@@ -59,19 +46,48 @@ class ApiError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
+def declared_length(headers: Message) -> int:
+    """The body's length, from its one Content-Length; ApiError when it has none we take."""
+    if "Transfer-Encoding" in headers:
+        raise ApiError(411, "send the body with a Content-Length header, not chunked")
+    lengths = headers.get_all("Content-Length") or []
+    if not lengths:
+        raise ApiError(411, "a Content-Length header is required")
+    if len(lengths) > 1 or not (lengths[0].isascii() and lengths[0].strip().isdigit()):
+        raise ApiError(400, "Content-Length must be one whole number of bytes")
+    length = int(lengths[0])
+    if length > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+    return length
+
+
 class Handler(BaseHTTPRequestHandler):
+    """One request, already read whole by the connection loop (serving.py)."""
+
     server_version = "journal-api"
-    # Bounds how long a connection may take to send its request: a slow or idle
-    # client costs one thread for this long, and never blocks shutdown for longer.
-    timeout = 10
+    # Keep-alive, so that the edge proxies reuse their connections: an idle one costs
+    # no thread (serving.py). Every answer but 204 carries its Content-Length.
+    protocol_version = "HTTP/1.1"
+
+    # Not BaseRequestHandler's constructor: there is no socket stream to read the
+    # request from, only its bytes; the answer goes to the socket within SEND_SECONDS.
+    def __init__(self, conn: Connection, server: JournalServer) -> None:
+        self.journal_server = server
+        # Its body (or its headers) refused unread: the connection cannot carry another request.
+        self.refused_unread = conn.size is None
+        self.request = self.connection = conn.sock
+        self.client_address = conn.client_address
+        self.rfile = io.BytesIO(conn.request)
+        self.wfile = DeadlineWriter(conn.sock)
+        self.handle_one_request()
 
     @property
     def journal(self) -> Journal:
-        return cast(JournalServer, self.server).journal
+        return self.journal_server.journal
 
     @property
     def settings(self) -> Settings:
-        return cast(JournalServer, self.server).settings
+        return self.journal_server.settings
 
     def version_string(self) -> str:
         return self.server_version
@@ -81,8 +97,7 @@ class Handler(BaseHTTPRequestHandler):
     def dispatch(self) -> None:
         started = time.monotonic()
         self._status: Optional[int] = None
-        self._body_read = False
-        path = _path_of(self.path)
+        path = path_of(self.path)
         try:
             try:
                 self._route(path)
@@ -103,11 +118,8 @@ class Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self._send(500, {"error": "internal error"})
         finally:
-            self._drain_unread_body()
-            duration = (time.monotonic() - started) * 1000
             # Status "-": the client left before the answer.
-            log(f"{self.client_address[0]} {printable(self.command)} {printable(path)} "
-                f"{self._status or '-'} {duration:.1f}ms")
+            log_request(self.client_address[0], self.command, path, self._status or "-", started)
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = dispatch
 
@@ -180,22 +192,8 @@ class Handler(BaseHTTPRequestHandler):
         return mime
 
     def _read_body(self) -> bytes:
-        if "Transfer-Encoding" in self.headers:
-            raise ApiError(411, "send the body with a Content-Length header, not chunked")
-        lengths = self.headers.get_all("Content-Length") or []
-        if not lengths:
-            raise ApiError(411, "a Content-Length header is required")
-        if len(lengths) > 1 or not (lengths[0].isascii() and lengths[0].strip().isdigit()):
-            raise ApiError(400, "Content-Length must be one whole number of bytes")
-        length = int(lengths[0])
-        if length > MAX_BODY_BYTES:
-            raise ApiError(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
-        self._body_read = True  # read or not, nothing of it is left to drain
-        try:
-            body = self.rfile.read(length)
-        except TimeoutError:
-            self.close_connection = True
-            raise ApiError(408, "the body did not arrive in time") from None
+        length = declared_length(self.headers)
+        body = self.rfile.read(length)
         if len(body) != length:
             raise ApiError(400, "the body is shorter than its Content-Length")
         return body
@@ -225,28 +223,18 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(413, f"the entry text is longer than {MAX_TEXT_BYTES} bytes")
         return text
 
-    def _drain_unread_body(self) -> None:
-        if self._body_read or self.command in (None, "GET", "HEAD"):
-            return
-        raw = self.headers.get("Content-Length", "") if self.headers else ""
-        if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_DRAIN_BYTES:
-            try:
-                self.rfile.read(int(raw))
-            except OSError:
-                pass
-
     # --- output ------------------------------------------------------------------
 
     def _send(self, status: int, payload: object = None, headers: Headers = ()) -> None:
         body = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
         self.send_response(status)
         if payload is not None:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", JSON_TYPE)
         if status != 204:
             self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        for name, value in headers:
+        if self.close_connection or self.refused_unread or self.journal_server.stopping:
+            self.send_header("Connection", "close")  # also sets close_connection
+        for name, value in (*COMMON_HEADERS, *headers):
             self.send_header(name, value)
         self.end_headers()
         if self.command != "HEAD":
@@ -259,7 +247,10 @@ class Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             self._send(code, {"error": message or HTTPStatus(code).phrase})
         log(f"{self.client_address[0]} {printable(self.command or '-')} "
-            f"{printable(_path_of(getattr(self, 'path', '-')))} {code}")
+            f"{printable(path_of(getattr(self, 'path', '-')))} {code}")
+
+    def handle_expect_100(self) -> bool:
+        return True  # the loop sent "100 Continue" when it waited for the body
 
     def log_request(self, code: object = "-", size: object = "-") -> None:
         pass  # dispatch() logs each request once, with its duration
@@ -268,23 +259,22 @@ class Handler(BaseHTTPRequestHandler):
         log(f"{self.client_address[0]} {printable(format % args)}")
 
 
-class JournalServer(ThreadingHTTPServer):
-    # Request threads are joined by server_close(): a SIGTERM lets in-flight
-    # requests finish instead of cutting them off.
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 64
-
+class JournalServer(BoundedServer):
     def __init__(self, settings: Settings, journal: Journal) -> None:
         self.settings = settings
         self.journal = journal
-        super().__init__((settings.listen_host, settings.port), Handler)
+        super().__init__(settings.listen_host, settings.port)
 
-    def server_bind(self) -> None:
-        # HTTPServer's own would look its address up in DNS (getfqdn) at startup.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
+    def body_length(self, headers: Message) -> Optional[int]:
+        if "Transfer-Encoding" not in headers and "Content-Length" not in headers:
+            return 0  # a request without either has no body (RFC 9112, 6.3)
+        try:
+            return declared_length(headers)
+        except ApiError:
+            return None  # the handler refuses it, with the same ApiError
+
+    def run_request(self, conn: Connection) -> bool:
+        return not Handler(conn, self).close_connection
 
 
 def build_server(settings: Settings, journal: Journal) -> JournalServer:
