@@ -184,16 +184,13 @@ while [ -n "$behind" ] && [ "$(date +%s%3N)" -lt "$catch_up_deadline" ]; do
     behind=$(replicas_behind)
 done
 [ -z "$behind" ] || log "warning: replica(s) $behind did not reach offset $offset within 3 s; the Sentinel promotes the one furthest ahead"
-# Another pod's Sentinel first, this pod's last; the pods below this one first: a
-# rollout restarts the pods from the highest ordinal down, so the one below has run
-# longest (or is still to restart), while the one above has just restarted, and may
-# still be starting, or resolve to its old address. Each has a second to answer.
+# Another pod's Sentinel first, this pod's last.
 sentinel=
 i=0
 while [ "$i" -le "$pods" ]; do
-    candidate=$(( (ordinal + 2 * pods - 1 - i) % pods ))
+    candidate=$(( (ordinal + 1 + i) % pods ))
     address=$(address_of "$candidate" "$sentinel_port")
-    reply=$(ask 1 "$address" SENTINEL FAILOVER "$MASTER_NAME")
+    reply=$(ask 3 "$address" SENTINEL FAILOVER "$MASTER_NAME")
     if [ "$reply" = OK ]; then
         sentinel=$address
         break
@@ -213,7 +210,7 @@ promoted_pod() {
     while [ "$i" -lt "$pods" ]; do
         if [ "$i" -ne "$ordinal" ]; then
             candidate_host=$(host_of "$i")
-            if [ "$(ask 0.3 "$candidate_host:$peer_port" ROLE | awk 'NR == 1 { print; exit }' | tr -d '\r')" = master ]; then
+            if [ "$(ask 1 "$candidate_host:$peer_port" ROLE | awk 'NR == 1 { print; exit }' | tr -d '\r')" = master ]; then
                 printf '%s %s' "$candidate_host" "$peer_port"
                 return 0
             fi
@@ -262,24 +259,7 @@ other_replicas() {
         $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ && $2 !~ ("(^|,)ip=" own ",") { n++ } END { print n + 0 }'
 }
 stay_deadline=$(($(date +%s%3N) + stay_seconds * 1000))
-# A replica the Sentinels could not reach in the failover's moment still follows this
-# pod (chained behind it, it would lose its master when this pod stops): it is pointed
-# at the new master directly, at the address it connects from, as its name may still
-# resolve to an old one.
-repoint_chained_replicas() {
-    for chained in $(ask 1 "$local_address" CLIENT LIST TYPE replica | tr -d '\r' | awk '{
-            for (f = 1; f <= NF; f++) if ($f ~ /^addr=/) { a = substr($f, 6); sub(/:[0-9]+$/, "", a); print a }
-        }'); do
-        # Only a server that says it follows this pod: a connection's address may be
-        # shared (loopback), and the new master must never be pointed at itself.
-        follows=$(ask 0.5 "$chained:$peer_port" ROLE | tr -d '\r' | awk 'NR == 1 { role = $0 } NR == 2 { print role " " $0 }')
-        [ "$follows" = "slave $own_host" ] || continue
-        reply=$(ask 1 "$chained:$peer_port" REPLICAOF "$new_host" "$new_port")
-        log "the replica at $chained followed $pod: pointed at $new_host ($reply)"
-    done
-}
 until [ "$(other_replicas)" -gt 0 ]; do
-    repoint_chained_replicas
     if [ "$(date +%s%3N)" -ge "$stay_deadline" ]; then
         log "warning: no other replica in sync with $new_host within $stay_seconds s: it refuses writes until one is"
         break

@@ -707,15 +707,15 @@ def test_a_stopping_master_hands_over_anyway_when_no_second_replica_comes(pods: 
 
 
 def test_a_hand_over_led_by_a_sentinel_just_restarted_is_followed_by_every_sentinel(pods: RedisPods) -> None:
-    # A rollout restarts the pods one by one, and the master's preStop asks the Sentinel
-    # of the pod below it first: redis-0's asks redis-2's, restarted earlier in the same
-    # rollout. Its failover must be announced under an epoch above the current
-    # master's, or the other Sentinels ignore it and keep naming the old master.
+    # A rollout restarts the pods one by one, and the master's preStop asks the next
+    # pod's Sentinel first: in reverse ordinal order, that one has just restarted. Its
+    # failover must be announced under an epoch above the current master's, or the
+    # other Sentinels ignore it and keep naming the old master.
     first = pods.settled()
     assert first is not None
     assert "is the master now" in first.prestop().stderr  # one failover: the epoch is past 0
     master = pods.wait_until_settled()
-    asked_first = pods.pods[(master.ordinal - 1) % len(pods.pods)]
+    asked_first = pods.pods[(master.ordinal + 1) % len(pods.pods)]
     asked_first.stop_sentinel()
     asked_first.start_sentinel()
     wait_for(f"{asked_first}'s Sentinel to answer", lambda: asked_first.sentinel_master() is not None, interval=0.1)
