@@ -26,9 +26,8 @@
 #     it only some seconds later), and lifts the pause, so paused clients get
 #     READONLY, and the journal API, asking this Redis whom it follows (ROLE), takes
 #     them to the new master before the Sentinels name it.
-#  5. It stays the new master's replica until another one is in sync with it
-#     (REDIS_PRESTOP_STAY_SECONDS at most), so the new master never stands without a
-#     replica and refuses writes.
+#  5. It stays the new master's replica until another one is in sync with it (4 s at
+#     most), so the new master never stands without a replica and refuses writes.
 # A replica, a single Redis (REDIS_PODS=1) or a Redis that does not answer: nothing to
 # hand over. It always exits 0, logging what happened (the kubelet records a failed
 # hook's output in the pod's events, but a failure must not hold the stop up): if the
@@ -40,10 +39,9 @@
 # output only when it fails, so the StatefulSet points this at the container's own
 # standard error (/proc/1/fd/2), and the hand-over shows in `kubectl logs`,
 # REDIS_PRESTOP_REPLICAS_WAIT_SECONDS [15] how long to wait for the second replica,
-# REDIS_PRESTOP_STAY_SECONDS [25] how long to stay the new master's only replica,
 # and REDIS_PRESTOP_WAIT_SECONDS [10] how long to wait for the new master (keep
-# terminationGracePeriodSeconds above the three, the 3 s for the replicas to catch
-# up, and Redis's own shutdown together).
+# terminationGracePeriodSeconds well above both, the 3 s for the replicas to catch
+# up, and Redis's own shutdown).
 # POSIX sh, for dash, like the launch script.
 
 set -u
@@ -92,11 +90,6 @@ case $wait_seconds in
     '' | *[!0-9]*) die "REDIS_PRESTOP_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'" ;;
 esac
 [ "${#wait_seconds}" -le 4 ] || die "REDIS_PRESTOP_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'"
-stay_seconds=${REDIS_PRESTOP_STAY_SECONDS:-25}
-case $stay_seconds in
-    '' | *[!0-9]*) die "REDIS_PRESTOP_STAY_SECONDS must be a number of seconds, got '$stay_seconds'" ;;
-esac
-[ "${#stay_seconds}" -le 4 ] || die "REDIS_PRESTOP_STAY_SECONDS must be a number of seconds, got '$stay_seconds'"
 replicas_wait=${REDIS_PRESTOP_REPLICAS_WAIT_SECONDS:-15}
 case $replicas_wait in
     '' | *[!0-9]*) die "REDIS_PRESTOP_REPLICAS_WAIT_SECONDS must be a number of seconds, got '$replicas_wait'" ;;
@@ -152,28 +145,23 @@ reply=$(ask 5 "$local_address" CLIENT PAUSE $(((wait_seconds + 10) * 1000)) WRIT
 [ "$reply" = OK ] || die "CLIENT PAUSE answered: $reply"
 
 log "writes paused on $pod"
-# Every replica in sync holds all the master has: by the acknowledgement the master
-# lists, or else by the offset the replica says it processed, asked directly (the
-# acknowledgements arrive only once a second while no client WAITs, and paused
-# clients do not). The direct question has half a second: a replica restarted
-# shortly before may still resolve to its old address (CoreDNS caches a pod's record
-# for 30 s on kubeadm's defaults), and its acknowledgement comes within the second.
+# Every replica in sync holds all the master has: asked directly for the offset it has
+# processed, which it answers at once (the acknowledgements the master lists arrive
+# only once a second while no client WAITs, and paused clients do not).
 offset=$(local_info replication | awk -F: '$1 == "master_repl_offset" { print $2 }')
 # replicas_behind: the online replicas ("HOST:PORT") that have not processed $offset.
 replicas_behind() {
-    for replica in $(local_info replication | awk -F: -v offset="${offset:-0}" '
+    for replica in $(local_info replication | awk -F: '
         $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ {
             n = split($2, fields, ",")
-            acked = 0
             for (f = 1; f <= n; f++) {
                 split(fields[f], pair, "=")
                 if (pair[1] == "ip") host = pair[2]
                 if (pair[1] == "port") port = pair[2]
-                if (pair[1] == "offset") acked = pair[2] + 0
             }
-            if (acked < offset + 0) print host ":" port
+            print host ":" port
         }'); do
-        processed=$(ask 0.5 "$replica" INFO replication | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }')
+        processed=$(ask 1 "$replica" INFO replication | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }')
         [ "${processed:-0}" -ge "${offset:-0}" ] || printf '%s ' "$replica"
     done
 }
@@ -250,18 +238,15 @@ log "$new_host is the master now ($learned); $pod follows it (hand-over in $(($(
 # with it, and this pod's Redis, its replica now, stops right after this hook: it
 # stays until another replica, pointed at the new master by the Sentinels once they
 # have seen the promotion (a second at most), is in sync (a partial resync:
-# milliseconds), for REDIS_PRESTOP_STAY_SECONDS at most. The Sentinels skip a
-# replica they cannot reach in that moment (one restarted shortly before, whose old
-# address they or the cluster DNS still hold) until the failover's timeout (20 s)
-# resets what they know: the default stay outlasts it.
+# milliseconds), for 4 s at most.
 other_replicas() {
     ask 1 "$new_host:$new_port" INFO replication | tr -d '\r' | awk -F: -v own="$own_host" '
         $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ && $2 !~ ("(^|,)ip=" own ",") { n++ } END { print n + 0 }'
 }
-stay_deadline=$(($(date +%s%3N) + stay_seconds * 1000))
+stay_deadline=$(($(date +%s%3N) + 4000))
 until [ "$(other_replicas)" -gt 0 ]; do
     if [ "$(date +%s%3N)" -ge "$stay_deadline" ]; then
-        log "warning: no other replica in sync with $new_host within $stay_seconds s: it refuses writes until one is"
+        log "warning: no other replica in sync with $new_host within 4 s: it refuses writes until one is"
         break
     fi
     sleep 0.05

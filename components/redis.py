@@ -65,13 +65,9 @@ SENTINEL_STARTUP_CHECKS = 15
 # master (REDIS_PRESTOP_WAIT_SECONDS)...
 PRESTOP_REPLICAS_WAIT_SECONDS = 15
 PRESTOP_WAIT_SECONDS = 10
-# ...then stays the new master's replica until another is in sync with it
-# (REDIS_PRESTOP_STAY_SECONDS: beyond the Sentinels' failover-timeout, after which they
-# reconfigure a replica they could not reach)...
-PRESTOP_STAY_SECONDS = 25
 # ...within the pod's grace period, which must also hold the hook's 3 s wait for the
 # replicas to catch up and Redis's own shutdown (it flushes the append-only file).
-TERMINATION_GRACE_SECONDS = 60
+TERMINATION_GRACE_SECONDS = 45
 PRESTOP_LOG = "/proc/1/fd/2"
 # A replica acknowledges every write before the client is told it succeeded (WAIT 1),
 # so a failover to it loses none.
@@ -357,7 +353,6 @@ class RedisCluster(pulumi.ComponentResource):
                 },
                 {"name": "REDIS_PRESTOP_REPLICAS_WAIT_SECONDS", "value": str(PRESTOP_REPLICAS_WAIT_SECONDS)},
                 {"name": "REDIS_PRESTOP_WAIT_SECONDS", "value": str(PRESTOP_WAIT_SECONDS)},
-                {"name": "REDIS_PRESTOP_STAY_SECONDS", "value": str(PRESTOP_STAY_SECONDS)},
                 # PID 1 is redis-server: its standard error is the container's log.
                 {"name": "REDIS_PRESTOP_LOG", "value": PRESTOP_LOG},
             ],

@@ -697,7 +697,7 @@ def test_a_stopping_master_hands_over_anyway_when_no_second_replica_comes(pods: 
     assert master is not None
     next(pod for pod in pods.pods if pod is not master).kill_redis()
     started = time.monotonic()
-    result = master.prestop(REDIS_PRESTOP_REPLICAS_WAIT_SECONDS="1", REDIS_PRESTOP_STAY_SECONDS="4")
+    result = master.prestop(REDIS_PRESTOP_REPLICAS_WAIT_SECONDS="1")
     elapsed = time.monotonic() - started
     assert "is the master now" in result.stderr, result.stderr
     assert "1 replica(s) in sync after 1 s, not 2" in result.stderr
