@@ -21,10 +21,12 @@
 #     this pod's sentinel container at the same time as this one, and a failover
 #     must not depend on a Sentinel that is going away; this pod's own is the last
 #     resort.
-#  4. It waits until that Sentinel names another pod the master, then makes this
-#     Redis its replica at once (the Sentinels would do it only some seconds later),
-#     and lifts the pause, so paused clients get READONLY and go to the new master.
-#  5. It stays the new master's replica until another one is in sync with it (2 s at
+#  4. It waits until another pod's Redis says it is the master (or that Sentinel names
+#     another pod), then makes this Redis its replica at once (the Sentinels would do
+#     it only some seconds later), and lifts the pause, so paused clients get
+#     READONLY, and the journal API, asking this Redis whom it follows (ROLE), takes
+#     them to the new master before the Sentinels name it.
+#  5. It stays the new master's replica until another one is in sync with it (4 s at
 #     most), so the new master never stands without a replica and refuses writes.
 # A replica, a single Redis (REDIS_PODS=1) or a Redis that does not answer: nothing to
 # hand over. It always exits 0, logging what happened (the kubelet records a failed
@@ -188,16 +190,40 @@ done
 [ -n "$sentinel" ] || give_up "no Sentinel started a failover"
 log "the Sentinel at $sentinel is handing the master role over"
 
+# promoted_pod: "HOST PORT" of another pod whose Redis says it is a master now. The
+# Sentinel promotes its choice at once, but names it only once it has asked it for
+# its role (once a second): asking the pods directly ends the pause that much sooner.
+promoted_pod() {
+    i=0
+    while [ "$i" -lt "$pods" ]; do
+        if [ "$i" -ne "$ordinal" ]; then
+            candidate_host=$(host_of "$i")
+            if [ "$(ask 1 "$candidate_host:$peer_port" ROLE | awk 'NR == 1 { print; exit }' | tr -d '\r')" = master ]; then
+                printf '%s %s' "$candidate_host" "$peer_port"
+                return 0
+            fi
+        fi
+        i=$((i + 1))
+    done
+}
 deadline=$(($(date +%s) + wait_seconds))
 while :; do
+    promoted=$(promoted_pod)
+    if [ -n "$promoted" ]; then
+        new_host=${promoted% *}
+        new_port=${promoted##* }
+        learned="its Redis says so"
+        break
+    fi
     named=$(ask 3 "$sentinel" SENTINEL GET-MASTER-ADDR-BY-NAME "$MASTER_NAME" | tr -d '\r')
     new_host=$(printf '%s\n' "$named" | awk 'NR == 1')
     new_port=$(printf '%s\n' "$named" | awk 'NR == 2')
     if [ -n "$new_host" ] && [ "$new_host" != "$own_host" ] && is_pod "$new_host"; then
+        learned="the Sentinel names it; its Redis did not answer"
         break
     fi
     [ "$(date +%s)" -lt "$deadline" ] || give_up "the Sentinel named no new master within $wait_seconds s"
-    sleep 0.1
+    sleep 0.05
 done
 check_port "the new master's port" "$new_port"
 
@@ -207,19 +233,20 @@ case $reply in
     *) log "warning: REPLICAOF $new_host $new_port answered: $reply (the Sentinels will make it a replica)" ;;
 esac
 ask 5 "$local_address" CLIENT UNPAUSE > /dev/null
-log "$new_host is the master now; $pod follows it (hand-over in $(($(date +%s) - started)) s)"
+log "$new_host is the master now ($learned); $pod follows it (hand-over in $(($(date +%s) - started)) s)"
 # The new master refuses writes (min-replicas-to-write) while no replica is in sync
 # with it, and this pod's Redis, its replica now, stops right after this hook: it
-# stays until another replica, pointed at the new master by the Sentinels in the same
-# moment, is in sync (a partial resync: milliseconds), for 2 s at most.
+# stays until another replica, pointed at the new master by the Sentinels once they
+# have seen the promotion (a second at most), is in sync (a partial resync:
+# milliseconds), for 4 s at most.
 other_replicas() {
     ask 1 "$new_host:$new_port" INFO replication | tr -d '\r' | awk -F: -v own="$own_host" '
         $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ && $2 !~ ("(^|,)ip=" own ",") { n++ } END { print n + 0 }'
 }
-stay_deadline=$(($(date +%s%3N) + 2000))
+stay_deadline=$(($(date +%s%3N) + 4000))
 until [ "$(other_replicas)" -gt 0 ]; do
     if [ "$(date +%s%3N)" -ge "$stay_deadline" ]; then
-        log "warning: no other replica in sync with $new_host within 2 s: it refuses writes until one is"
+        log "warning: no other replica in sync with $new_host within 4 s: it refuses writes until one is"
         break
     fi
     sleep 0.05

@@ -69,6 +69,14 @@ PRESTOP_WAIT_SECONDS = 10
 # replicas to catch up and Redis's own shutdown (it flushes the append-only file).
 TERMINATION_GRACE_SECONDS = 45
 PRESTOP_LOG = "/proc/1/fd/2"
+# Pods and Sentinels reach each other by name, and a restarted pod comes back with a
+# new address: until the cluster DNS forgets what it cached about the name (the old
+# address, or the miss while the pod had none; 30 s with kubeadm's CoreDNS), its peers
+# cannot reach it, the Sentinels can neither promote nor reconfigure it, and the
+# master's hand-over cannot count on it. A rollout goes on to the next pod only once
+# the one before has been Ready that long.
+CLUSTER_DNS_CACHE_SECONDS = 30
+ROLLOUT_PAUSE_SECONDS = CLUSTER_DNS_CACHE_SECONDS + 5
 # A replica acknowledges every write before the client is told it succeeded (WAIT 1),
 # so a failover to it loses none.
 WRITE_ACKNOWLEDGEMENTS = 1
@@ -289,6 +297,7 @@ class RedisCluster(pulumi.ComponentResource):
                 # restart, which the election needs (pod 0 waits for every pod's answer).
                 # Updates still go one pod at a time.
                 "pod_management_policy": "Parallel",
+                "min_ready_seconds": ROLLOUT_PAUSE_SECONDS if self._failover else 0,
                 "selector": labels.pod_selector,
                 # The claims hold the journal: deleting or scaling down the StatefulSet
                 # must never delete them with it.

@@ -749,3 +749,24 @@ def test_a_write_that_meets_a_demoted_master_is_retried_once_on_the_new_one(watc
         assert stored_entries(new_master) == [before, after]
         assert after["id"] == before["id"] + 1
         wait_for("the old master to copy the entry", lambda: stored_entries(old_master) == [before, after])
+
+
+def test_a_write_follows_a_demoted_master_to_its_successor_before_the_sentinels_name_it(
+        watched: Watched, tmp_path: Path) -> None:
+    # A preStop hand-over: the master follows its successor the moment that one is
+    # promoted, and the Sentinels name the successor only up to a second later. Here the
+    # Sentinels are not told at all, so only the demoted master's own ROLE leads there.
+    old_master = watched.cluster.master
+    successor = watched.cluster.replicas[0]
+    with watched.api(tmp_path) as api:
+        before = api.post_text("before the hand-over")
+        assert successor.cli("REPLICAOF", "NO", "ONE").reply == "OK"
+        assert old_master.cli("REPLICAOF", "127.0.0.1", str(successor.port)).reply == "OK"
+        wait_for("the successor to have the old master as a replica",
+                 lambda: "state=online" in successor.info("replication").get("slave0", ""))
+        assert watched.master() is old_master, "the Sentinels still name the old master"
+
+        after = api.post_text("after the hand-over")
+
+        assert after["id"] == before["id"] + 1
+        assert stored_entries(successor) == [before, after]

@@ -640,7 +640,9 @@ def test_prestop_on_the_master_hands_the_role_over_within_seconds(pods: RedisPod
     print(f"\npreStop on the master -> role moved after {elapsed:.1f} s")
 
     assert result.returncode == 0 and not result.leaked_password, result.stderr
-    assert "is the master now" in result.stderr, result.stderr
+    # Found by asking the pods, not waiting for the Sentinels to name it (they ask a
+    # promoted replica for its role only once a second).
+    assert "is the master now (its Redis says so)" in result.stderr, result.stderr
     assert elapsed < 3.0, result.stderr
     new = other_master(pods, old)
     assert new is not None and [pod.name for pod in pods.masters()] == [new.name]
@@ -701,7 +703,7 @@ def test_a_stopping_master_hands_over_anyway_when_no_second_replica_comes(pods: 
     assert "1 replica(s) in sync after 1 s, not 2" in result.stderr
     # It stayed the new master's only replica as long as it could, then said so.
     assert "no other replica in sync with" in result.stderr, result.stderr
-    assert 3 <= elapsed < 7
+    assert 5 <= elapsed < 9
 
 
 def test_a_hand_over_led_by_a_sentinel_just_restarted_is_followed_by_every_sentinel(pods: RedisPods) -> None:

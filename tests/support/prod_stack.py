@@ -76,9 +76,18 @@ class Prod(DeployedStack):
         return reply[0].split(".")[0] if len(reply) == 2 else None
 
     def settled_master(self) -> str | None:
-        """The master's pod once the Redis tier is whole again: exactly one master, every
-        other pod its replica with the link up, and every Sentinel naming it; else None."""
+        """The master's pod once the Redis tier is whole again: every pod available and
+        none stopping, exactly one master, every other pod its replica with the link up,
+        and every Sentinel naming it; else None.
+
+        A pod still in its preStop hook answers like a settled one (it follows the new
+        master), and the next fault would meet its stop half-way. A pod restarted less
+        than the StatefulSet's minReadySeconds ago may still be out of its peers' reach
+        by name (the cluster DNS caches its old address), as it would be for the
+        StatefulSet's own rollout."""
         try:
+            if not self.redis_pods_available():
+                return None
             roles = {pod: self.replication(pod) for pod in REDIS_PODS}
             masters = [pod for pod, info in roles.items() if info.get("role") == "master"]
             if len(masters) != 1:
@@ -92,6 +101,15 @@ class Prod(DeployedStack):
             return master
         except Exception:  # a pod restarting, exec refused: not settled yet
             return None
+
+    def redis_pods_available(self) -> bool:
+        """Whether every Redis pod has been Ready for the StatefulSet's minReadySeconds
+        and none is being deleted."""
+        status = self.cluster.get("statefulset", "redis", "-n", NAMESPACE).get("status", {})
+        if status.get("availableReplicas") != len(REDIS_PODS):
+            return False
+        return not any(self.cluster.get("pod", pod, "-n", NAMESPACE)["metadata"].get("deletionTimestamp")
+                       for pod in REDIS_PODS)
 
     def wait_until_settled(self, timeout: float = 120) -> str:
         return self.cluster.wait(self.settled_master, timeout, "one master that every Redis pod follows and every Sentinel names")

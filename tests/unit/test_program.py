@@ -333,14 +333,25 @@ def test_a_stopping_redis_master_hands_its_role_over_within_the_grace_period(dep
         return
     assert redis["lifecycle"]["preStop"]["exec"]["command"] == ["sh", f"/scripts/{PRESTOP_SCRIPT.name}"]
     # The hook waits for a second replica in sync, up to 3 s for the replicas to catch
-    # up, then for the new master; Redis then needs time of its own to flush its
-    # append-only file.
+    # up, then for the new master, then up to 4 s as its replica; Redis then needs time
+    # of its own to flush its append-only file.
     env = env_of(redis)
-    hook = int(env["REDIS_PRESTOP_REPLICAS_WAIT_SECONDS"]) + 3 + int(env["REDIS_PRESTOP_WAIT_SECONDS"])
+    hook = int(env["REDIS_PRESTOP_REPLICAS_WAIT_SECONDS"]) + 3 + int(env["REDIS_PRESTOP_WAIT_SECONDS"]) + 4
     assert spec["terminationGracePeriodSeconds"] >= hook + 5
     # The hook's log goes where `kubectl logs` finds it: redis-server (PID 1)'s stderr.
     assert redis["command"][-1].endswith(LAUNCH_SCRIPT.name) and not spec.get("shareProcessNamespace")
     assert env["REDIS_PRESTOP_LOG"] == "/proc/1/fd/2"
+
+
+def test_a_redis_rollout_waits_out_the_cluster_dns_cache_between_pods(deployed):
+    # A restarted pod is out of its peers' reach by name until the cluster DNS forgets
+    # its old address (30 s with kubeadm's CoreDNS): the next pod, perhaps the master
+    # handing over to it, stops only after that.
+    spec = deployed.object("StatefulSet", "redis")["spec"]
+    if not fails_over(deployed):
+        assert spec.get("minReadySeconds", 0) == 0  # one pod: nobody to reach it
+        return
+    assert spec["minReadySeconds"] > 30
 
 
 def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):

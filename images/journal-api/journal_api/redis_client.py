@@ -20,7 +20,8 @@ Retries, at most one per request, and only when they cannot repeat a write:
   - a read (idempotent), after a connection error (not after a timeout);
   - a write through Sentinel, after the Sentinels are asked again for the master, when
     the connection failed before anything was sent (refused, not timed out), or when
-    Redis answered READONLY (the old master was demoted: nothing was executed).
+    Redis answered READONLY (the old master was demoted: nothing was executed; the
+    retry goes to the server it follows now if the Sentinels still name it).
 A write is never retried after a timeout or a connection lost while the command was on
 its way: it may have been executed.
 """
@@ -215,12 +216,27 @@ class SentinelGroup(Sentinel):
 
     redis-py's own discover_master swaps the list's items to put the one that answered
     first, which concurrent request threads can interleave into a list that lost one.
+
+    A master that hands its role over (the StatefulSet's preStop hook) follows its
+    successor the moment that one is promoted, but the Sentinels name the successor
+    only once they have asked it for its role, up to a second later. Meanwhile a
+    server that answered READONLY and says whom it follows (`follow_demotion`) is
+    trusted over Sentinels that still name it: writes go to its successor at once.
+    Safety does not rest on this (a server that is not the master refuses the write,
+    and a write counts only once its replicas hold it); only the pause is shorter.
     """
 
     def __init__(self, sentinels: Sequence[redis.Redis]) -> None:
         super().__init__([])
         self.sentinels = list(sentinels)
         self._first = 0
+        #: (demoted master, the master it follows), until the Sentinels name another.
+        self._succession: Optional[tuple[tuple[str, int], tuple[str, int]]] = None
+
+    def follow_demotion(self, demoted: tuple[str, int], successor: tuple[str, int]) -> None:
+        """`demoted` answered READONLY and follows `successor`."""
+        if successor != demoted:
+            self._succession = (demoted, successor)
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
         count = len(self.sentinels)
@@ -236,7 +252,12 @@ class SentinelGroup(Sentinel):
             state = masters.get(service_name)
             if state and self.check_master_state(state, service_name):
                 self._first = index % count
-                return state["ip"], int(state["port"])
+                named = (state["ip"], int(state["port"]))
+                succession = self._succession
+                if succession is not None and succession[0] == named:
+                    return succession[1]  # the Sentinels have not seen the hand-over yet
+                self._succession = None
+                return named
             failures.append("no master up")
         raise MasterNotFoundError(f"no Sentinel names a master for {service_name!r} "
                                   f"({', '.join(failures) or 'no Sentinel'})")
@@ -270,13 +291,14 @@ class Endpoint:
     """A pool of connections to one role (the master, or the read host) and its retry rule."""
 
     def __init__(self, pool: ConnectionPool, password: PasswordFile, timeout: float, *,
-                 where: str, follows_master: bool) -> None:
+                 where: str, sentinels: Optional[SentinelGroup] = None) -> None:
         self.pool = pool
         self.password = password
         self.timeout = timeout
         self.where = where
         #: Through Sentinel: a retry may find another master.
-        self.follows_master = follows_master
+        self.sentinels = sentinels
+        self.follows_master = sentinels is not None
 
     def __repr__(self) -> str:
         return f"Endpoint({self.where})"
@@ -303,6 +325,7 @@ class Endpoint:
                 # and the idle ones go to it.
                 demoted = isinstance(error, ReadOnlyError) and self.follows_master
                 if demoted:
+                    self._follow_demotion(conn)
                     conn.disconnect()
                     self.pool.disconnect(inuse_connections=False)
                 if not last and (demoted or (idempotent and _connection_failed(error, failure))):
@@ -314,6 +337,20 @@ class Endpoint:
             finally:
                 self.pool.release(conn)
         raise AssertionError("unreachable")
+
+    def _follow_demotion(self, conn: Connection) -> None:
+        """Learn from a demoted master (its reply to ROLE) which server it follows now."""
+        if self.sentinels is None:
+            return
+        try:
+            role = call(conn, "ROLE")
+        except RedisError:
+            return  # cut off or refusing: the Sentinels' answer stands
+        if isinstance(role, list) and len(role) >= 3 and role[0] in (b"slave", "slave"):
+            host, port = role[1], role[2]
+            host = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+            if host and isinstance(port, int):
+                self.sentinels.follow_demotion((str(conn.host), int(conn.port)), (host, port))
 
     def _failure(self, error: RedisError, conn: Optional[Connection]) -> StoreFailure:
         where = f"{conn.host}:{conn.port}" if conn is not None and conn.host else self.where
@@ -343,7 +380,7 @@ def _connection_failed(error: RedisError, failure: StoreFailure) -> bool:
 def direct(host: str, port: int, password: PasswordFile, timeout: float) -> Endpoint:
     """Connections to one host."""
     pool = ConnectionPool(connection_class=BoundedConnection, host=host, port=port, **_options(password, timeout))
-    return Endpoint(pool, password, timeout, where=f"{host}:{port}", follows_master=False)
+    return Endpoint(pool, password, timeout, where=f"{host}:{port}")
 
 
 def via_sentinel(sentinels: Sequence[tuple[str, int]], master_name: str, password: PasswordFile,
@@ -359,4 +396,4 @@ def via_sentinel(sentinels: Sequence[tuple[str, int]], master_name: str, passwor
     ])
     client = manager.master_for(master_name, connection_class=MasterConnection, **_options(password, timeout))
     where = f"the master {master_name!r} of Sentinel {' '.join(f'{h}:{p}' for h, p in sentinels)}"
-    return Endpoint(client.connection_pool, password, timeout, where=where, follows_master=True)
+    return Endpoint(client.connection_pool, password, timeout, where=where, sentinels=manager)
