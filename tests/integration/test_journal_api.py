@@ -379,6 +379,127 @@ def test_the_password_is_in_no_response_log_argv_or_environment(api: Api, cluste
     assert "an entry" not in log, "request bodies are not logged"
 
 
+# --- who may write ----------------------------------------------------------------------------
+
+BEARER_REALM = 'Bearer realm="journal"'
+#: name: (what a write sends as Authorization, or None for no header; what WWW-Authenticate says)
+REFUSED_CREDENTIALS = {
+    "no credential": (None, BEARER_REALM),
+    "a wrong credential": (f"Bearer {Secret.generate().reveal()}", f'{BEARER_REALM}, error="invalid_token"'),
+    "another scheme": ("Basic am91cm5hbDpqb3VybmFs", BEARER_REALM),
+    "an empty bearer": ("Bearer ", f'{BEARER_REALM}, error="invalid_token"'),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_CREDENTIALS)
+def test_a_write_without_the_credential_is_401_and_changes_nothing(case: str, api: Api, clean: RedisNodes) -> None:
+    authorization, challenge = REFUSED_CREDENTIALS[case]
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    entry = api.post_text("already there")
+    before = snapshot(clean.master)
+    for method, path, body in (("POST", "/api", b"not from the journal's writers"),
+                               ("DELETE", f"/api/{entry['id']}", None)):
+        refused = api.request(method, path, body, {**TEXT_PLAIN, **headers}, authorized=False)
+        assert refused.status == 401, (method, refused.body)
+        assert refused.headers["WWW-Authenticate"] == challenge
+        assert "credential" in refused.error
+    assert snapshot(clean.master) == before
+
+
+def test_the_right_credential_writes_and_anyone_reads(api: Api, clean: RedisNodes) -> None:
+    added = api.request("POST", "/api", b"by a writer", {**TEXT_PLAIN, "Authorization": api.authorization()},
+                        authorized=False)
+    assert added.status == 201, added.body
+    entry = added.json
+    # The scheme is case-insensitive (RFC 9110, 11.1).
+    lowercase = api.authorization().replace("Bearer", "bearer", 1)
+    assert api.request("POST", "/api", b"by a writer too", {**TEXT_PLAIN, "Authorization": lowercase},
+                       authorized=False).status == 201
+    wait_replicated(clean, 2)
+    for path in ("/api", f"/api/{entry['id']}"):
+        assert api.request("GET", path, authorized=False).status == 200, path
+    deleted = api.request("DELETE", f"/api/{entry['id']}", headers={"Authorization": api.authorization()},
+                          authorized=False)
+    assert deleted.status == 204, deleted.body
+    assert [stored["text"] for stored in stored_entries(clean.master)] == ["by a writer too"]
+
+
+def test_the_credential_is_in_no_response_log_argv_or_environment(api: Api, clean: RedisNodes) -> None:
+    wrong = Secret.generate()
+    api.secrets.append(wrong)  # Api.request and Api.log_text assert neither shows
+    try:
+        api.post_text("written with the credential")
+        assert api.request("POST", "/api", b"x", {**TEXT_PLAIN, "Authorization": f"Bearer {wrong.reveal()}"},
+                           authorized=False).status == 401
+        assert api.request("DELETE", "/api/1", headers={"Authorization": f"Bearer {wrong.reveal()}"},
+                           authorized=False).status == 401
+        for name in ("cmdline", "environ"):
+            text, leaked = read_proc(api.proc.pid, name, api.write_credential)
+            assert not leaked, f"/proc/<api>/{name} contains the write credential"
+        assert f"WRITE_CREDENTIAL_FILE={api.write_credential_file}" in read_proc(api.proc.pid, "environ",
+                                                                                 api.write_credential)[0]
+        log = api.log_text()
+        assert re.search(r"^127\.0\.0\.1 POST /api 401 \d+\.\dms$", log, re.M), log
+        assert re.search(r"^127\.0\.0\.1 DELETE /api/1 401 \d+\.\dms$", log, re.M), log
+    finally:
+        api.secrets.remove(wrong)
+
+
+def kubelet_secret_volume(directory: Path, key: str, secret: Secret) -> Path:
+    """`key` of a Secret volume, updated as the kubelet does: the files go into a new
+    directory, and the `..data` link moves to it in one rename; `key` itself is a link
+    through `..data`, so the path never changes and never dangles."""
+    directory.mkdir(parents=True, exist_ok=True)
+    version = directory / f"..{time.monotonic_ns()}"
+    version.mkdir()
+    secret.write_to(version / key)
+    staged = directory / "..data_tmp"
+    staged.symlink_to(version.name)
+    os.replace(staged, directory / "..data")
+    path = directory / key
+    if not path.is_symlink():
+        path.symlink_to(f"..data/{key}")
+    return path
+
+
+def test_a_rotated_credential_takes_effect_without_a_restart(clean: RedisNodes, tmp_path: Path) -> None:
+    old, new = Secret.generate(), Secret.generate()
+    volume = tmp_path / "write-credential"
+    path = kubelet_secret_volume(volume, "credential", old)
+    with Api(tmp_path, clean.password_file, [clean.secret, old, new], redis_port=clean.master.port,
+             extra_env={"WRITE_CREDENTIAL_FILE": str(path)}) as api:
+        api.write_credential = old
+        before = api.post_text("with the credential before the rotation")
+
+        kubelet_secret_volume(volume, "credential", new)
+        stale = api.request("POST", "/api", b"with the old credential", TEXT_PLAIN)
+        assert stale.status == 401 and "rotated" in stale.error, stale.body
+        api.write_credential = new
+        after = api.post_text("with the new credential")
+        assert stored_entries(clean.master) == [before, after]
+        assert api.proc.poll() is None
+        api.log_text()  # asserts neither credential is in the log
+
+
+@pytest.mark.parametrize("credential_file", ["missing", "empty"])
+def test_without_a_readable_credential_every_write_is_refused_and_reads_go_on(
+        credential_file: str, api: Api, clean: RedisNodes, tmp_path: Path) -> None:
+    path = tmp_path / "credential"
+    if credential_file == "empty":
+        path.write_text("")
+    entry = api.post_text("before")
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITE_CREDENTIAL_FILE": str(path)}) as misconfigured:
+        for method, target, body in (("POST", "/api", b"x"), ("DELETE", f"/api/{entry['id']}", None)):
+            for authorization in ("Bearer ", misconfigured.authorization()):
+                refused = misconfigured.request(method, target, body, {**TEXT_PLAIN, "Authorization": authorization},
+                                                authorized=False)
+                assert refused.status == 503, refused.body
+                assert "write credential file" in refused.error
+        wait_replicated(clean, 1)
+        assert misconfigured.listed() == [entry]
+
+
 # --- the process ----------------------------------------------------------------------------
 
 
@@ -387,8 +508,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(clean: RedisNodes, t
     try:
         body = b"in flight at SIGTERM"
         with socket.create_connection(("127.0.0.1", api.port), timeout=HTTP_TIMEOUT) as client:
-            client.sendall(b"POST /api HTTP/1.1\r\nHost: journal\r\nContent-Type: text/plain\r\n"
-                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+            client.sendall(b"POST /api HTTP/1.1\r\nHost: journal\r\nContent-Type: text/plain\r\nAuthorization: %s\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (api.authorization().encode(), len(body), body[:5]))
             # Accepted in order: once a later connection is answered, ours is accepted too.
             assert api.request("GET", "/api/healthz").status == 200
             api.proc.send_signal(signal.SIGTERM)
@@ -414,16 +535,18 @@ def test_runs_as_a_non_root_user_that_can_write_nothing(clean: RedisNodes, tmp_p
         shutil.copytree(API_SOURCE / "journal_api", top / "journal_api",
                         ignore=shutil.ignore_patterns("__pycache__"))
         password_file = write_password(top / "secret", clean.secret)
-        if os.geteuid() == 0:
-            os.chown(password_file, 10001, 10001)
-            prefix = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"]
+        root = os.geteuid() == 0
+        prefix = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"] if root else []
+        api = Api(tmp_path, password_file, [clean.secret], redis_port=clean.master.port, cwd=top,
+                  prefix=prefix, credential_dir=top / "secret")
+        if root:
+            for secret_file in (password_file, api.write_credential_file):
+                os.chown(secret_file, 10001, 10001)
         else:  # already unprivileged: take away the write permission instead
-            prefix = []
             for path in (top / "journal_api", top):
                 path.chmod(0o555)
         files_before = sorted(str(p) for p in top.rglob("*"))
-        with Api(tmp_path, password_file, [clean.secret], redis_port=clean.master.port, cwd=top,
-                 prefix=prefix) as api:
+        with api:
             uid = read_proc(api.proc.pid, "status", clean.secret)[0].split("Uid:")[1].split()[0]
             assert uid == str(os.geteuid() or 10001)
             entry = api.post_text("from an unprivileged process")

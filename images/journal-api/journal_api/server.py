@@ -13,6 +13,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Callable, Optional
 
+from .auth import CredentialUnreadable, Presented, WriteCredential
 from .config import Settings
 from .errors import NotAcknowledged, ReplyError, Unavailable
 from .serving import (
@@ -36,6 +37,9 @@ MAX_TEXT_BYTES = 4096
 MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 1024
 ENTRY_PATH = re.compile(r"/api/([^/]+)")
 ENTRY_ID = re.compile(r"[0-9]{1,15}")  # ids stay far below 2**53, the sorted set's exact range
+#: What changes the journal: only with the write credential. Reads stay anonymous.
+WRITE_METHODS = ("POST", "DELETE")
+REALM = 'Bearer realm="journal"'
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -142,6 +146,8 @@ class Handler(BaseHTTPRequestHandler):
             allow = ", ".join(sorted(methods))
             raise ApiError(405, f"{printable(self.command)} is not allowed here; allowed: {allow}",
                            (("Allow", allow),))
+        if self.command in WRITE_METHODS:
+            self._authorize_write()
         if entry_id is None:
             action()
         else:
@@ -171,6 +177,21 @@ class Handler(BaseHTTPRequestHandler):
         if not self.journal.delete(entry_id):
             raise ApiError(404, f"no entry {entry_id}")
         self._send(204)
+
+    # --- who may write ---------------------------------------------------------------
+
+    def _authorize_write(self) -> None:
+        try:
+            presented = self.journal_server.write_credential.check(self.headers.get_all("Authorization") or [])
+        except CredentialUnreadable as exc:
+            raise ApiError(503, f"writes are unavailable: {exc}") from None
+        if presented is Presented.NOTHING:
+            raise ApiError(401, "writing needs the journal's write credential: "
+                                "send it as the header Authorization: Bearer <credential>",
+                           (("WWW-Authenticate", REALM),))
+        if presented is Presented.WRONG:
+            raise ApiError(401, "the write credential is wrong (it may have been rotated)",
+                           (("WWW-Authenticate", f'{REALM}, error="invalid_token"'),))
 
     # --- input -------------------------------------------------------------------
 
@@ -263,6 +284,7 @@ class JournalServer(BoundedServer):
     def __init__(self, settings: Settings, journal: Journal) -> None:
         self.settings = settings
         self.journal = journal
+        self.write_credential = WriteCredential(settings.write_credential_file)
         super().__init__(settings.listen_host, settings.port)
 
     def body_length(self, headers: Message) -> Optional[int]:
