@@ -47,10 +47,10 @@ def configure_for_the_local_node(project: Project) -> None:
 
 class Prod(DeployedStack):
     def __init__(self, project: Project, cluster: LocalCluster):
-        super().__init__(project, cluster, NAMESPACE, HOST)
+        super().__init__(project, cluster, "prod", NAMESPACE, HOST)
 
     def post(self, text: str) -> dict[str, Any]:
-        """POST an entry over HTTPS through the ingress controller, from the host, as any client."""
+        """POST an entry over HTTPS through the ingress controller, from the host, as any writer."""
         status, _, body = self.client.request("POST", "/api", text.encode())
         assert status == 201, body
         return json.loads(body)
