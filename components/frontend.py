@@ -90,11 +90,18 @@ class Frontend(pulumi.ComponentResource):
             opts=child,
         )
 
+        # The API's variables that come from the stack's config: each one's key in the
+        # ConfigMap, and its value.
+        configured = {
+            "JOURNAL_ENTRIES": ("journalEntries", settings.journal_entries),
+            "WRITES_PER_MINUTE": ("writesPerMinute", settings.writes_per_minute),
+            "WRITE_BURST": ("writeBurst", settings.write_burst),
+        }
         # Auto-named on purpose: see the module docstring.
         config = k8s.core.v1.ConfigMap(
             f"{name}-config",
             metadata={"namespace": namespace, "labels": labels.object_labels},
-            data={"journalEntries": str(settings.journal_entries)},
+            data={key: str(value) for key, value in configured.values()},
             opts=child,
         )
         api = HttpContainer(
@@ -105,10 +112,10 @@ class Frontend(pulumi.ComponentResource):
             port=API_PORT,
             health_path=HEALTH_PATH,
             env=[
-                {
-                    "name": "JOURNAL_ENTRIES",
-                    "value_from": {"config_map_key_ref": {"name": config.metadata.name, "key": "journalEntries"}},
-                },
+                *(
+                    {"name": variable, "value_from": {"config_map_key_ref": {"name": config.metadata.name, "key": key}}}
+                    for variable, (key, _value) in configured.items()
+                ),
                 {"name": "REDIS_READ_HOST", "value": redis.read_host},
                 *_write_path(redis),
                 {"name": "REDIS_PORT", "value": str(redis.port)},

@@ -500,6 +500,60 @@ def test_without_a_readable_credential_every_write_is_refused_and_reads_go_on(
         assert misconfigured.listed() == [entry]
 
 
+# --- how fast a client may write ---------------------------------------------------------------
+
+
+def test_writes_beyond_the_burst_get_429_with_retry_after_and_the_rate_brings_them_back(
+        clean: RedisNodes, tmp_path: Path) -> None:
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITES_PER_MINUTE": "60", "WRITE_BURST": "3"}) as api:
+        entries = [api.post_text(f"within the burst {n}") for n in range(3)]
+        before = snapshot(clean.master)
+        for method, path, body in (("POST", "/api", b"one too many"), ("DELETE", f"/api/{entries[0]['id']}", None)):
+            refused = api.request(method, path, body, TEXT_PLAIN)
+            assert refused.status == 429, (method, refused.body)
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.error == "too many writes from 127.0.0.1: 60 a minute, 3 at once; try again in 1 s"
+        assert snapshot(clean.master) == before
+        assert api.request("GET", "/api").status == 200, "reads are not counted"
+        time.sleep(1)  # as Retry-After said
+        assert api.post_text("a second later")["text"] == "a second later"
+        assert " POST /api 429 " in api.log_text()
+
+
+def test_each_client_has_its_budget_by_the_last_forwarded_address_and_refused_writes_spend_it(
+        clean: RedisNodes, tmp_path: Path) -> None:
+    # One write a minute: nothing comes back during the test.
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITES_PER_MINUTE": "1", "WRITE_BURST": "2"}) as api:
+        def write(forwarded_for: Optional[str], authorized: bool = False) -> int:
+            headers = {**TEXT_PLAIN, **({"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {})}
+            return api.request("POST", "/api", b"a write", headers, authorized=authorized).status
+
+        # Two guesses at the credential spend the client's burst; the credential buys no more.
+        assert [write("203.0.113.7"), write("203.0.113.7"), write("203.0.113.7", authorized=True)] == [401, 401, 429]
+        # The entries before the last are the client's own words, and name no one else.
+        assert write("198.51.100.9, 203.0.113.7") == 429
+        assert write("203.0.113.7, 198.51.100.9", authorized=True) == 201
+        assert write("2001:db8::7") == 401
+        assert write("2001:DB8:0::7") == 401, "one address, however it is spelt"
+        assert write("2001:db8::7") == 429
+        # Without the header, or with a last entry that is no address (not the edge's),
+        # the connection's peer counts.
+        assert [write(None), write("unknown"), write(None)] == [401, 401, 429]
+
+
+def test_without_settings_a_client_writes_20_at_once_then_one_a_second(clean: RedisNodes, tmp_path: Path) -> None:
+    # Empty: the image's defaults (refused for their credential, these writes touch no Redis).
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITES_PER_MINUTE": "", "WRITE_BURST": ""}) as api:
+        started = time.monotonic()
+        statuses = [api.request("POST", "/api", b"x", TEXT_PLAIN, authorized=False).status for _ in range(25)]
+        elapsed = time.monotonic() - started
+    assert statuses[:20] == [401] * 20
+    assert 429 in statuses and statuses.count(401) <= 20 + elapsed + 1, (statuses, elapsed)
+
+
 # --- the process ----------------------------------------------------------------------------
 
 
@@ -574,6 +628,11 @@ BAD_ENVIRONMENTS = {
          "REDIS_SENTINELS must be host:port addresses separated by spaces, got 'sentinel-2:70000'",
          "REDIS_MASTER_NAME must be 1 to 64 letters", "REDIS_MIN_REPLICA_ACKS must be a whole number from 0 to 100",
          "REDIS_ACK_TIMEOUT_MS must be a whole number from 1 to 60000"),
+    ),
+    "write limits": (
+        {"REDIS_READ_HOST": REPLICA, "REDIS_WRITE_HOST": MASTER, "WRITES_PER_MINUTE": "0", "WRITE_BURST": "many"},
+        ("WRITES_PER_MINUTE must be a whole number from 1 to 60000",
+         "WRITE_BURST must be a whole number from 1 to 10000"),
     ),
 }
 

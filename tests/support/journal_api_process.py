@@ -36,6 +36,9 @@ ENTRIES = 5
 TEXT_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}
 #: The requests that need the write credential (the journal page sends it with these).
 WRITE_METHODS = ("POST", "DELETE")
+#: Tests write far faster than a person, and all from one address: each API takes as many
+#: writes as its settings allow, unless a test sets WRITES_PER_MINUTE and WRITE_BURST.
+UNLIMITED_WRITES = {"WRITES_PER_MINUTE": "60000", "WRITE_BURST": "10000"}
 
 
 @functools.cache
@@ -114,6 +117,7 @@ class Api:
             "JOURNAL_ENTRIES": str(self.entries),
             "REDIS_PASSWORD_FILE": str(self.password_file),
             "WRITE_CREDENTIAL_FILE": str(self.write_credential_file),
+            **UNLIMITED_WRITES,
             "LISTEN_HOST": "127.0.0.1",
             "PORT": str(self.port),
             **self.extra_env,

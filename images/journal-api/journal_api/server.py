@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import re
 import time
 import traceback
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from .auth import CredentialUnreadable, Presented, WriteCredential
 from .config import Settings
 from .errors import NotAcknowledged, ReplyError, Unavailable
+from .ratelimit import WriteRateLimit, client_address
 from .serving import (
     COMMON_HEADERS,
     JSON_TYPE,
@@ -147,6 +149,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(405, f"{printable(self.command)} is not allowed here; allowed: {allow}",
                            (("Allow", allow),))
         if self.command in WRITE_METHODS:
+            # The rate first: a client guessing the credential spends its own budget.
+            self._limit_writes()
             self._authorize_write()
         if entry_id is None:
             action()
@@ -179,6 +183,15 @@ class Handler(BaseHTTPRequestHandler):
         self._send(204)
 
     # --- who may write ---------------------------------------------------------------
+
+    def _limit_writes(self) -> None:
+        client = client_address(self.client_address[0], self.headers.get_all("X-Forwarded-For") or [])
+        limit = self.journal_server.write_rate
+        wait = limit.wait_seconds(client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(429, f"too many writes from {client}: {limit.per_minute} a minute, {limit.burst} at once; "
+                                f"try again in {seconds} s", (("Retry-After", str(seconds)),))
 
     def _authorize_write(self) -> None:
         try:
@@ -285,6 +298,7 @@ class JournalServer(BoundedServer):
         self.settings = settings
         self.journal = journal
         self.write_credential = WriteCredential(settings.write_credential_file)
+        self.write_rate = WriteRateLimit(settings.writes_per_minute, settings.write_burst)
         super().__init__(settings.listen_host, settings.port)
 
     def body_length(self, headers: Message) -> Optional[int]:
