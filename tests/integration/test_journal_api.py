@@ -67,7 +67,8 @@ from support.redis_nodes import (
 # read-only root filesystem): off for its import here too (no __pycache__ in the
 # package, as in the image), then back as it was for the rest of the test run.
 _write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-from journal_api.server import MAX_BODY_BYTES, MAX_TEXT_BYTES  # noqa: E402
+from journal_api.entries import MAX_STORED_BYTES, MAX_TEXT_BYTES  # noqa: E402
+from journal_api.server import MAX_BODY_BYTES  # noqa: E402
 
 sys.dont_write_bytecode = _write_bytecode
 
@@ -87,10 +88,15 @@ def snapshot(node: Node) -> str:
     return node.cli(stdin=SNAPSHOT).stdout
 
 
-def stored_entries(node: Node) -> list[dict]:
+def stored_members(node: Node) -> list[bytes]:
+    """The journal's members as Redis holds them, in UTF-8."""
     # One member a line: split on "\n" only (JSON escapes it; U+2028 and the like stay raw).
-    return [json.loads(member) for member in node.cli("ZRANGE", "journal:entries", "0", "-1").stdout.split("\n")
+    return [member.encode() for member in node.cli("ZRANGE", "journal:entries", "0", "-1").stdout.split("\n")
             if member]
+
+
+def stored_entries(node: Node) -> list[dict]:
+    return [json.loads(member) for member in stored_members(node)]
 
 
 def timed(api: Api, method: str, path: str, body: Optional[bytes] = None,
@@ -249,6 +255,62 @@ BAD_REQUESTS = {
 }
 ALLOW = {"PUT on the collection": "GET, HEAD, POST", "DELETE on the collection": "GET, HEAD, POST",
          "POST on an entry": "DELETE, GET, HEAD", "POST on healthz": "GET, HEAD"}
+
+
+#: What every stored member adds to its text, with a 15-digit id: {"created":"<24>","id":<15>,"text":"..."}.
+STORED_ENVELOPE_BYTES = 69
+#: Stored as a 6-byte escape (\u0001) each.
+CONTROL = "\x01"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+def test_an_entry_stored_over_the_cap_is_413_naming_it_and_changes_nothing(content_type: str, api: Api,
+                                                                          clean: RedisNodes) -> None:
+    # 1600 bytes sent as text, 9600 as stored (JSON spells each as \u0001).
+    text = CONTROL * 1600
+    body = text.encode() if content_type == "text/plain" else json.dumps({"text": text}).encode()
+    api.post_text("already there")
+    before = snapshot(clean.master)
+    refused = api.request("POST", "/api", body, {"Content-Type": content_type})
+    assert refused.status == 413, refused.body
+    assert f"would take {1600 * 6 + STORED_ENVELOPE_BYTES} bytes as stored, more than {MAX_STORED_BYTES}" \
+        in refused.error
+    assert snapshot(clean.master) == before
+
+
+def test_the_cap_counts_the_stored_form_to_the_byte(api: Api, clean: RedisNodes) -> None:
+    controls = 1400
+    filler = MAX_STORED_BYTES - STORED_ENVELOPE_BYTES - 6 * controls
+    at_the_cap = CONTROL * controls + "x" * filler
+    assert api.request("POST", "/api", (at_the_cap + "x").encode(), TEXT_PLAIN).status == 413
+    entry = api.post_text(at_the_cap)
+    (member,) = stored_members(clean.master)
+    # Measured with the longest id: this one is shorter by its missing digits.
+    assert len(member) == MAX_STORED_BYTES - (15 - len(str(entry["id"])))
+    assert json.loads(member)["text"] == at_the_cap
+
+
+#: Texts of MAX_TEXT_BYTES that escape the most without other control characters, and
+#: one of non-ASCII characters, which are stored as they are.
+WITHIN_THE_CAP = {
+    "quotes": '"' * MAX_TEXT_BYTES,
+    "backslashes": "\\" * MAX_TEXT_BYTES,
+    "tabs and line breaks": "x\t\n\r" * (MAX_TEXT_BYTES // 4),
+    "two-byte characters": "é" * (MAX_TEXT_BYTES // 2),
+}
+
+
+@pytest.mark.parametrize("case", WITHIN_THE_CAP)
+def test_any_text_within_the_limit_without_other_control_characters_is_stored(case: str, api: Api,
+                                                                              clean: RedisNodes) -> None:
+    text = WITHIN_THE_CAP[case]
+    entry = api.post_text(text)
+    assert entry["text"] == text
+    (member,) = stored_members(clean.master)
+    assert len(member) <= MAX_STORED_BYTES
+    if case == "two-byte characters":
+        assert len(member) == len(text.encode()) + STORED_ENVELOPE_BYTES - (15 - len(str(entry["id"]))), \
+            "non-ASCII is stored as itself, not as \\u escapes"
 
 
 @pytest.mark.parametrize("case", BAD_REQUESTS)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from .auth import CredentialUnreadable, Presented, WriteCredential
 from .config import Settings
+from .entries import MAX_STORED_BYTES, MAX_TEXT_BYTES, stored_bytes
 from .errors import NotAcknowledged, ReplyError, Unavailable
 from .ratelimit import WriteRateLimit, client_address
 from .serving import (
@@ -33,8 +34,6 @@ from .serving import (
 if TYPE_CHECKING:  # the store needs redis-py; this module (and its limits) does not
     from .store import Journal
 
-#: Longest entry, in bytes of UTF-8 text.
-MAX_TEXT_BYTES = 4096
 #: Longest body read: JSON may spell each byte of the text as a 6-byte \u escape.
 MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 1024
 ENTRY_PATH = re.compile(r"/api/([^/]+)")
@@ -255,6 +254,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "the entry text is empty")
         if size > MAX_TEXT_BYTES:
             raise ApiError(413, f"the entry text is longer than {MAX_TEXT_BYTES} bytes")
+        # What Redis would hold, not what was sent: JSON escapes control characters.
+        stored = stored_bytes(text)
+        if stored > MAX_STORED_BYTES:
+            raise ApiError(413, f"the entry would take {stored} bytes as stored, more than {MAX_STORED_BYTES}: "
+                                "control characters other than tabs and line breaks are stored as 6-byte escapes")
         return text
 
     # --- output ------------------------------------------------------------------
