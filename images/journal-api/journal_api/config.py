@@ -61,8 +61,8 @@ class Settings:
     # What POST and DELETE must present as `Authorization: Bearer <credential>`: a file,
     # the mounted Secret, re-read when it changes (auth.py).
     write_credential_file: str = "/etc/journal-write/credential"
-    # Each client's writes (POST and DELETE, refused ones too): a bucket of write_burst
-    # refilled at writes_per_minute (ratelimit.py).
+    # Each client's writes (POST and DELETE, those refused for their credential too): a
+    # bucket of write_burst refilled at writes_per_minute (ratelimit.py).
     writes_per_minute: int = 60
     write_burst: int = 20
 
