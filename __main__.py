@@ -55,3 +55,7 @@ pulumi.export("redisReadHost", redis.connection.read_host)
 pulumi.export("redisWriteHost", redis.connection.write_host)
 pulumi.export("redisSentinels", redis.connection.sentinels)
 pulumi.export("redisPasswordSecret", redis.connection.password_secret_name)
+# What adds and deletes entries, for the journal's writers: secret, so `stack output`
+# shows it only with --show-secrets and the state keeps it encrypted.
+pulumi.export("writeCredential", pulumi.Output.secret(frontend.write_credential))
+pulumi.export("writeCredentialSecret", frontend.write_credential_secret_name)

@@ -76,6 +76,9 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
         replicas=read.count("frontendReplicas", 1, MAX_REPLICAS),
         resources=read.resources("frontend"),
         journal_entries=read.count("frontendJournalEntries", 1, 10_000),
+        # The API's own bounds for WRITES_PER_MINUTE and WRITE_BURST.
+        writes_per_minute=read.count("frontendWritesPerMinute", 1, 60_000),
+        write_burst=read.count("frontendWriteBurst", 1, 10_000),
     )
 
     redis = RedisSettings(

@@ -79,6 +79,10 @@ class FrontendSettings:
     replicas: int
     resources: Resources
     journal_entries: int
+    writes_per_minute: int
+    """Each client's writes after its burst, per API pod (WRITES_PER_MINUTE)."""
+    write_burst: int
+    """Each client's writes at once (WRITE_BURST)."""
 
 
 @dataclass(frozen=True)

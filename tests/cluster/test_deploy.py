@@ -3,6 +3,7 @@ scripts/pulumi.sh on the local cluster as a user deploys it, then used over HTTP
 the ingress controller with the stack's host name (its certificate from the cluster's ACME
 server: tests/cluster/test_edge.py looks at the edge itself), then changed, and destroyed."""
 
+import copy
 import json
 import time
 from typing import Iterator
@@ -28,7 +29,7 @@ class Journal(DeployedStack):
     """The dev stack as deployed, with the journal's own requests."""
 
     def __init__(self, project: Project, cluster: LocalCluster):
-        super().__init__(project, cluster, NAMESPACE, HOST)
+        super().__init__(project, cluster, "dev", NAMESPACE, HOST)
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "text/plain") -> tuple[int, bytes]:
         status, _, answer = self.client.request(method, path, body, content_type)
@@ -96,6 +97,18 @@ def test_an_entry_posted_through_the_ingress_is_listed_and_stored_in_redis(journ
     assert status == 201 and json.loads(body)["text"] == "from json"
 
 
+def test_writes_without_the_credential_are_refused_through_the_ingress_and_reads_are_not(journal):
+    entry = journal.add("kept from anonymous hands")
+    anonymous = copy.copy(journal.client)
+    anonymous.credential = None
+    status, headers, body = anonymous.request("POST", "/api", b"anonymous")
+    assert status == 401 and headers["www-authenticate"] == 'Bearer realm="journal"', body
+    status, _, body = anonymous.request("DELETE", f"/api/{entry['id']}")
+    assert status == 401, body
+    status, _, body = anonymous.request("GET", f"/api/{entry['id']}")
+    assert status == 200 and json.loads(body) == entry
+
+
 def test_the_web_page_is_served_at_the_root(journal):
     status, body = journal.request("GET", "/")
     assert status == 200
@@ -107,7 +120,8 @@ def test_a_person_adds_an_entry_in_the_browser_and_html_shows_as_text(journal):
     the ingress controller's address (and every other name unresolvable), trusting the
     key of the certificate the test has verified against the ACME server's root."""
     with Browser({HOST: layout.INGRESS_IP}, trusted_keys=[journal.client.public_key_pin()]) as browser:
-        exercise_journal_page(browser, f"https://{HOST}/")
+        assert journal.client.credential, "the stack exports its write credential"
+        exercise_journal_page(browser, f"https://{HOST}/", journal.client.credential)
         artifacts = PROJECT_DIR / "test-artifacts"
         artifacts.mkdir(exist_ok=True)
         print(f"screenshot: {browser.screenshot(artifacts / 'journal-dev-through-the-ingress.png')}")

@@ -82,7 +82,7 @@ def deployed(request, project: Project, module_cluster: LocalCluster) -> Iterato
     started = time.monotonic()
     project.pulumi(stack, "up", "--yes", "--skip-preview")
     up_seconds = time.monotonic() - started
-    client = EdgeClient(host, acme_root(module_cluster.bin_dir))
+    client = EdgeClient(host, acme_root(module_cluster.bin_dir), credential=project.write_credential(stack))
     returned = time.monotonic()
     module_cluster.wait(client.serves_https, CONTROLLER_BATCHING_SECONDS, "HTTPS to answer")
     yield Deployed(

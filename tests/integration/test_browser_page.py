@@ -16,11 +16,12 @@ nothing leaves the machine. `browser.exercise_journal_page` holds the checks tha
 depend on this setup, for a run against a real ingress, e.g.:
 
     with Browser({"journal.dev.example.com": "10.96.0.80"}) as browser:
-        exercise_journal_page(browser, "http://journal.dev.example.com/")
+        exercise_journal_page(browser, "http://journal.dev.example.com/", credential)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -30,7 +31,8 @@ from typing import Iterator
 
 import pytest
 
-from support.browser import CHROMEDRIVER, CHROMIUM, PNG_SIGNATURE, Browser, WebDriverError, exercise_journal_page, wait_for_list
+from support.browser import (CHROMEDRIVER, CHROMIUM, PNG_SIGNATURE, WAIT, Browser, WebDriverError, add_entry,
+                             exercise_journal_page, use_credential, wait_for_list)
 from components.fileserver import NGINX_USER_ID
 from support.loopback import free_port
 from support.redis_nodes import RedisNodes, require_binaries, wait_for
@@ -159,9 +161,9 @@ def test_the_page_lists_the_stored_entries_newest_first(browser: Browser, redis:
         wait_for(f"{HOST} {request} in nginx's log", lambda: f"{HOST} {request}" in front.log.read_text())
 
 
-def test_entries_added_in_the_form_are_listed_and_html_stays_text(browser: Browser, base_url: str,
+def test_entries_added_in_the_form_are_listed_and_html_stays_text(browser: Browser, api: Api, base_url: str,
                                                                   tmp_path: Path) -> None:
-    exercise_journal_page(browser, base_url)
+    exercise_journal_page(browser, base_url, api.write_credential.reveal())
     screenshot = browser.screenshot(tmp_path / "journal-page.png")
     print(f"screenshot: {screenshot}")
     png = screenshot.read_bytes()
@@ -173,3 +175,52 @@ def test_no_other_name_resolves_not_even_localhost_or_an_address(browser: Browse
     for host in ("localhost", "127.0.0.1", "journal.example"):
         with pytest.raises(WebDriverError, match="ERR_NAME_NOT_RESOLVED"):
             browser.open(f"http://{host}:{front.port}/")
+
+
+def stored_texts(redis: RedisNodes) -> list[str]:
+    return [json.loads(member)["text"] for member in
+            redis.master.cli("ZRANGE", "journal:entries", "0", "-1").stdout.split("\n") if member]
+
+
+def test_without_the_right_credential_the_page_reads_but_writes_nothing_and_says_why(
+        browser: Browser, redis: RedisNodes, api: Api, base_url: str) -> None:
+    api.post_text("Readable by anyone")
+    browser.open(base_url)
+    browser.click(browser.find("#forget-credential"))
+    assert "Readable by anyone" in wait_for_list(browser)
+    before = stored_texts(redis)
+
+    browser.type(browser.find("#entry-text"), "Not from a writer")
+    browser.click(browser.find("#add-entry"))
+    browser.wait_until(lambda: browser.texts("#status.error") == ["Not saved: paste the write credential first."],
+                       WAIT, "the page to ask for the credential")
+
+    use_credential(browser, "not-the-credential")
+    browser.click(browser.find("#add-entry"))
+    browser.wait_until(lambda: any("the write credential was refused" in text
+                                   for text in browser.texts("#status.error")), WAIT, "the page to show the 401")
+    (shown,) = browser.texts("#status.error")
+    assert shown.startswith("Not saved: the write credential was refused (the write credential is wrong"), shown
+    browser.click(browser.find("#entries > li .delete"))
+    browser.wait_until(lambda: any(text.startswith("Not deleted: the write credential was refused")
+                                   for text in browser.texts("#status.error")), WAIT, "the page to show the 401")
+    assert stored_texts(redis) == before
+
+
+def test_a_writer_deletes_an_entry_and_the_credential_stays_in_this_tab_only(
+        browser: Browser, redis: RedisNodes, api: Api, front: FrontServer, base_url: str) -> None:
+    credential = api.write_credential.reveal()
+    browser.open(base_url)
+    wait_for_list(browser)
+    use_credential(browser, credential)
+    text = f"To be deleted ({os.urandom(4).hex()})"
+    add_entry(browser, text)
+    browser.click(browser.find("#entries > li .delete"))
+    browser.wait_until(lambda: browser.texts("#status") == ["Deleted."], WAIT, "'Deleted.'")
+    assert text not in stored_texts(redis)
+
+    browser.open(base_url)
+    wait_for_list(browser)
+    assert browser.script("return document.getElementById('credential').value;") == credential
+    assert browser.script("return [sessionStorage.length, localStorage.length, location.href];") == [1, 0, base_url]
+    assert credential not in front.log.read_text(), "the credential reached a URL"

@@ -129,19 +129,21 @@ def test_the_stack_follows_the_argument(project):
     assert json.loads(project.pulumi("dev", "stack", "output", "--json").stdout) == {}
 
 
-def test_the_redis_password_never_appears_in_state_or_output(project):
+@pytest.mark.parametrize("secret_name, key", [("redis-password", "passwd"), ("frontend-write-credential", "credential")])
+def test_no_generated_secret_appears_in_state_or_output(project, secret_name, key):
+    """The Redis password and the write credential (a stack output, but a secret one)."""
     out = project.render("prod")
-    (secret_file,) = (out / "1-manifest").glob("v1-secret-*-redis-password.yaml")
+    (secret_file,) = (out / "1-manifest").glob(f"v1-secret-*-{secret_name}.yaml")
     # The provider renders stringData as base64 data, as the API server stores it.
-    password = base64.b64decode(yaml.safe_load(secret_file.read_text())["data"]["passwd"]).decode()
+    password = base64.b64decode(yaml.safe_load(secret_file.read_text())["data"][key]).decode()
     assert len(password) >= 32
     exported = project.pulumi("prod", "stack", "export", **project.render_backend()).stdout
     project.pulumi("prod", "stack", "output", "--json", **project.render_backend())
     assert json.loads(exported)["deployment"]["resources"], "the export holds the stack's resources"
     forms = (password, base64.b64encode(password.encode()).decode())
-    assert not any(form in exported for form in forms), "the state holds the password in plaintext"
+    assert not any(form in exported for form in forms), "the state holds the secret in plaintext"
     leaks = [i for i, text in enumerate(project.transcript) if any(form in text for form in forms)]
-    assert leaks == [], "a command printed the password"
+    assert leaks == [], "a command printed the secret"
 
 
 def test_a_bad_config_value_stops_preview_with_the_programs_own_error(project):

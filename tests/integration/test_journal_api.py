@@ -67,7 +67,8 @@ from support.redis_nodes import (
 # read-only root filesystem): off for its import here too (no __pycache__ in the
 # package, as in the image), then back as it was for the rest of the test run.
 _write_bytecode, sys.dont_write_bytecode = sys.dont_write_bytecode, True
-from journal_api.server import MAX_BODY_BYTES, MAX_TEXT_BYTES  # noqa: E402
+from journal_api.entries import MAX_STORED_BYTES, MAX_TEXT_BYTES  # noqa: E402
+from journal_api.server import MAX_BODY_BYTES  # noqa: E402
 
 sys.dont_write_bytecode = _write_bytecode
 
@@ -87,10 +88,15 @@ def snapshot(node: Node) -> str:
     return node.cli(stdin=SNAPSHOT).stdout
 
 
-def stored_entries(node: Node) -> list[dict]:
+def stored_members(node: Node) -> list[bytes]:
+    """The journal's members as Redis holds them, in UTF-8."""
     # One member a line: split on "\n" only (JSON escapes it; U+2028 and the like stay raw).
-    return [json.loads(member) for member in node.cli("ZRANGE", "journal:entries", "0", "-1").stdout.split("\n")
+    return [member.encode() for member in node.cli("ZRANGE", "journal:entries", "0", "-1").stdout.split("\n")
             if member]
+
+
+def stored_entries(node: Node) -> list[dict]:
+    return [json.loads(member) for member in stored_members(node)]
 
 
 def timed(api: Api, method: str, path: str, body: Optional[bytes] = None,
@@ -251,6 +257,62 @@ ALLOW = {"PUT on the collection": "GET, HEAD, POST", "DELETE on the collection":
          "POST on an entry": "DELETE, GET, HEAD", "POST on healthz": "GET, HEAD"}
 
 
+#: What every stored member adds to its text, with a 15-digit id: {"created":"<24>","id":<15>,"text":"..."}.
+STORED_ENVELOPE_BYTES = 69
+#: Stored as a 6-byte escape (\u0001) each.
+CONTROL = "\x01"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+def test_an_entry_stored_over_the_cap_is_413_naming_it_and_changes_nothing(content_type: str, api: Api,
+                                                                          clean: RedisNodes) -> None:
+    # 1600 bytes sent as text, 9600 as stored (JSON spells each as \u0001).
+    text = CONTROL * 1600
+    body = text.encode() if content_type == "text/plain" else json.dumps({"text": text}).encode()
+    api.post_text("already there")
+    before = snapshot(clean.master)
+    refused = api.request("POST", "/api", body, {"Content-Type": content_type})
+    assert refused.status == 413, refused.body
+    assert f"would take {1600 * 6 + STORED_ENVELOPE_BYTES} bytes as stored, more than {MAX_STORED_BYTES}" \
+        in refused.error
+    assert snapshot(clean.master) == before
+
+
+def test_the_cap_counts_the_stored_form_to_the_byte(api: Api, clean: RedisNodes) -> None:
+    controls = 1400
+    filler = MAX_STORED_BYTES - STORED_ENVELOPE_BYTES - 6 * controls
+    at_the_cap = CONTROL * controls + "x" * filler
+    assert api.request("POST", "/api", (at_the_cap + "x").encode(), TEXT_PLAIN).status == 413
+    entry = api.post_text(at_the_cap)
+    (member,) = stored_members(clean.master)
+    # Measured with the longest id: this one is shorter by its missing digits.
+    assert len(member) == MAX_STORED_BYTES - (15 - len(str(entry["id"])))
+    assert json.loads(member)["text"] == at_the_cap
+
+
+#: Texts of MAX_TEXT_BYTES that escape the most without other control characters, and
+#: one of non-ASCII characters, which are stored as they are.
+WITHIN_THE_CAP = {
+    "quotes": '"' * MAX_TEXT_BYTES,
+    "backslashes": "\\" * MAX_TEXT_BYTES,
+    "tabs and line breaks": "x\t\n\r" * (MAX_TEXT_BYTES // 4),
+    "two-byte characters": "é" * (MAX_TEXT_BYTES // 2),
+}
+
+
+@pytest.mark.parametrize("case", WITHIN_THE_CAP)
+def test_any_text_within_the_limit_without_other_control_characters_is_stored(case: str, api: Api,
+                                                                              clean: RedisNodes) -> None:
+    text = WITHIN_THE_CAP[case]
+    entry = api.post_text(text)
+    assert entry["text"] == text
+    (member,) = stored_members(clean.master)
+    assert len(member) <= MAX_STORED_BYTES
+    if case == "two-byte characters":
+        assert len(member) == len(text.encode()) + STORED_ENVELOPE_BYTES - (15 - len(str(entry["id"]))), \
+            "non-ASCII is stored as itself, not as \\u escapes"
+
+
 @pytest.mark.parametrize("case", BAD_REQUESTS)
 def test_bad_input_gets_its_4xx_and_changes_nothing(case: str, api: Api, clean: RedisNodes) -> None:
     method, path, headers, body, status, words = BAD_REQUESTS[case]
@@ -379,6 +441,181 @@ def test_the_password_is_in_no_response_log_argv_or_environment(api: Api, cluste
     assert "an entry" not in log, "request bodies are not logged"
 
 
+# --- who may write ----------------------------------------------------------------------------
+
+BEARER_REALM = 'Bearer realm="journal"'
+#: name: (what a write sends as Authorization, or None for no header; what WWW-Authenticate says)
+REFUSED_CREDENTIALS = {
+    "no credential": (None, BEARER_REALM),
+    "a wrong credential": (f"Bearer {Secret.generate().reveal()}", f'{BEARER_REALM}, error="invalid_token"'),
+    "another scheme": ("Basic am91cm5hbDpqb3VybmFs", BEARER_REALM),
+    "an empty bearer": ("Bearer ", f'{BEARER_REALM}, error="invalid_token"'),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_CREDENTIALS)
+def test_a_write_without_the_credential_is_401_and_changes_nothing(case: str, api: Api, clean: RedisNodes) -> None:
+    authorization, challenge = REFUSED_CREDENTIALS[case]
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    entry = api.post_text("already there")
+    before = snapshot(clean.master)
+    for method, path, body in (("POST", "/api", b"not from the journal's writers"),
+                               ("DELETE", f"/api/{entry['id']}", None)):
+        refused = api.request(method, path, body, {**TEXT_PLAIN, **headers}, authorized=False)
+        assert refused.status == 401, (method, refused.body)
+        assert refused.headers["WWW-Authenticate"] == challenge
+        assert "credential" in refused.error
+    assert snapshot(clean.master) == before
+
+
+def test_the_right_credential_writes_and_anyone_reads(api: Api, clean: RedisNodes) -> None:
+    added = api.request("POST", "/api", b"by a writer", {**TEXT_PLAIN, "Authorization": api.authorization()},
+                        authorized=False)
+    assert added.status == 201, added.body
+    entry = added.json
+    # The scheme is case-insensitive (RFC 9110, 11.1).
+    lowercase = api.authorization().replace("Bearer", "bearer", 1)
+    assert api.request("POST", "/api", b"by a writer too", {**TEXT_PLAIN, "Authorization": lowercase},
+                       authorized=False).status == 201
+    wait_replicated(clean, 2)
+    for path in ("/api", f"/api/{entry['id']}"):
+        assert api.request("GET", path, authorized=False).status == 200, path
+    deleted = api.request("DELETE", f"/api/{entry['id']}", headers={"Authorization": api.authorization()},
+                          authorized=False)
+    assert deleted.status == 204, deleted.body
+    assert [stored["text"] for stored in stored_entries(clean.master)] == ["by a writer too"]
+
+
+def test_the_credential_is_in_no_response_log_argv_or_environment(api: Api, clean: RedisNodes) -> None:
+    wrong = Secret.generate()
+    api.secrets.append(wrong)  # Api.request and Api.log_text assert neither shows
+    try:
+        api.post_text("written with the credential")
+        assert api.request("POST", "/api", b"x", {**TEXT_PLAIN, "Authorization": f"Bearer {wrong.reveal()}"},
+                           authorized=False).status == 401
+        assert api.request("DELETE", "/api/1", headers={"Authorization": f"Bearer {wrong.reveal()}"},
+                           authorized=False).status == 401
+        for name in ("cmdline", "environ"):
+            text, leaked = read_proc(api.proc.pid, name, api.write_credential)
+            assert not leaked, f"/proc/<api>/{name} contains the write credential"
+        assert f"WRITE_CREDENTIAL_FILE={api.write_credential_file}" in read_proc(api.proc.pid, "environ",
+                                                                                 api.write_credential)[0]
+        log = api.log_text()
+        assert re.search(r"^127\.0\.0\.1 POST /api 401 \d+\.\dms$", log, re.M), log
+        assert re.search(r"^127\.0\.0\.1 DELETE /api/1 401 \d+\.\dms$", log, re.M), log
+    finally:
+        api.secrets.remove(wrong)
+
+
+def kubelet_secret_volume(directory: Path, key: str, secret: Secret) -> Path:
+    """`key` of a Secret volume, updated as the kubelet does: the files go into a new
+    directory, and the `..data` link moves to it in one rename; `key` itself is a link
+    through `..data`, so the path never changes and never dangles."""
+    directory.mkdir(parents=True, exist_ok=True)
+    version = directory / f"..{time.monotonic_ns()}"
+    version.mkdir()
+    secret.write_to(version / key)
+    staged = directory / "..data_tmp"
+    staged.symlink_to(version.name)
+    os.replace(staged, directory / "..data")
+    path = directory / key
+    if not path.is_symlink():
+        path.symlink_to(f"..data/{key}")
+    return path
+
+
+def test_a_rotated_credential_takes_effect_without_a_restart(clean: RedisNodes, tmp_path: Path) -> None:
+    old, new = Secret.generate(), Secret.generate()
+    volume = tmp_path / "write-credential"
+    path = kubelet_secret_volume(volume, "credential", old)
+    with Api(tmp_path, clean.password_file, [clean.secret, old, new], redis_port=clean.master.port,
+             extra_env={"WRITE_CREDENTIAL_FILE": str(path)}) as api:
+        api.write_credential = old
+        before = api.post_text("with the credential before the rotation")
+
+        kubelet_secret_volume(volume, "credential", new)
+        stale = api.request("POST", "/api", b"with the old credential", TEXT_PLAIN)
+        assert stale.status == 401 and "rotated" in stale.error, stale.body
+        api.write_credential = new
+        after = api.post_text("with the new credential")
+        assert stored_entries(clean.master) == [before, after]
+        assert api.proc.poll() is None
+        api.log_text()  # asserts neither credential is in the log
+
+
+@pytest.mark.parametrize("credential_file", ["missing", "empty"])
+def test_without_a_readable_credential_every_write_is_refused_and_reads_go_on(
+        credential_file: str, api: Api, clean: RedisNodes, tmp_path: Path) -> None:
+    path = tmp_path / "credential"
+    if credential_file == "empty":
+        path.write_text("")
+    entry = api.post_text("before")
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITE_CREDENTIAL_FILE": str(path)}) as misconfigured:
+        for method, target, body in (("POST", "/api", b"x"), ("DELETE", f"/api/{entry['id']}", None)):
+            for authorization in ("Bearer ", misconfigured.authorization()):
+                refused = misconfigured.request(method, target, body, {**TEXT_PLAIN, "Authorization": authorization},
+                                                authorized=False)
+                assert refused.status == 503, refused.body
+                assert "write credential file" in refused.error
+        wait_replicated(clean, 1)
+        assert misconfigured.listed() == [entry]
+
+
+# --- how fast a client may write ---------------------------------------------------------------
+
+
+def test_writes_beyond_the_burst_get_429_with_retry_after_and_the_rate_brings_them_back(
+        clean: RedisNodes, tmp_path: Path) -> None:
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITES_PER_MINUTE": "60", "WRITE_BURST": "3"}) as api:
+        entries = [api.post_text(f"within the burst {n}") for n in range(3)]
+        before = snapshot(clean.master)
+        for method, path, body in (("POST", "/api", b"one too many"), ("DELETE", f"/api/{entries[0]['id']}", None)):
+            refused = api.request(method, path, body, TEXT_PLAIN)
+            assert refused.status == 429, (method, refused.body)
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.error == "too many writes from 127.0.0.1: 60 a minute, 3 at once; try again in 1 s"
+        assert snapshot(clean.master) == before
+        assert api.request("GET", "/api").status == 200, "reads are not counted"
+        time.sleep(1)  # as Retry-After said
+        assert api.post_text("a second later")["text"] == "a second later"
+        assert " POST /api 429 " in api.log_text()
+
+
+def test_each_client_has_its_budget_by_the_last_forwarded_address_and_refused_writes_spend_it(
+        clean: RedisNodes, tmp_path: Path) -> None:
+    # One write a minute: nothing comes back during the test.
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITES_PER_MINUTE": "1", "WRITE_BURST": "2"}) as api:
+        def write(forwarded_for: Optional[str], authorized: bool = False) -> int:
+            headers = {**TEXT_PLAIN, **({"X-Forwarded-For": forwarded_for} if forwarded_for is not None else {})}
+            return api.request("POST", "/api", b"a write", headers, authorized=authorized).status
+
+        # Two guesses at the credential spend the client's burst; the credential buys no more.
+        assert [write("203.0.113.7"), write("203.0.113.7"), write("203.0.113.7", authorized=True)] == [401, 401, 429]
+        # The entries before the last are the client's own words, and name no one else.
+        assert write("198.51.100.9, 203.0.113.7") == 429
+        assert write("203.0.113.7, 198.51.100.9", authorized=True) == 201
+        assert write("2001:db8::7") == 401
+        assert write("2001:DB8:0::7") == 401, "one address, however it is spelt"
+        assert write("2001:db8::7") == 429
+        # Without the header, or with a last entry that is no address (not the edge's),
+        # the connection's peer counts.
+        assert [write(None), write("unknown"), write(None)] == [401, 401, 429]
+
+
+def test_without_settings_a_client_writes_20_at_once_then_one_a_second(clean: RedisNodes, tmp_path: Path) -> None:
+    # Empty: the image's defaults (refused for their credential, these writes touch no Redis).
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port,
+             extra_env={"WRITES_PER_MINUTE": "", "WRITE_BURST": ""}) as api:
+        started = time.monotonic()
+        statuses = [api.request("POST", "/api", b"x", TEXT_PLAIN, authorized=False).status for _ in range(25)]
+        elapsed = time.monotonic() - started
+    assert statuses[:20] == [401] * 20
+    assert 429 in statuses and statuses.count(401) <= 20 + elapsed + 1, (statuses, elapsed)
+
+
 # --- the process ----------------------------------------------------------------------------
 
 
@@ -387,8 +624,8 @@ def test_sigterm_finishes_the_request_in_flight_and_exits_0(clean: RedisNodes, t
     try:
         body = b"in flight at SIGTERM"
         with socket.create_connection(("127.0.0.1", api.port), timeout=HTTP_TIMEOUT) as client:
-            client.sendall(b"POST /api HTTP/1.1\r\nHost: journal\r\nContent-Type: text/plain\r\n"
-                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+            client.sendall(b"POST /api HTTP/1.1\r\nHost: journal\r\nContent-Type: text/plain\r\nAuthorization: %s\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (api.authorization().encode(), len(body), body[:5]))
             # Accepted in order: once a later connection is answered, ours is accepted too.
             assert api.request("GET", "/api/healthz").status == 200
             api.proc.send_signal(signal.SIGTERM)
@@ -414,16 +651,18 @@ def test_runs_as_a_non_root_user_that_can_write_nothing(clean: RedisNodes, tmp_p
         shutil.copytree(API_SOURCE / "journal_api", top / "journal_api",
                         ignore=shutil.ignore_patterns("__pycache__"))
         password_file = write_password(top / "secret", clean.secret)
-        if os.geteuid() == 0:
-            os.chown(password_file, 10001, 10001)
-            prefix = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"]
+        root = os.geteuid() == 0
+        prefix = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"] if root else []
+        api = Api(tmp_path, password_file, [clean.secret], redis_port=clean.master.port, cwd=top,
+                  prefix=prefix, credential_dir=top / "secret")
+        if root:
+            for secret_file in (password_file, api.write_credential_file):
+                os.chown(secret_file, 10001, 10001)
         else:  # already unprivileged: take away the write permission instead
-            prefix = []
             for path in (top / "journal_api", top):
                 path.chmod(0o555)
         files_before = sorted(str(p) for p in top.rglob("*"))
-        with Api(tmp_path, password_file, [clean.secret], redis_port=clean.master.port, cwd=top,
-                 prefix=prefix) as api:
+        with api:
             uid = read_proc(api.proc.pid, "status", clean.secret)[0].split("Uid:")[1].split()[0]
             assert uid == str(os.geteuid() or 10001)
             entry = api.post_text("from an unprivileged process")
@@ -451,6 +690,11 @@ BAD_ENVIRONMENTS = {
          "REDIS_SENTINELS must be host:port addresses separated by spaces, got 'sentinel-2:70000'",
          "REDIS_MASTER_NAME must be 1 to 64 letters", "REDIS_MIN_REPLICA_ACKS must be a whole number from 0 to 100",
          "REDIS_ACK_TIMEOUT_MS must be a whole number from 1 to 60000"),
+    ),
+    "write limits": (
+        {"REDIS_READ_HOST": REPLICA, "REDIS_WRITE_HOST": MASTER, "WRITES_PER_MINUTE": "0", "WRITE_BURST": "many"},
+        ("WRITES_PER_MINUTE must be a whole number from 1 to 60000",
+         "WRITE_BURST must be a whole number from 1 to 10000"),
     ),
 }
 

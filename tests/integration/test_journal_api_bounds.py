@@ -277,8 +277,8 @@ def test_sigterm_with_slow_clients_finishes_the_request_in_flight_and_exits_0_in
     assert api.proc is not None
     body = b"in flight at SIGTERM"
     with slow_clients(api, 50) as slow, connect(api) as client:
-        client.sendall(b"POST /api HTTP/1.1\r\nHost: journal\r\nContent-Type: text/plain\r\n"
-                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+        client.sendall(b"POST /api HTTP/1.1\r\nHost: journal\r\nContent-Type: text/plain\r\nAuthorization: %s\r\n"
+                       b"Content-Length: %d\r\n\r\n%s" % (api.authorization().encode(), len(body), body[:5]))
         # Accepted in order: once a later connection is answered, ours is accepted too.
         assert api.request("GET", "/api/healthz").status == 200
         accepted = time.monotonic()

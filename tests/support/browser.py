@@ -163,6 +163,9 @@ class Browser:
     def type(self, element: str, text: str) -> None:
         self._command("POST", f"/element/{element}/value", {"text": text})
 
+    def clear(self, element: str) -> None:
+        self._command("POST", f"/element/{element}/clear", {})
+
     def click(self, element: str) -> None:
         self._command("POST", f"/element/{element}/click", {})
 
@@ -170,12 +173,14 @@ class Browser:
         """The element's rendered text, as a user sees it."""
         return self._command("GET", f"/element/{element}/text")
 
+    def script(self, script: str, *args: Any) -> Any:
+        """What `script` (a function body, its arguments in `arguments`) returns in the page."""
+        return self._command("POST", "/execute/sync", {"script": script, "args": list(args)})
+
     def texts(self, css: str) -> list[str]:
         """The rendered text of every element matching `css`, read in one step (the page
         may replace its elements between two commands)."""
-        return self._command("POST", "/execute/sync", {
-            "script": "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);",
-            "args": [css]})
+        return self.script("return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText);", css)
 
     def alert_text(self) -> Optional[str]:
         """The text of an open alert, confirm or prompt; None when there is none."""
@@ -242,6 +247,13 @@ def wait_for_list(browser: Browser, timeout: float = WAIT) -> list[str]:
     return browser.texts("#entries > li .text")
 
 
+def use_credential(browser: Browser, credential: str) -> None:
+    """Paste `credential` into the page's write credential field, as a writer does."""
+    field = browser.find("#credential")
+    browser.clear(field)
+    browser.type(field, credential)
+
+
 def add_entry(browser: Browser, text: str, timeout: float = WAIT) -> None:
     """Type `text` in the form, click "Add entry", wait until it heads the list."""
     browser.type(browser.find("#entry-text"), text)
@@ -256,9 +268,10 @@ def assert_no_html_from_entries(browser: Browser) -> None:
     assert browser.alert_text() is None, "a script from an entry ran"
 
 
-def exercise_journal_page(browser: Browser, base_url: str, timeout: float = WAIT) -> None:
-    """The page at `base_url` loads its list, adds an entry from the form, shows an
-    HTML-looking entry as plain text, and lists both, newest first, once reloaded.
+def exercise_journal_page(browser: Browser, base_url: str, credential: str, timeout: float = WAIT) -> None:
+    """The page at `base_url` loads its list, adds an entry from the form with the write
+    `credential` pasted in, shows an HTML-looking entry as plain text, and lists both,
+    newest first, once reloaded.
 
     Leaves its two entries in the journal. Every wait is bounded by `timeout`.
     """
@@ -266,6 +279,7 @@ def exercise_journal_page(browser: Browser, base_url: str, timeout: float = WAIT
     browser.open(base_url)
     wait_for_list(browser, timeout)
 
+    use_credential(browser, credential)
     add_entry(browser, plain, timeout)
     add_entry(browser, HTML_LOOKING, timeout)
     assert browser.texts("#entries > li .text")[:2] == [HTML_LOOKING, plain]

@@ -1,6 +1,7 @@
 """A stack deployed on the local cluster (tests/support/local_cluster.py), reached as its users
 reach it, over HTTPS to its host name through the ingress controller verified against the
-cluster's ACME root, and as its operator does, with redis-cli in its Redis pods."""
+cluster's ACME root (its writes with the stack's write credential), and as its operator
+does, with redis-cli in its Redis pods."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def failure_output(result: subprocess.CompletedProcess[str], started: float) -> 
 
 
 class DeployedStack:
-    def __init__(self, project: Project, cluster: LocalCluster, namespace: str, host: str):
+    def __init__(self, project: Project, cluster: LocalCluster, stack: str, namespace: str, host: str):
         self.project, self.cluster, self.namespace = project, cluster, namespace
-        self.client = EdgeClient(host, acme_root(cluster.bin_dir))
+        self.client = EdgeClient(host, acme_root(cluster.bin_dir), credential=project.write_credential(stack))
 
     def wait_until_routed(self) -> None:
         """`up` returns once the pods are Ready, the Services have endpoints and the

@@ -3,8 +3,10 @@ to the local cluster's ingress address, over HTTPS verified against the root of 
 server that issued the certificate (or over plain HTTP).
 
     root = acme_root(cluster_bin_dir)
-    client = EdgeClient("journal.dev.example.com", root)
+    client = EdgeClient("journal.dev.example.com", root, credential=project.write_credential("dev"))
     status, headers, body = client.request("GET", "/api")
+
+With the stack's write credential, POSTs and DELETEs present it, as the journal page does.
 """
 
 from __future__ import annotations
@@ -44,12 +46,18 @@ class _Connection(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
 
 
+#: The requests that need the write credential.
+WRITE_METHODS = ("POST", "DELETE")
+
+
 class EdgeClient:
-    def __init__(self, host: str, root_pem: Optional[str], address: str = layout.INGRESS_IP, timeout: float = 5):
+    def __init__(self, host: str, root_pem: Optional[str], address: str = layout.INGRESS_IP, timeout: float = 5,
+                 credential: Optional[str] = None):
         self.host = host
         self.address = address
         self.timeout = timeout
         self.context = ssl.create_default_context(cadata=root_pem) if root_pem else None
+        self.credential = credential
 
     def request(
         self,
@@ -67,6 +75,8 @@ class EdgeClient:
         headers = {"Host": self.host}
         if body is not None:
             headers["Content-Type"] = content_type
+        if self.credential and method in WRITE_METHODS:
+            headers["Authorization"] = f"Bearer {self.credential}"
         try:
             connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()

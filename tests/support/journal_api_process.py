@@ -1,6 +1,7 @@
 """A real `python3 -m journal_api` process on a loopback port, configured through the
-environment the Deployment sets, and the answers it gives. Every response and every log
-line read is checked for the Redis password.
+environment the Deployment sets, and the answers it gives. Each process has a write
+credential of its own, which its POSTs and DELETEs present unless told not to. Every
+response and every log line read is checked for the Redis password and the credential.
 
 The API runs under the image's interpreter, Debian's /usr/bin/python3 with Debian's
 python3-redis, not the venv's Python that runs the tests."""
@@ -33,6 +34,11 @@ MASTER, REPLICA = "127.0.0.1", "127.0.0.2"
 HTTP_TIMEOUT = 10.0
 ENTRIES = 5
 TEXT_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}
+#: The requests that need the write credential (the journal page sends it with these).
+WRITE_METHODS = ("POST", "DELETE")
+#: Tests write far faster than a person, and all from one address: each API takes as many
+#: writes as its settings allow, unless a test sets WRITES_PER_MINUTE and WRITE_BURST.
+UNLIMITED_WRITES = {"WRITES_PER_MINUTE": "60000", "WRITE_BURST": "10000"}
 
 
 @functools.cache
@@ -72,15 +78,20 @@ class Response:
 
 
 class Api:
-    """One `python -m journal_api` process, with its log in `workdir`."""
+    """One `python -m journal_api` process, with its log and its write credential in
+    `workdir` (the credential in `credential_dir`, when given)."""
 
     def __init__(self, workdir: Path, password_file: Path, secrets: Sequence[Secret], *,
                  write_host: str = MASTER, read_host: str = REPLICA, redis_port: int,
                  entries: int = ENTRIES, cwd: Path = API_SOURCE, prefix: Sequence[str] = (),
-                 extra_env: Mapping[str, str] = {}) -> None:
+                 extra_env: Mapping[str, str] = {}, credential_dir: Path | None = None) -> None:
         self.password_file = password_file
-        #: Passwords that no response and no log line may contain.
-        self.secrets = list(secrets)
+        #: What POST and DELETE present, as the mounted Secret holds it.
+        self.write_credential = Secret.generate()
+        self.write_credential_file = self.write_credential.write_to(
+            (credential_dir or workdir) / f"write-credential-{os.urandom(4).hex()}")
+        #: Passwords and credentials that no response and no log line may contain.
+        self.secrets = [*secrets, self.write_credential]
         self.write_host, self.read_host, self.redis_port = write_host, read_host, redis_port
         self.entries = entries
         self.cwd, self.prefix = cwd, list(prefix)
@@ -105,6 +116,8 @@ class Api:
             "REDIS_PORT": str(self.redis_port),
             "JOURNAL_ENTRIES": str(self.entries),
             "REDIS_PASSWORD_FILE": str(self.password_file),
+            "WRITE_CREDENTIAL_FILE": str(self.write_credential_file),
+            **UNLIMITED_WRITES,
             "LISTEN_HOST": "127.0.0.1",
             "PORT": str(self.port),
             **self.extra_env,
@@ -161,12 +174,20 @@ class Api:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         for secret in self.secrets:
             text, leaked = secret.redact(text)
-            assert not leaked, "the API's log contains the Redis password"
+            assert not leaked, "the API's log contains the Redis password or the write credential"
         return text
 
+    def authorization(self) -> str:
+        """The Authorization header's value that lets a write through."""
+        return f"Bearer {self.write_credential.reveal()}"
+
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: Mapping[str, str] = {}, content_length: bool = True) -> Response:
-        """One request on a new connection; Content-Length is added unless told not to."""
+                headers: Mapping[str, str] = {}, content_length: bool = True,
+                authorized: bool = True) -> Response:
+        """One request on a new connection; Content-Length is added unless told not to, and
+        a POST or DELETE presents the write credential unless `authorized` is False."""
+        if authorized and method in WRITE_METHODS:
+            headers = {"Authorization": self.authorization(), **headers}
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=HTTP_TIMEOUT)
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
@@ -183,7 +204,7 @@ class Api:
             conn.close()
         raw = f"{response.headers}\n{response.body.decode(errors='replace')}"
         for secret in self.secrets:
-            assert not secret.redact(raw)[1], f"{method} {path}: the response contains the Redis password"
+            assert not secret.redact(raw)[1], f"{method} {path}: the response contains a password or the credential"
         return response
 
     def post_text(self, text: str) -> dict[str, Any]:

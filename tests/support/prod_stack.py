@@ -1,5 +1,5 @@
-"""Pulumi.prod.yaml deployed on the local cluster, with what one 2-core node forces on it
-and nothing else:
+"""Pulumi.prod.yaml deployed on the local cluster, with what one 2-core node and the tests'
+one client force on it and nothing else:
 
 - `kubernetes:context` is `journal-local`, not `journal-prod`: this is not production;
 - frontendCpuRequest 250m -> 100m and redisCpuRequest 500m -> 100m: prod's requests add up
@@ -9,7 +9,10 @@ and nothing else:
   protectData stay as in prod;
 - the certificate comes from the cluster's own ACME server, as dev's does (Pulumi.dev.yaml's
   tlsIssuer, acmeServer and acmeCaBundle), not from Let's Encrypt, which nothing here may
-  reach.
+  reach;
+- frontendWritesPerMinute and frontendWriteBurst raised: the failover tests' traffic (25
+  writes a second, 64 in flight) comes from one address, the host's, where prod expects
+  each client to write at a person's pace.
 
 One deployment serves the test modules under tests/cluster/prod/ (its conftest.py).
 """
@@ -34,6 +37,8 @@ LOCAL_NODE = {
     "kubernetes:context": "journal-local",
     "journal:frontendCpuRequest": "100m",
     "journal:redisCpuRequest": "100m",
+    "journal:frontendWritesPerMinute": "6000",
+    "journal:frontendWriteBurst": "500",
     **{key: stack_config("dev")[key] for key in ("journal:tlsIssuer", "journal:acmeServer", "journal:acmeCaBundle")},
 }
 
@@ -47,10 +52,10 @@ def configure_for_the_local_node(project: Project) -> None:
 
 class Prod(DeployedStack):
     def __init__(self, project: Project, cluster: LocalCluster):
-        super().__init__(project, cluster, NAMESPACE, HOST)
+        super().__init__(project, cluster, "prod", NAMESPACE, HOST)
 
     def post(self, text: str) -> dict[str, Any]:
-        """POST an entry over HTTPS through the ingress controller, from the host, as any client."""
+        """POST an entry over HTTPS through the ingress controller, from the host, as any writer."""
         status, _, body = self.client.request("POST", "/api", text.encode())
         assert status == 201, body
         return json.loads(body)

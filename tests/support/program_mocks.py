@@ -167,6 +167,8 @@ class ProgramRun:
 
     resources: list[Registered]
     outputs: dict[str, Any]
+    secret_outputs: set[str]
+    """The names of the outputs the engine would be handed as secrets."""
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type == type_]
@@ -197,14 +199,21 @@ def run_under_mocks(
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(config)
     outputs: dict[str, Any] = {}
+    secret_outputs: set[str] = set()
+
+    async def record(exported: dict[str, Any]) -> None:
+        for name, value in exported.items():
+            output = pulumi.Output.from_input(value)
+            outputs[name] = await output.future()
+            if await output.is_secret():
+                secret_outputs.add(name)
 
     @pulumi.runtime.test
-    def run():
-        exported = program() or {}
-        return pulumi.Output.all(**exported).apply(outputs.update) if exported else None
+    def run() -> pulumi.Output[None]:
+        return pulumi.Output.from_input(record(program() or {}))
 
     run()
-    return ProgramRun(resources=monitor.registered, outputs=outputs)
+    return ProgramRun(resources=monitor.registered, outputs=outputs, secret_outputs=secret_outputs)
 
 
 def run_program(stack: str, registered: list[Registered] | None = None, **overrides: object) -> ProgramRun:

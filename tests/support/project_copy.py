@@ -46,6 +46,11 @@ class Project:
     def pulumi(self, stack: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run(stack, "scripts/pulumi.sh", stack, *args, **kwargs)
 
+    def write_credential(self, stack: str) -> str:
+        """The deployed stack's write credential (a secret output), for the requests that
+        add and delete entries."""
+        return self.pulumi(stack, "stack", "output", "writeCredential", "--show-secrets").stdout.strip()
+
     def render(self, stack: str) -> Path:
         self.run(stack, "scripts/render.sh", stack)
         return self.root / "rendered" / stack

@@ -123,8 +123,9 @@ def frontend(settings: FrontendSettings) -> Frontend:
     return Frontend("frontend", FrontendArgs(settings=settings, labels=LABELS.frontend, namespace="ns", redis=fake_redis()))
 
 
-def test_frontend_takes_replicas_resources_and_journal_size_from_settings():
-    settings = settings_for(frontendReplicas=4, frontendJournalEntries=25, frontendCpuLimit="2").frontend
+def test_frontend_takes_replicas_resources_journal_size_and_write_limits_from_settings():
+    settings = settings_for(frontendReplicas=4, frontendJournalEntries=25, frontendCpuLimit="2",
+                            frontendWritesPerMinute=90, frontendWriteBurst=5).frontend
     deployed = build(lambda: frontend(settings))
     deployment = deployed.object("Deployment", "frontend")["spec"]
     assert deployment["replicas"] == 4
@@ -132,7 +133,13 @@ def test_frontend_takes_replicas_resources_and_journal_size_from_settings():
     assert container["resources"]["limits"]["cpu"] == "2"
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     (config,) = deployed.objects("ConfigMap")
-    assert config["data"] == {"journalEntries": "25"}
+    assert config["data"] == {"journalEntries": "25", "writesPerMinute": "90", "writeBurst": "5"}
+    from_config = {e["name"]: e["valueFrom"]["configMapKeyRef"] for e in container["env"] if "valueFrom" in e}
+    assert from_config == {
+        variable: {"name": config["metadata"]["name"], "key": key}
+        for variable, key in (("JOURNAL_ENTRIES", "journalEntries"), ("WRITES_PER_MINUTE", "writesPerMinute"),
+                              ("WRITE_BURST", "writeBurst"))
+    }
 
 
 def test_a_single_frontend_pod_gets_no_disruption_budget():

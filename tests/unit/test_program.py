@@ -11,7 +11,7 @@ import pytest
 from components.redis import LAUNCH_SCRIPT, PRESTOP_SCRIPT, SCRIPTS, SENTINEL_SCRIPT
 from components.settings import parse_image
 from support.kubernetes_schema import validate_strictly
-from support.program_mocks import PROJECT_DIR, is_custom_resource, is_secret, run_program, run_under_mocks
+from support.program_mocks import PROJECT_DIR, Registered, is_custom_resource, is_secret, run_program, run_under_mocks
 
 # The journal API's package turns bytecode writing off for the whole interpreter (its
 # image has a read-only root filesystem): back as it was once its bounds are read.
@@ -213,12 +213,30 @@ def test_a_storage_change_never_replaces_the_redis_statefulset(deployed):
     assert "spec.volumeClaimTemplates" in statefulset.ignore_changes
 
 
-def test_the_redis_secret_holds_the_generated_password_as_a_secret(deployed):
-    (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
-    (secret,) = [r for r in deployed.resources if r.type == "kubernetes:core/v1:Secret"]
+def generated(deployed, name: str) -> Registered:
+    """The RandomPassword of that resource name."""
+    (password,) = [r for r in deployed.of_type("random:index/randomPassword:RandomPassword") if r.name == name]
+    return password
+
+
+def secret_resource(deployed, name: str) -> Registered:
+    """The Secret of that object name, as registered (its secret values still marked)."""
+    (secret,) = [r for r in deployed.of_type("kubernetes:core/v1:Secret") if r.state["metadata"]["name"] == name]
+    return secret
+
+
+@pytest.mark.parametrize("password_name, secret_name, key", [
+    ("redis-password", "redis-password", "passwd"),
+    ("frontend-write-credential", "frontend-write-credential", "credential"),
+])
+def test_each_generated_secret_is_kept_as_a_secret_in_a_secret_of_its_own(deployed, password_name, secret_name, key):
+    password = generated(deployed, password_name)
+    secret = secret_resource(deployed, secret_name)
     assert is_secret(secret.state["stringData"])
-    assert secret.manifest()["stringData"] == {"passwd": password.state["result"]}
+    assert secret.manifest()["stringData"] == {key: password.state["result"]}
     assert password.state["length"] >= 32
+    assert password.state["special"] is False
+    assert len(deployed.of_type("random:index/randomPassword:RandomPassword")) == len(deployed.objects("Secret")) == 2
 
 
 def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(deployed):
@@ -233,12 +251,26 @@ def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(d
     assert scripts["configMap"]["name"] in generated
 
 
-def test_the_frontend_mounts_the_password_secret_read_only(deployed):
+@pytest.mark.parametrize("secret_name, directory, variable, file", [
+    ("redis-password", "/etc/redis-passwd", "REDIS_PASSWORD_FILE", "/etc/redis-passwd/passwd"),
+    ("frontend-write-credential", "/etc/journal-write", "WRITE_CREDENTIAL_FILE", "/etc/journal-write/credential"),
+])
+def test_the_frontend_reads_each_secret_from_a_read_only_file_it_is_told_of(deployed, secret_name, directory,
+                                                                           variable, file):
     frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]
-    (volume,) = [v for v in frontend["volumes"] if "secret" in v]
-    assert volume["secret"]["secretName"] == deployed.objects("Secret")[0]["metadata"]["name"]
-    (mount,) = [m for m in frontend["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
-    assert mount == {"name": volume["name"], "mountPath": "/etc/redis-passwd", "readOnly": True}
+    (volume,) = [v for v in frontend["volumes"] if v.get("secret", {}).get("secretName") == secret_name]
+    (container,) = frontend["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount == {"name": volume["name"], "mountPath": directory, "readOnly": True}
+    assert env_of(container)[variable] == file
+
+
+def test_no_secret_value_reaches_an_environment_variable(deployed):
+    values = [r.state["result"] for r in deployed.of_type("random:index/randomPassword:RandomPassword")]
+    for name, container in containers(deployed):
+        for variable in container.get("env", []):
+            assert "secretKeyRef" not in variable.get("valueFrom", {}), (name, variable["name"])
+            assert not any(value in str(variable.get("value", "")) for value in values), (name, variable["name"])
 
 
 def test_a_stopping_frontend_exits_within_the_grace_period(deployed):
@@ -432,7 +464,7 @@ def test_password_files_are_readable_by_their_owner_and_group_only(deployed):
     modes = {
         name: [v["secret"]["defaultMode"] for v in spec["volumes"] if "secret" in v] for name, spec in pod_specs(deployed)
     }
-    assert modes == {"frontend": [0o440], "redis": [0o440], "fileserver": []}
+    assert modes == {"frontend": [0o440, 0o440], "redis": [0o440], "fileserver": []}
 
 
 def test_http_probes_ask_each_tiers_health_endpoint(deployed):
@@ -665,10 +697,26 @@ def test_the_sentinels_answer_the_frontend_and_each_other_where_they_run(deploye
 
 
 def test_outputs_name_the_service_and_never_the_password(deployed):
-    (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
+    password = generated(deployed, "redis-password")
     assert deployed.outputs["url"].startswith("https://")
     assert set(deployed.outputs) >= {"url", "namespace", "frontendService", "fileserverService"}
     assert all(password.state["result"] not in str(value) for value in deployed.outputs.values())
+
+
+def test_the_documented_rotation_replaces_the_credential_the_program_generates(deployed):
+    """docs/operations.md's `up --replace` names the RandomPassword's real URN (the
+    stack's name aside), or the rotation would replace nothing."""
+    documented = re.findall(r"--replace '(urn:pulumi:[^']+)'", (PROJECT_DIR / "docs" / "operations.md").read_text())
+    urn = generated(deployed, "frontend-write-credential").urn
+    assert [documented_urn.split("::")[1:] for documented_urn in documented] == [urn.split("::")[1:]]
+
+
+def test_the_write_credential_is_an_output_for_its_holders_and_a_secret_one(deployed):
+    credential = generated(deployed, "frontend-write-credential").state["result"]
+    assert deployed.outputs["writeCredential"] == credential
+    assert deployed.outputs["writeCredentialSecret"] == "frontend-write-credential"
+    # The engine gets it marked secret: encrypted in state, hidden by `stack output`.
+    assert deployed.secret_outputs == {"writeCredential"}
 
 
 # --- lifecycle: how long `up` waits, what it may not delete --------------------------------

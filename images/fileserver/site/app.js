@@ -1,8 +1,11 @@
 // The journal page: lists GET /api, adds entries with POST /api (text/plain).
 // Entry data only ever reaches the page as textContent, never as HTML.
+// Reading is open to anyone; adding and deleting send the stack's write credential,
+// which the user pastes in and this tab keeps in sessionStorage (never in a URL).
 "use strict";
 
 const API = "/api";
+const CREDENTIAL_KEY = "journal-write-credential";
 
 const list = document.getElementById("entries");
 const empty = document.getElementById("empty");
@@ -10,6 +13,8 @@ const form = document.getElementById("entry-form");
 const textarea = document.getElementById("entry-text");
 const button = document.getElementById("add-entry");
 const status = document.getElementById("status");
+const credential = document.getElementById("credential");
+const forgetCredential = document.getElementById("forget-credential");
 
 function showStatus(message, isError) {
   status.textContent = message;
@@ -25,6 +30,27 @@ async function errorOf(response) {
     // not JSON: fall back to the status line
   }
   return `${response.status} ${response.statusText}`.trim();
+}
+
+// The headers of a write, or null (with a message) when there is no credential to send.
+function writeHeaders(headers, action) {
+  const value = credential.value.trim();
+  if (!value) {
+    showStatus(`${action}: paste the write credential first.`, true);
+    credential.focus();
+    return null;
+  }
+  return { ...headers, Authorization: `Bearer ${value}` };
+}
+
+// What a refused write shows: a 401 says the credential is the problem.
+async function refusal(action, response) {
+  const reason = await errorOf(response);
+  if (response.status === 401) {
+    credential.focus();
+    return `${action}: the write credential was refused (${reason}). Paste the current one.`;
+  }
+  return `${action}: ${reason}`;
 }
 
 function entryItem(entry) {
@@ -77,15 +103,13 @@ async function addEntry(event) {
     showStatus("Write something first.", true);
     return;
   }
+  const headers = writeHeaders({ "Content-Type": "text/plain; charset=utf-8" }, "Not saved");
+  if (!headers) return;
   button.disabled = true;
   try {
-    const response = await fetch(API, {
-      method: "POST",
-      headers: { "Content-Type": "text/plain; charset=utf-8" },
-      body: text,
-    });
+    const response = await fetch(API, { method: "POST", headers, body: text });
     if (!response.ok) {
-      showStatus(`Not saved: ${await errorOf(response)}`, true);
+      showStatus(await refusal("Not saved", response), true);
       return;
     }
     const added = await response.json();
@@ -100,10 +124,12 @@ async function addEntry(event) {
 }
 
 async function deleteEntry(id, item) {
+  const headers = writeHeaders({}, "Not deleted");
+  if (!headers) return;
   try {
-    const response = await fetch(`${API}/${encodeURIComponent(id)}`, { method: "DELETE" });
+    const response = await fetch(`${API}/${encodeURIComponent(id)}`, { method: "DELETE", headers });
     if (!response.ok && response.status !== 404) {
-      showStatus(`Not deleted: ${await errorOf(response)}`, true);
+      showStatus(await refusal("Not deleted", response), true);
       return;
     }
   } catch (_) {
@@ -116,5 +142,15 @@ async function deleteEntry(id, item) {
   showStatus("Deleted.", false);
 }
 
+credential.value = sessionStorage.getItem(CREDENTIAL_KEY) || "";
+credential.addEventListener("input", () => {
+  if (credential.value.trim()) sessionStorage.setItem(CREDENTIAL_KEY, credential.value.trim());
+  else sessionStorage.removeItem(CREDENTIAL_KEY);
+});
+forgetCredential.addEventListener("click", () => {
+  credential.value = "";
+  sessionStorage.removeItem(CREDENTIAL_KEY);
+  showStatus("The write credential is forgotten.", false);
+});
 form.addEventListener("submit", addEntry);
 refresh();

@@ -50,7 +50,8 @@ def main() -> int:
             if settings.min_replica_acks else "")
     log(f"journal-api: listening on {settings.listen_host}:{server.server_address[1]} "
         f"(writes: {writes}{acks}, "
-        f"reads: {settings.read_host}:{settings.redis_port}, entries listed: {settings.journal_entries})")
+        f"reads: {settings.read_host}:{settings.redis_port}, entries listed: {settings.journal_entries}, "
+        f"write credential: {settings.write_credential_file})")
     # After SIGTERM: stops accepting, finishes the requests in flight, cuts those
     # still arriving at their deadline, within SHUTDOWN_SECONDS.
     if server.serve(stopping):

@@ -58,6 +58,13 @@ class Settings:
     # ack_timeout_ms; fewer in time, and the request fails.
     min_replica_acks: int = 0
     ack_timeout_ms: int = 1000
+    # What POST and DELETE must present as `Authorization: Bearer <credential>`: a file,
+    # the mounted Secret, re-read when it changes (auth.py).
+    write_credential_file: str = "/etc/journal-write/credential"
+    # Each client's writes (POST and DELETE, those refused for their credential too): a
+    # bucket of write_burst refilled at writes_per_minute (ratelimit.py).
+    writes_per_minute: int = 60
+    write_burst: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -86,6 +93,9 @@ class Settings:
             min_replica_acks=_integer(env, "REDIS_MIN_REPLICA_ACKS", 0, 0, 100, errors),
             # Never 0: WAIT's 0 means "block forever".
             ack_timeout_ms=_integer(env, "REDIS_ACK_TIMEOUT_MS", 1000, 1, 60000, errors),
+            write_credential_file=env.get("WRITE_CREDENTIAL_FILE", "").strip() or cls.write_credential_file,
+            writes_per_minute=_integer(env, "WRITES_PER_MINUTE", cls.writes_per_minute, 1, 60000, errors),
+            write_burst=_integer(env, "WRITE_BURST", cls.write_burst, 1, 10000, errors),
         )
         if errors:
             raise ConfigError("\n".join(errors))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import re
 import time
 import traceback
@@ -13,8 +14,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Callable, Optional
 
+from .auth import CredentialUnreadable, Presented, WriteCredential
 from .config import Settings
+from .entries import MAX_STORED_BYTES, MAX_TEXT_BYTES, stored_bytes
 from .errors import NotAcknowledged, ReplyError, Unavailable
+from .ratelimit import WriteRateLimit, client_address
 from .serving import (
     COMMON_HEADERS,
     JSON_TYPE,
@@ -30,12 +34,13 @@ from .serving import (
 if TYPE_CHECKING:  # the store needs redis-py; this module (and its limits) does not
     from .store import Journal
 
-#: Longest entry, in bytes of UTF-8 text.
-MAX_TEXT_BYTES = 4096
 #: Longest body read: JSON may spell each byte of the text as a 6-byte \u escape.
 MAX_BODY_BYTES = 6 * MAX_TEXT_BYTES + 1024
 ENTRY_PATH = re.compile(r"/api/([^/]+)")
 ENTRY_ID = re.compile(r"[0-9]{1,15}")  # ids stay far below 2**53, the sorted set's exact range
+#: What changes the journal: only with the write credential. Reads stay anonymous.
+WRITE_METHODS = ("POST", "DELETE")
+REALM = 'Bearer realm="journal"'
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -142,6 +147,10 @@ class Handler(BaseHTTPRequestHandler):
             allow = ", ".join(sorted(methods))
             raise ApiError(405, f"{printable(self.command)} is not allowed here; allowed: {allow}",
                            (("Allow", allow),))
+        if self.command in WRITE_METHODS:
+            # The rate first: a client guessing the credential spends its own budget.
+            self._limit_writes()
+            self._authorize_write()
         if entry_id is None:
             action()
         else:
@@ -171,6 +180,30 @@ class Handler(BaseHTTPRequestHandler):
         if not self.journal.delete(entry_id):
             raise ApiError(404, f"no entry {entry_id}")
         self._send(204)
+
+    # --- who may write ---------------------------------------------------------------
+
+    def _limit_writes(self) -> None:
+        client = client_address(self.client_address[0], self.headers.get_all("X-Forwarded-For") or [])
+        limit = self.journal_server.write_rate
+        wait = limit.wait_seconds(client)
+        if wait > 0:
+            seconds = math.ceil(wait)
+            raise ApiError(429, f"too many writes from {client}: {limit.per_minute} a minute, {limit.burst} at once; "
+                                f"try again in {seconds} s", (("Retry-After", str(seconds)),))
+
+    def _authorize_write(self) -> None:
+        try:
+            presented = self.journal_server.write_credential.check(self.headers.get_all("Authorization") or [])
+        except CredentialUnreadable as exc:
+            raise ApiError(503, f"writes are unavailable: {exc}") from None
+        if presented is Presented.NOTHING:
+            raise ApiError(401, "writing needs the journal's write credential: "
+                                "send it as the header Authorization: Bearer <credential>",
+                           (("WWW-Authenticate", REALM),))
+        if presented is Presented.WRONG:
+            raise ApiError(401, "the write credential is wrong (it may have been rotated)",
+                           (("WWW-Authenticate", f'{REALM}, error="invalid_token"'),))
 
     # --- input -------------------------------------------------------------------
 
@@ -221,6 +254,11 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "the entry text is empty")
         if size > MAX_TEXT_BYTES:
             raise ApiError(413, f"the entry text is longer than {MAX_TEXT_BYTES} bytes")
+        # What Redis would hold, not what was sent: JSON escapes control characters.
+        stored = stored_bytes(text)
+        if stored > MAX_STORED_BYTES:
+            raise ApiError(413, f"the entry would take {stored} bytes as stored, more than {MAX_STORED_BYTES}: "
+                                "control characters other than tabs and line breaks are stored as 6-byte escapes")
         return text
 
     # --- output ------------------------------------------------------------------
@@ -263,6 +301,8 @@ class JournalServer(BoundedServer):
     def __init__(self, settings: Settings, journal: Journal) -> None:
         self.settings = settings
         self.journal = journal
+        self.write_credential = WriteCredential(settings.write_credential_file)
+        self.write_rate = WriteRateLimit(settings.writes_per_minute, settings.write_burst)
         super().__init__(settings.listen_host, settings.port)
 
     def body_length(self, headers: Message) -> Optional[int]:

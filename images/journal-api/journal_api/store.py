@@ -30,18 +30,15 @@ is then followed by WAIT N REDIS_ACK_TIMEOUT_MS on the same connection):
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any, Optional
 
 from redis.connection import Connection
 from redis.exceptions import ResponseError
 
 from .config import Settings
+from .entries import Entry, member, utc_now
 from .errors import NotAcknowledged, ReplyError, Unavailable
 from .redis_client import Endpoint, PasswordFile, call, direct, error_kind, reply_or_error, via_sentinel
-
-#: An entry as stored and answered: {"id": int, "text": str, "created": str}.
-Entry = dict[str, Any]
 
 ENTRIES_KEY = "journal:entries"
 NEXT_ID_KEY = "journal:next-id"
@@ -50,14 +47,10 @@ NEXT_ID_KEY = "journal:next-id"
 MAX_ADD_ATTEMPTS = 100
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _decode(member: Any) -> Optional[Entry]:
+def _decode(stored: Any) -> Optional[Entry]:
     """An entry from its stored member; None for anything this program did not write."""
     try:
-        entry = json.loads(member)
+        entry = json.loads(stored)
     except (TypeError, ValueError):
         return None
     if not isinstance(entry, dict) or not isinstance(entry.get("id"), int):
@@ -117,11 +110,10 @@ class Journal:
                 entry_id = int(current or 0) + 1
             except ValueError:
                 raise ReplyError("ERR", f"{NEXT_ID_KEY} does not hold a number") from None
-            entry = {"id": entry_id, "text": text, "created": _utc_now()}
-            member = json.dumps(entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+            entry = {"id": entry_id, "text": text, "created": utc_now()}
             # Sent at once; a transaction cut off before its EXEC arrives is discarded by Redis.
             conn.send_packed_command(conn.pack_commands(
-                [("MULTI",), ("INCR", NEXT_ID_KEY), ("ZADD", ENTRIES_KEY, entry_id, member), ("EXEC",)]))
+                [("MULTI",), ("INCR", NEXT_ID_KEY), ("ZADD", ENTRIES_KEY, entry_id, member(entry)), ("EXEC",)]))
         except BaseException:
             conn.disconnect()  # and with it the WATCH
             raise
