@@ -284,35 +284,37 @@ class RedisCluster(pulumi.ComponentResource):
         containers = [self._redis_container(shared_env)]
         if self._failover:
             containers.append(self._sentinel_container(shared_env))
+        spec: k8s.apps.v1.StatefulSetSpecArgsDict = {
+            "service_name": pods_service.metadata.name,
+            "replicas": settings.replicas,
+            # With the default OrderedReady, a pod that never becomes Ready (an image
+            # that cannot be pulled) blocks the controller for good: reverting the
+            # template does not replace it, someone must delete it by hand. Parallel
+            # lets the revert through, and lets every pod start at once after a full
+            # restart, which the election needs (pod 0 waits for every pod's answer).
+            # Updates still go one pod at a time.
+            "pod_management_policy": "Parallel",
+            "selector": labels.pod_selector,
+            # The claims hold the journal: deleting or scaling down the StatefulSet
+            # must never delete them with it.
+            "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
+            "template": hardened_pod_template(
+                labels,
+                pod_labels,
+                REDIS_USER_ID,
+                containers,
+                self._volumes(scripts, password_secret),
+                rollout_aware=False,
+                termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
+            ),
+            "volume_claim_templates": [self._data_claim()],
+        }
+        if self._failover:  # one pod: nobody to reach it by name
+            spec["min_ready_seconds"] = ROLLOUT_PAUSE_SECONDS
         return k8s.apps.v1.StatefulSet(
             f"{self._name}-statefulset",
             metadata={"name": self._statefulset_name, "namespace": self._namespace, "labels": pod_labels},
-            spec={
-                "service_name": pods_service.metadata.name,
-                "replicas": settings.replicas,
-                # With the default OrderedReady, a pod that never becomes Ready (an image
-                # that cannot be pulled) blocks the controller for good: reverting the
-                # template does not replace it, someone must delete it by hand. Parallel
-                # lets the revert through, and lets every pod start at once after a full
-                # restart, which the election needs (pod 0 waits for every pod's answer).
-                # Updates still go one pod at a time.
-                "pod_management_policy": "Parallel",
-                "min_ready_seconds": ROLLOUT_PAUSE_SECONDS if self._failover else 0,
-                "selector": labels.pod_selector,
-                # The claims hold the journal: deleting or scaling down the StatefulSet
-                # must never delete them with it.
-                "persistent_volume_claim_retention_policy": {"when_deleted": "Retain", "when_scaled": "Retain"},
-                "template": hardened_pod_template(
-                    labels,
-                    pod_labels,
-                    REDIS_USER_ID,
-                    containers,
-                    self._volumes(scripts, password_secret),
-                    rollout_aware=False,
-                    termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
-                ),
-                "volume_claim_templates": [self._data_claim()],
-            },
+            spec=spec,
             # Kubernetes cannot change volumeClaimTemplates in place, so the provider
             # would replace the StatefulSet (delete first: it is named), taking every
             # Redis pod down, and the retained claims would come back at their old size
