@@ -33,8 +33,10 @@ FAULT_SECONDS = 40
 # detection of a lost master (6.5 s and more).
 HANDED_OVER_WITHIN = 2
 # Writers in flight: while the master hangs, each waits out the API's Redis timeout
-# (2 s); enough of them keep the stream at its rate meanwhile.
-WRITERS = 64
+# (2 s), and while every pod restarts a write may wait out the client's own 5 s (the
+# API asking Sentinels that are not there yet); enough of them keep the stream at its
+# rate meanwhile (25 a second for 5 s: 125), so that slow failures do not thin it.
+WRITERS = 160
 
 
 def under_traffic(prod: Prod, label: str, fault: Callable[[], None], settle: float = 10) -> TrafficReport:
