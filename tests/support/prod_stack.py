@@ -11,7 +11,7 @@ one client force on it and nothing else:
   tlsIssuer, acmeServer and acmeCaBundle), not from Let's Encrypt, which nothing here may
   reach;
 - frontendWritesPerMinute and frontendWriteBurst raised: the failover tests' traffic (25
-  writes a second, 64 in flight) comes from one address, the host's, where prod expects
+  writes a second, up to 160 in flight) comes from one address, the host's, where prod expects
   each client to write at a person's pace.
 
 One deployment serves the test modules under tests/cluster/prod/ (its conftest.py).
