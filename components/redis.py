@@ -71,12 +71,12 @@ TERMINATION_GRACE_SECONDS = 45
 PRESTOP_LOG = "/proc/1/fd/2"
 # Pods and Sentinels reach each other by name, and a restarted pod comes back with a
 # new address: until the cluster DNS forgets what it cached about the name (the old
-# address, or the miss while the pod had none; 30 s with kubeadm's CoreDNS), its peers
-# cannot reach it, the Sentinels can neither promote nor reconfigure it, and the
-# master's hand-over cannot count on it. A rollout goes on to the next pod only once
-# the one before has been Ready that long.
-CLUSTER_DNS_CACHE_SECONDS = 30
-ROLLOUT_PAUSE_SECONDS = CLUSTER_DNS_CACHE_SECONDS + 5
+# address, or the miss while the pod had none: `clusterDnsCacheSeconds`, 30 s with
+# kubeadm's CoreDNS), its peers cannot reach it, the Sentinels can neither promote nor
+# reconfigure it, and the master's hand-over cannot count on it. A rollout goes on to
+# the next pod only once the one before has been Ready that long, and this much more
+# (the Sentinels' next look at it).
+ROLLOUT_PAUSE_MARGIN_SECONDS = 5
 # A replica acknowledges every write before the client is told it succeeded (WAIT 1),
 # so a failover to it loses none.
 WRITE_ACKNOWLEDGEMENTS = 1
@@ -310,7 +310,7 @@ class RedisCluster(pulumi.ComponentResource):
             "volume_claim_templates": [self._data_claim()],
         }
         if self._failover:  # one pod: nobody to reach it by name
-            spec["min_ready_seconds"] = ROLLOUT_PAUSE_SECONDS
+            spec["min_ready_seconds"] = settings.cluster_dns_cache_seconds + ROLLOUT_PAUSE_MARGIN_SECONDS
         return k8s.apps.v1.StatefulSet(
             f"{self._name}-statefulset",
             metadata={"name": self._statefulset_name, "namespace": self._namespace, "labels": pod_labels},

@@ -15,6 +15,7 @@ from .layout import (
     API_SERVICE_IP,
     BRIDGE,
     CGROUP,
+    CLUSTER_DNS_CACHE_SECONDS,
     CLUSTER_DOMAIN,
     DNS_IP,
     INGRESS_IP,
@@ -217,6 +218,7 @@ def addon_manifests(bin_dir: Path) -> str:
     # One set of values for every manifest: each takes the ones it names.
     values = {
         "cluster_domain": CLUSTER_DOMAIN,
+        "cluster_dns_cache_seconds": CLUSTER_DNS_CACHE_SECONDS,
         "dns_ip": DNS_IP,
         "ingress_ip": INGRESS_IP,
         "ingress_zone": INGRESS_ZONE,

@@ -28,6 +28,10 @@ ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
 ACME_ROOT_URL = f"https://{ACME_IP}:15000/roots/0"
 GATEWAY_CLASS = "traefik"
 CLUSTER_DOMAIN = "cluster.local"
+# How long the cluster DNS answers a name from its cache (record TTL and cache alike):
+# CoreDNS's own default for cluster names, where kubeadm sets 30. Redis's rollouts wait
+# it out between pods, so the stacks here set `clusterDnsCacheSeconds` to it.
+CLUSTER_DNS_CACHE_SECONDS = 5
 BRIDGE = "journal-br0"
 API_PORT = 6443
 ETCD_CLIENT = "http://127.0.0.1:12379"

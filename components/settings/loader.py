@@ -91,6 +91,7 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
             optional=True,
         ),
         password_length=read.count("redisPasswordLength", MIN_PASSWORD_LENGTH, 512),
+        cluster_dns_cache_seconds=read.count("clusterDnsCacheSeconds", 0, 3600),
         protected=protect_data,
     )
     if redis.replicas == 2:

@@ -93,6 +93,9 @@ class RedisSettings:
     storage_size: str
     storage_class: str | None
     password_length: int
+    cluster_dns_cache_seconds: int
+    """How long the cluster DNS answers a name from its cache: a restarted pod's peers
+    reach it by name only after that."""
     protected: bool
     """Pulumi refuses to delete or replace the StatefulSet (and so its data) while set."""
 

@@ -10,6 +10,8 @@ one client force on it and nothing else:
 - the certificate comes from the cluster's own ACME server, as dev's does (Pulumi.dev.yaml's
   tlsIssuer, acmeServer and acmeCaBundle), not from Let's Encrypt, which nothing here may
   reach;
+- clusterDnsCacheSeconds is the local cluster's, as dev's: its CoreDNS caches names for
+  5 s, where kubeadm's caches them for 30, and a Redis rollout waits that out between pods;
 - frontendWritesPerMinute and frontendWriteBurst raised: the failover tests' traffic (25
   writes a second, up to 160 in flight) comes from one address, the host's, where prod expects
   each client to write at a person's pace.
@@ -39,7 +41,10 @@ LOCAL_NODE = {
     "journal:redisCpuRequest": "100m",
     "journal:frontendWritesPerMinute": "6000",
     "journal:frontendWriteBurst": "500",
-    **{key: stack_config("dev")[key] for key in ("journal:tlsIssuer", "journal:acmeServer", "journal:acmeCaBundle")},
+    **{
+        key: stack_config("dev")[key]
+        for key in ("journal:tlsIssuer", "journal:acmeServer", "journal:acmeCaBundle", "journal:clusterDnsCacheSeconds")
+    },
 }
 
 

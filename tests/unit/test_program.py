@@ -377,13 +377,19 @@ def test_a_stopping_redis_master_hands_its_role_over_within_the_grace_period(dep
 
 def test_a_redis_rollout_waits_out_the_cluster_dns_cache_between_pods(deployed):
     # A restarted pod is out of its peers' reach by name until the cluster DNS forgets
-    # its old address (30 s with kubeadm's CoreDNS): the next pod, perhaps the master
-    # handing over to it, stops only after that.
+    # its old address (30 s with kubeadm's CoreDNS, the default): the next pod, perhaps
+    # the master handing over to it, stops only after that.
     spec = deployed.object("StatefulSet", "redis")["spec"]
     if not fails_over(deployed):
         assert "minReadySeconds" not in spec  # one pod: nobody to reach it
         return
     assert spec["minReadySeconds"] > 30
+
+
+@pytest.mark.parametrize("cache_seconds", [5, 120])
+def test_the_rollout_pause_follows_the_clusters_dns_cache(cache_seconds):
+    spec = run_program("prod", clusterDnsCacheSeconds=cache_seconds).object("StatefulSet", "redis")["spec"]
+    assert cache_seconds < spec["minReadySeconds"] <= cache_seconds + 10
 
 
 def test_reads_are_balanced_over_every_redis_pod_behind_one_address(deployed):

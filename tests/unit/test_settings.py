@@ -115,6 +115,8 @@ INVALID = [
     ("frontendWritesPerMinute", "60001", "from 1 to 60000"),
     ("frontendWriteBurst", "0", "from 1 to 10000"),
     ("frontendWriteBurst", "1.5", "whole number"),
+    ("clusterDnsCacheSeconds", "-1", "from 0 to 3600"),
+    ("clusterDnsCacheSeconds", "30s", "whole number"),
     ("rolloutTimeout", "5", "duration"),
     ("rolloutTimeout", "10s", "from 30s"),
     ("rolloutTimeout", "2h", "duration"),
