@@ -67,6 +67,23 @@ def test_a_frozen_master_shows_as_failed_writes_and_a_gap_as_long_and_loses_noth
     assert report.writes_acknowledged >= 25 * (2 + 2), report.summary()
 
 
+def test_page_loads_are_counted_beside_the_api_and_their_failures_by_status(api: Api) -> None:
+    # The API's health path stands in for a page; a path it does not serve fails as a page would.
+    served = JournalTraffic(through_api(api), max_seconds=2, write_rate=5, read_rate=5, page_rate=10,
+                            page_path="/api/healthz")
+    missing = JournalTraffic(through_api(api), max_seconds=2, write_rate=5, read_rate=5, page_rate=10,
+                             page_path="/no-such-page")
+    for traffic in (served, missing):
+        with traffic:
+            traffic.wait()
+    report = served.report()
+    assert report.pages_sent + report.writes_sent + report.reads_sent + report.slots_skipped == 2 * (5 + 5 + 10)
+    assert report.pages_sent >= 15 and report.page_failures == {}, report.summary()
+    failed = missing.report()
+    assert failed.page_failures == {"404": failed.pages_sent} and failed.pages_sent >= 15, failed.summary()
+    assert failed.write_failures == {} and failed.read_failures == {}
+
+
 def test_stop_ends_the_traffic_early(api: Api) -> None:
     started = time.monotonic()
     with JournalTraffic(through_api(api), max_seconds=60) as traffic:

@@ -13,8 +13,8 @@ writes were unavailable.
     assert verification.ok, verification.summary()
     print(report.summary())
 
-Writes (POST /api, each with a text of its own) and reads (GET /api) are sent by a few
-threads each, paced by a schedule (request k at start + k / rate) rather than one after
+Writes (POST /api, each with a text of its own), reads (GET /api) and, when asked for,
+page loads (GET of a file server's path, "/" by default) are sent by a few threads each, paced by a schedule (request k at start + k / rate) rather than one after
 another, so one slow request delays nothing else. At most `writers` writes are in flight:
 while the store hangs, the failures number about writers x (hang / the API's own Redis
 timeout) and the slots meanwhile are skipped, so the figure for how long writes were
@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # only for the adapters' annotations: importing either starts
 #: One HTTP request: (method, path, body or None) -> (status, body). It carries its own
 #: timeout, and raises OSError (TimeoutError among them) or http.client.HTTPException on failure.
 Send = Callable[[str, str, Optional[bytes]], tuple[int, bytes]]
-Kind = Literal["write", "read"]
+Kind = Literal["write", "read", "page"]
 
 #: What a request that fails in the transport, not with a status, may raise (a timeout
 #: is an OSError: TimeoutError, socket.timeout).
@@ -125,6 +125,8 @@ class TrafficReport:
     write_failures: dict[str, int]
     reads_sent: int
     read_failures: dict[str, int]
+    pages_sent: int
+    page_failures: dict[str, int]
     #: Scheduled requests never sent because every thread of their kind was still busy
     #: when their time had passed (the stream keeps its rate rather than bursting after).
     slots_skipped: int
@@ -151,7 +153,8 @@ class TrafficReport:
             for mark in self.marks)
         return (f"{self.seconds:.1f} s: writes {self.writes_acknowledged}/{self.writes_sent} acknowledged "
                 f"(failed: {counts(self.write_failures)}), reads {self.reads_sent} (failed: "
-                f"{counts(self.read_failures)}), {self.slots_skipped} slots skipped; latency median "
+                f"{counts(self.read_failures)}), pages {self.pages_sent} (failed: {counts(self.page_failures)}), "
+                f"{self.slots_skipped} slots skipped; latency median "
                 f"{ms(self.write_latency_median)}, max {ms(self.write_latency_max)}\n"
                 f"longest write gap {self.longest_write_gap:.2f} s from {self.longest_write_gap_from:.2f} s{marks}")
 
@@ -211,17 +214,19 @@ class JournalTraffic:
     most `max_seconds` and `max_requests`, until then or stop(); every request recorded."""
 
     def __init__(self, send: Send, *, max_seconds: float, write_rate: float = 25.0, read_rate: float = 10.0,
-                 writers: int = 4, readers: int = 2, max_requests: int = 10_000) -> None:
+                 writers: int = 4, readers: int = 2, page_rate: float = 0.0, page_path: str = "/",
+                 max_requests: int = 10_000) -> None:
         self.send = send
         self.max_seconds = max_seconds
         self.max_requests = max_requests
         #: In every text, so that this run's entries are told from any others in the journal.
         self.run_id = uuid.uuid4().hex[:12]
-        self._schedules: dict[Kind, _Schedule] = {"write": _Schedule(write_rate), "read": _Schedule(read_rate)}
-        self._threads = [threading.Thread(target=self._work, args=("write",), name=f"journal-writer-{n}", daemon=True)
-                         for n in range(writers)]
-        self._threads += [threading.Thread(target=self._work, args=("read",), name=f"journal-reader-{n}", daemon=True)
-                          for n in range(readers)]
+        self.page_path = page_path
+        self._schedules: dict[Kind, _Schedule] = {
+            "write": _Schedule(write_rate), "read": _Schedule(read_rate), "page": _Schedule(page_rate)}
+        threads: dict[Kind, int] = {"write": writers, "read": readers, "page": readers if page_rate else 0}
+        self._threads = [threading.Thread(target=self._work, args=(kind,), name=f"journal-{kind}-{n}", daemon=True)
+                         for kind, count in threads.items() for n in range(count)]
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._requests: list[Request] = []
@@ -307,7 +312,7 @@ class JournalTraffic:
                 slot, due = claimed
                 if self._stopping.wait(max(due - time.monotonic(), 0)):
                     return
-                request = self._write(slot) if kind == "write" else self._read()
+                request = self._write(slot) if kind == "write" else self._read() if kind == "read" else self._page()
                 with self._lock:
                     self._requests.append(request)
         except BaseException as failure:  # a bug or a failed check in `send`: stop() raises it
@@ -350,6 +355,14 @@ class JournalTraffic:
             self._listed |= seen
         return Request("read", started, ended, status, None)
 
+    def _page(self) -> Request:
+        started = time.monotonic()
+        try:
+            status, body = self.send("GET", self.page_path, None)
+        except TRANSPORT_ERRORS as error:
+            return Request("page", started, time.monotonic(), None, type(error).__name__)
+        return Request("page", started, time.monotonic(), status, None if body else UNEXPECTED_ANSWER)
+
     # --- figures ----------------------------------------------------------------------
 
     def report(self) -> TrafficReport:
@@ -360,6 +373,7 @@ class JournalTraffic:
         requests = self.requests
         writes = [request for request in requests if request.kind == "write"]
         reads = [request for request in requests if request.kind == "read"]
+        pages = [request for request in requests if request.kind == "page"]
         acknowledged = sorted((w for w in writes if w.acknowledged), key=lambda w: w.ended)
         successes = [w.ended for w in acknowledged]
         with self._lock:
@@ -382,6 +396,8 @@ class JournalTraffic:
             write_failures=dict(Counter(w.outcome for w in writes if not w.acknowledged)),
             reads_sent=len(reads),
             read_failures=dict(Counter(r.outcome for r in reads if r.status != 200 or r.error)),
+            pages_sent=len(pages),
+            page_failures=dict(Counter(r.outcome for r in pages if r.status != 200 or r.error)),
             slots_skipped=self._skipped,
             longest_write_gap=gap,
             longest_write_gap_from=gap_from - start,

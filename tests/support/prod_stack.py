@@ -115,11 +115,12 @@ class Prod(DeployedStack):
     def redis_pods_available(self) -> bool:
         """Whether every Redis pod has been Ready for the StatefulSet's minReadySeconds
         and none is being deleted."""
-        status = self.cluster.get("statefulset", "redis", "-n", NAMESPACE).get("status", {})
-        if status.get("availableReplicas") != len(REDIS_PODS):
+        statefulset = self.cluster.get("statefulset", "redis", "-n", NAMESPACE)
+        if statefulset.get("status", {}).get("availableReplicas") != len(REDIS_PODS):
             return False
-        return not any(self.cluster.get("pod", pod, "-n", NAMESPACE)["metadata"].get("deletionTimestamp")
-                       for pod in REDIS_PODS)
+        selector = ",".join(f"{key}={value}" for key, value in statefulset["spec"]["selector"]["matchLabels"].items())
+        pods = self.cluster.get("pods", "-n", NAMESPACE, "-l", selector)["items"]
+        return not any(pod["metadata"].get("deletionTimestamp") for pod in pods)
 
     def wait_until_settled(self, timeout: float = 120) -> str:
         return self.cluster.wait(self.settled_master, timeout, "one master that every Redis pod follows and every Sentinel names")
