@@ -271,6 +271,9 @@ class BoundedServer:
                 log(f"journal-api: accept failed: {exc.strerror}")
                 return
             sock.setblocking(False)
+            # An answer is written as its head, then its body: with Nagle's algorithm the
+            # body would wait for the client's delayed ACK of the head (40 ms on Linux).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             now = time.monotonic()
             if len(self._connections) >= MAX_CONNECTIONS and self._idle:
                 self._close(next(iter(self._idle)))
