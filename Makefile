@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners cluster-images system-packages
+.PHONY: preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners load-tools cluster-images system-packages
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview
@@ -26,11 +26,12 @@ mutants: setup system-packages
 render: setup pulumi-tools
 	scripts/render.sh $(STACK)
 
-bench: everything
+bench: everything load-tools
 	devtools/benchmark.sh
 	devtools/benchmark-cluster.sh
 	$(VENV)/bin/python devtools/benchmark-fleet.py
 	devtools/benchmark-failover.sh
+	$(VENV)/bin/python devtools/benchmark-load.py
 
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.
@@ -53,6 +54,11 @@ pulumi-tools:
 
 kubernetes-tools:
 	toolchain/install-kubernetes.sh >/dev/null
+
+# vegeta, the load generator of devtools/benchmark-load.py (cold: under a minute); only
+# `make bench` needs it.
+load-tools:
+	toolchain/install-loadgen.sh >/dev/null
 
 # kube-score from the Go module proxy and checkov in a virtualenv of its own, for
 # tests/integration/test_scanners.py (cold: about 2 minutes).
