@@ -114,13 +114,34 @@ case $role in
     *) die "$pod's Redis does not say its role: ${replication:-no answer}" ;;
 esac
 
+# in_sync_replicas: of the INFO replication on stdin (a master's), the replicas that
+# are done syncing (state=online), one "HOST:PORT" line each. Each is listed as
+# "slaveN:ip=...,port=...,state=...,offset=...,lag=..." (an IPv6 address has colons).
+in_sync_replicas() {
+    tr -d '\r' | awk '
+        /^slave[0-9]+:/ {
+            sub(/^slave[0-9]+:/, "")
+            host = ""; port = ""; state = ""
+            n = split($0, fields, ",")
+            for (f = 1; f <= n; f++) {
+                eq = index(fields[f], "=")
+                key = substr(fields[f], 1, eq - 1)
+                value = substr(fields[f], eq + 1)
+                if (key == "ip") host = value
+                else if (key == "port") port = value
+                else if (key == "state") state = value
+            }
+            if (state == "online") print host ":" port
+        }'
+}
+
 # The master that takes over needs a replica of its own once this pod is gone, or it
 # refuses every write (min-replicas-to-write 1) until one syncs from it. In a rollout
 # the pod restarted just before may still be syncing, or not yet following anyone:
 # so, while this master still serves, wait for a second replica in sync (with three
 # pods or more), for up to REDIS_PRESTOP_REPLICAS_WAIT_SECONDS, then hand over anyway.
 online_replicas() {
-    local_info replication | awk -F: '$1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ { n++ } END { print n + 0 }'
+    local_info replication | in_sync_replicas | wc -l
 }
 wanted=2
 [ "$pods" -gt 2 ] || wanted=1
@@ -151,16 +172,7 @@ log "writes paused on $pod"
 offset=$(local_info replication | awk -F: '$1 == "master_repl_offset" { print $2 }')
 # replicas_behind: the online replicas ("HOST:PORT") that have not processed $offset.
 replicas_behind() {
-    for replica in $(local_info replication | awk -F: '
-        $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ {
-            n = split($2, fields, ",")
-            for (f = 1; f <= n; f++) {
-                split(fields[f], pair, "=")
-                if (pair[1] == "ip") host = pair[2]
-                if (pair[1] == "port") port = pair[2]
-            }
-            print host ":" port
-        }'); do
+    for replica in $(local_info replication | in_sync_replicas); do
         processed=$(ask 1 "$replica" INFO replication | tr -d '\r' | awk -F: '$1 == "slave_repl_offset" { print $2 }')
         [ "${processed:-0}" -ge "${offset:-0}" ] || printf '%s ' "$replica"
     done
@@ -240,8 +252,8 @@ log "$new_host is the master now ($learned); $pod follows it (hand-over in $(($(
 # have seen the promotion (a second at most), is in sync (a partial resync:
 # milliseconds), for 4 s at most.
 other_replicas() {
-    ask 1 "$new_host:$new_port" INFO replication | tr -d '\r' | awk -F: -v own="$own_host" '
-        $1 ~ /^slave[0-9]+$/ && $2 ~ /state=online/ && $2 !~ ("(^|,)ip=" own ",") { n++ } END { print n + 0 }'
+    ask 1 "$new_host:$new_port" INFO replication | in_sync_replicas |
+        awk -v own="$own_host" '{ sub(/:[0-9]+$/, "") } $0 != own' | wc -l
 }
 stay_deadline=$(($(date +%s%3N) + 4000))
 until [ "$(other_replicas)" -gt 0 ]; do
