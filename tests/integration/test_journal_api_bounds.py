@@ -178,10 +178,18 @@ def test_beyond_the_workers_and_their_queue_requests_get_503_with_retry_after(cl
                 for sock in socks:
                     sock.sendall(b"GET /api HTTP/1.1\r\nHost: journal\r\n\r\n")
                 with concurrent.futures.ThreadPoolExecutor(len(socks)) as pool:
-                    answers = list(pool.map(lambda sock: (answer_on(sock), time.monotonic() - started), socks))
+                    pending = pool.map(lambda sock: (answer_on(sock), time.monotonic() - started), socks)
+                    # Every place still taken (each worker waits 2 s on Redis): the
+                    # kubelet's probe is told the server is alive, not refused.
+                    time.sleep(0.5)
+                    with connect(api) as probe:
+                        probe.sendall(b"GET /api/healthz HTTP/1.1\r\nHost: journal\r\n\r\n")
+                        probed = answer_on(probe)
+                    answers = list(pending)
             finally:
                 for sock in socks:
                     sock.close()
+    assert probed.status == 200 and json.loads(probed.body) == {"status": "busy"}, probed.body
     busy = [elapsed for answer, elapsed in answers
             if answer.status == 503 and answer.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
             and "busy" in answer.error]

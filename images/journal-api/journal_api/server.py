@@ -21,6 +21,7 @@ from .errors import NotAcknowledged, ReplyError, Unavailable
 from .ratelimit import WriteRateLimit, client_address
 from .serving import (
     COMMON_HEADERS,
+    HEALTH_PATH,
     JSON_TYPE,
     BoundedServer,
     Connection,
@@ -131,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, path: str) -> None:
         entry_id: Optional[str] = None
         methods: dict[str, Callable[..., None]]
-        if path == "/api/healthz":
+        if path == HEALTH_PATH:
             methods = {"GET": self.healthz}
         elif path == "/api":
             methods = {"GET": self.list_entries, "POST": self.add_entry}

@@ -103,15 +103,26 @@ def log_request(client: str, method: str, path: str, status: object, started: fl
     log(f"{client} {printable(method)} {printable(path)} {status} {duration:.1f}ms")
 
 
-def error_answer(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
-    """A whole JSON error answer that closes the connection, for the loop to send unaided."""
-    body = json.dumps({"error": message}).encode()
+def whole_answer(status: int, document: object, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A whole JSON answer that closes the connection, for the loop to send unaided."""
+    body = json.dumps(document).encode()
     lines = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}",
              f"Content-Type: {JSON_TYPE}", f"Content-Length: {len(body)}",
              *(f"{name}: {value}" for name, value in (*COMMON_HEADERS, *headers)), "Connection: close"]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def error_answer(status: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> bytes:
+    return whole_answer(status, {"error": message}, headers)
+
+
+#: What the kubelet's probes ask (server.py answers it without Redis).
+HEALTH_PATH = "/api/healthz"
+#: A probe that arrives while every worker and queue place is taken: a busy server is
+#: alive and serving, so the loop says so itself. Refused like any request (503), the
+#: probes would take the pod out of its Service (its clients then meet the proxy's 404)
+#: and, six times over, restart it: overload would become an outage.
+STILL_SERVING = whole_answer(200, {"status": "busy"})
 BUSY = error_answer(503, "the server is busy; try again shortly", (("Retry-After", str(RETRY_AFTER_SECONDS)),))
 TOO_SLOW = error_answer(408, "the request did not arrive in time")
 HEAD_TOO_LARGE = error_answer(431, f"the request line and headers are larger than {MAX_HEAD_BYTES} bytes")
@@ -349,7 +360,10 @@ class BoundedServer:
         try:
             self._ready.put_nowait(conn)
         except queue.Full:
-            self._refuse(conn, BUSY, 503)
+            if conn.request.startswith(f"GET {HEALTH_PATH} ".encode()):
+                self._refuse(conn, STILL_SERVING, 200)
+            else:
+                self._refuse(conn, BUSY, 503)
             self._close(conn)
             return
         conn.busy = True
