@@ -124,7 +124,7 @@ class Vegeta:
                                 check=True, text=True)
         attack.wait()
         figures = json.loads(report.stdout)
-        statuses = {code: count for code, count in (figures.get("status_codes") or {}).items()}
+        statuses: dict[str, int] = dict(figures.get("status_codes") or {})
         expected_count = statuses.get(str(expected), 0)
         sent, latencies = figures["requests"], figures["latencies"]
         return Step(rate, sent, expected_count / max(sent, 1), latencies["50th"] / 1e9, latencies["99th"] / 1e9, statuses)
