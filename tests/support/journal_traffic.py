@@ -14,8 +14,9 @@ writes were unavailable.
     print(report.summary())
 
 Writes (POST /api, each with a text of its own), reads (GET /api) and, when asked for,
-page loads (GET of a file server's path, "/" by default) are sent by a few threads each, paced by a schedule (request k at start + k / rate) rather than one after
-another, so one slow request delays nothing else. At most `writers` writes are in flight:
+page loads (GET of a file server's path, "/" by default) are sent by a few threads each,
+paced by a schedule (request k at start + k / rate) rather than one after another, so
+one slow request delays nothing else. At most `writers` writes are in flight:
 while the store hangs, the failures number about writers x (hang / the API's own Redis
 timeout) and the slots meanwhile are skipped, so the figure for how long writes were
 unavailable is the write gap, not the failure count. Requests go only through the `send`
@@ -395,9 +396,9 @@ class JournalTraffic:
             writes_acknowledged=len(acknowledged),
             write_failures=dict(Counter(w.outcome for w in writes if not w.acknowledged)),
             reads_sent=len(reads),
-            read_failures=dict(Counter(r.outcome for r in reads if r.status != 200 or r.error)),
+            read_failures=_failed_gets(reads),
             pages_sent=len(pages),
-            page_failures=dict(Counter(r.outcome for r in pages if r.status != 200 or r.error)),
+            page_failures=_failed_gets(pages),
             slots_skipped=self._skipped,
             longest_write_gap=gap,
             longest_write_gap_from=gap_from - start,
@@ -454,6 +455,11 @@ class JournalTraffic:
             duplicate_ids={entry_id: tuple(texts) for entry_id, texts in by_id.items() if len(texts) > 1},
             misplaced=tuple(misplaced),
         )
+
+
+def _failed_gets(requests: list[Request]) -> dict[str, int]:
+    """GETs (reads, page loads) that did not end in a 200 with the expected answer, by outcome."""
+    return dict(Counter(r.outcome for r in requests if r.status != 200 or r.error))
 
 
 def _reason(body: bytes) -> Optional[str]:
