@@ -2,7 +2,7 @@
 
 It reads from every Redis pod through one Service, writes to the master (with several
 Redis pods, the one the Sentinels name, and only once a replica acknowledged the write),
-and finds the Redis password as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
+and authenticates as the Redis user `journal`, whose password it finds as a file. Its configuration lives in an auto-named ConfigMap, so a changed value rolls
 the Deployment instead of going unnoticed by running pods.
 
 Adding and deleting entries need the stack's write credential, generated here and handed
@@ -119,13 +119,22 @@ class Frontend(pulumi.ComponentResource):
                 {"name": "REDIS_READ_HOST", "value": redis.read_host},
                 *_write_path(redis),
                 {"name": "REDIS_PORT", "value": str(redis.port)},
+                {"name": "REDIS_USERNAME", "value": redis.username},
                 {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{redis.password_secret_key}"},
                 # A file, not the value: the API follows the file when the Secret is
                 # rotated, and an environment variable would show in `kubectl describe`.
                 {"name": "WRITE_CREDENTIAL_FILE", "value": f"{WRITE_CREDENTIAL_MOUNT}/{WRITE_CREDENTIAL_KEY}"},
             ],
+            # Its user's password only (not the hash beside it in the Secret).
             volumes=[
-                {"name": "redis-password", "secret": {"secret_name": redis.password_secret_name, "default_mode": 0o440}},
+                {
+                    "name": "redis-password",
+                    "secret": {
+                        "secret_name": redis.password_secret_name,
+                        "default_mode": 0o440,
+                        "items": [{"key": redis.password_secret_key, "path": redis.password_secret_key}],
+                    },
+                },
                 {
                     "name": "write-credential",
                     "secret": {"secret_name": credential_secret.metadata.name, "default_mode": 0o440},

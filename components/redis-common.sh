@@ -7,7 +7,10 @@
 # Environment read here (defaults in brackets):
 #   HOSTNAME             pod name, e.g. journal-redis-2: the digits after the last "-"
 #                        are the ordinal
-#   REDIS_PASSWORD_FILE  [/etc/redis-passwd/passwd] the mounted Secret
+#   REDIS_USERS_DIR      [/etc/redis-users] the mounted Secrets: for each Redis user
+#                        a script authenticates as, a file named after it holding its
+#                        password, and for each user a server defines, <user>.sha256
+#                        holding the SHA-256 of its password (64 hex digits)
 #   REDIS_PODS           [1] pods in the StatefulSet; above 1, Sentinels pick the master
 #   REDIS_MASTER_HOST    pod 0's stable DNS name, <statefulset>-0.<headless>.<ns>.svc:
 #                        pod <i>'s name is it with "-0" replaced by "-<i>"
@@ -21,6 +24,36 @@
 
 # Sentinel's name for the journal's master, in every Sentinel command and config line.
 MASTER_NAME=journal
+
+# --- the Redis users: who may do what (docs/operations.md, "Redis users") -----------
+# `default` is off on every server and Sentinel: a connection does nothing before it
+# authenticates as one of the users below, each allowed only what it needs ("-@all",
+# then each command by name). Passwords reach the configs only as SHA-256 hashes
+# ("#<hash>"), except those a server itself sends (masterauth, Sentinel's auth-pass).
+# On every Redis server:
+#   journal      the frontend: the commands store.py sends, on the journal's keys only.
+#                INFO is for the replicas in step before WAIT (every section comes with
+#                it: ACL cannot split INFO).
+ACL_JOURNAL='resetkeys ~journal:* resetchannels -@all +watch +get +multi +incr +zadd +exec +zremrangebyscore +info +wait +zrevrange +zrangebyscore'
+#   replication  a replica on its master (masteruser): the replication handshake and stream.
+ACL_REPLICATION='resetkeys resetchannels -@all +psync +replconf +ping'
+#   sentinel     a Sentinel on the servers it watches, as the Redis documentation lists
+#                it ("ACL rules for Sentinel"): INFO and ROLE to watch, its hello channel,
+#                SLAVEOF, CONFIG REWRITE and CLIENT KILL in MULTI/EXEC to fail over.
+ACL_SENTINEL='resetkeys resetchannels &__sentinel__:hello -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill'
+#   operator     these scripts and the probe: PING and INFO, REPLICAOF to take a role,
+#                CLIENT PAUSE/UNPAUSE for the hand-over, and a read-only script (EVAL_RO)
+#                reading every key's length for the election; nothing that writes a key.
+ACL_OPERATOR='resetkeys %R~* resetchannels -@all +ping +info +replicaof +client|pause +client|unpause +eval_ro +scan +type +zcard +strlen +llen +scard +hlen +xlen'
+# On every Sentinel:
+#   journal      the frontend asks for the master (SENTINEL MASTERS), nothing else.
+SENTINEL_ACL_JOURNAL='resetchannels -@all +sentinel|masters'
+#   sentinel     the other Sentinels (sentinel-user): PING, the hello messages, votes.
+SENTINEL_ACL_SENTINEL='resetchannels &__sentinel__:hello -@all +ping +publish +sentinel|is-master-down-by-addr +client|setname'
+#   operator     these scripts and the probe: whom the Sentinels name, and a failover.
+SENTINEL_ACL_OPERATOR='resetchannels -@all +ping +sentinel|master +sentinel|get-master-addr-by-name +sentinel|failover'
+# The user these scripts and the probe authenticate as.
+OPERATOR=operator
 # The caller's name, set before sourcing.
 script=${script:?set script before sourcing redis-common.sh}
 
@@ -165,33 +198,55 @@ is_pod() {
     return 1
 }
 
-# Sets password. Kept in a shell variable that is never exported, and only handed to
-# printf, which is a shell builtin, and to redis-cli through REDISCLI_AUTH for one
-# command: no exec'd process ever carries it in its argv, nor any other in its
-# environment. Messages name the file, never its content.
-read_password() {
-    password_file=${REDIS_PASSWORD_FILE:-/etc/redis-passwd/passwd}
+# read_secret USER: sets secret to USER's password, from $REDIS_USERS_DIR/USER. Kept in
+# a shell variable that is never exported, and only handed to printf, which is a shell
+# builtin, and to redis-cli through REDISCLI_AUTH for one command: no exec'd process
+# ever carries it in its argv, nor any other in its environment. Messages name the
+# file, never its content.
+read_secret() {
+    password_file=${REDIS_USERS_DIR:-/etc/redis-users}/$1
     [ -e "$password_file" ] || die "password file $password_file does not exist (is the Secret mounted?)"
     [ -r "$password_file" ] || die "password file $password_file is not readable by uid $(id -u)"
     # $(...) drops trailing newlines, so a Secret made with "echo" still works.
-    password=$(cat -- "$password_file") || die "cannot read password file $password_file"
-    [ -n "$password" ] || die "password file $password_file is empty"
-    case $password in
+    secret=$(cat -- "$password_file") || die "cannot read password file $password_file"
+    [ -n "$secret" ] || die "password file $password_file is empty"
+    case $secret in
         *[\"\\]* | *[[:cntrl:]]*)
-            die "password in $password_file contains a double quote, a backslash or a control character (such as a newline), which cannot be written safely into redis.conf"
+            die "password in $password_file contains a double quote, a backslash or a control character (such as a newline), which cannot be written safely into a config"
             ;;
     esac
 }
 
+# Sets password: the operator's, which every question these scripts ask goes with.
+read_password() {
+    read_secret "$OPERATOR"
+    password=$secret
+}
+
+# user_line USER RULES: the config line defining USER with the hash of its password,
+# from $REDIS_USERS_DIR/USER.sha256 (computed where the password is generated: a
+# server needs no password it does not send).
+user_line() {
+    hash_file=${REDIS_USERS_DIR:-/etc/redis-users}/$1.sha256
+    [ -r "$hash_file" ] || die "hash file $hash_file is missing or not readable by uid $(id -u) (is the Secret mounted?)"
+    hash=$(cat -- "$hash_file") || die "cannot read hash file $hash_file"
+    case $hash in
+        *[!0-9a-f]*) die "hash file $hash_file must hold the SHA-256 of $1's password in 64 lowercase hex digits" ;;
+    esac
+    [ "${#hash}" -eq 64 ] || die "hash file $hash_file must hold the SHA-256 of $1's password in 64 lowercase hex digits"
+    printf 'user %s on #%s %s\n' "$1" "$hash" "$2"
+}
+
 # ask SECONDS HOST:PORT COMMAND...: the reply, or redis-cli's or timeout's failure.
-# The password reaches redis-cli only through REDISCLI_AUTH, set for that one command
-# (as in redis-probe.sh): never in an argv, never exported. redis-cli has no timeout
+# It authenticates as the operator; the password reaches redis-cli only through
+# REDISCLI_AUTH, set for that one command (as in redis-probe.sh): never in an argv,
+# never exported. redis-cli has no timeout
 # of its own, so a peer that accepts and never answers would hang the caller.
 ask() {
     within=$1
     address=$2
     shift 2
-    REDISCLI_AUTH=$password timeout "$within" redis-cli -h "${address%:*}" -p "${address##*:}" "$@" 2>&1
+    REDISCLI_AUTH=$password timeout "$within" redis-cli --user "$OPERATOR" -h "${address%:*}" -p "${address##*:}" "$@" 2>&1
 }
 
 # address_of ORDINAL PORT: how this pod reaches that pod's server on PORT (its own

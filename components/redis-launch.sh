@@ -50,7 +50,7 @@
 # container fails and restarts, reading the operator's REDIS_RECOVERY anew.
 #
 # Environment (set by the StatefulSet; defaults in brackets), besides those of
-# redis-common.sh (HOSTNAME, REDIS_PASSWORD_FILE, REDIS_PODS, REDIS_MASTER_HOST,
+# redis-common.sh (HOSTNAME, REDIS_USERS_DIR, REDIS_PODS, REDIS_MASTER_HOST,
 # REDIS_MASTER_PORT, REDIS_HOSTS, REDIS_SENTINEL_PORT, REDIS_LOCAL_HOST):
 #   REDIS_PORT           [6379]
 #   REDIS_BIND           [* -::*]
@@ -167,6 +167,8 @@ else
 fi
 
 read_password
+read_secret replication
+replication_password=$secret
 
 holds_data() {
     # What redis-server 7 loads with appendonly yes: the manifest of its multi-part
@@ -229,11 +231,18 @@ rm -f -- "$conf" "$decision" || die "cannot replace $conf"
         # A journal must not lose entries to eviction: a full Redis refuses writes.
         printf 'maxmemory-policy noeviction\n'
     fi
-    # requirepass AND masterauth on every node: replicas serve reads, so they
-    # need requirepass as much as the master; masterauth lets a replica sync, and
-    # on the master too, since any pod may be made a replica of another.
-    printf 'requirepass "%s"\n' "$password"
-    printf 'masterauth "%s"\n' "$password"
+    # The same users on every node: replicas serve reads, so they refuse strangers
+    # as much as the master; masteruser and masterauth let a replica sync, and on
+    # the master too, since any pod may be made a replica of another. Only the
+    # replication password is written in clear (Redis sends it); the others are
+    # hashes. `default` is off: no command without a user.
+    printf 'user default off\n'
+    user_line journal "$ACL_JOURNAL"
+    user_line replication "$ACL_REPLICATION"
+    user_line sentinel "$ACL_SENTINEL"
+    user_line "$OPERATOR" "$ACL_OPERATOR"
+    printf 'masteruser replication\n'
+    printf 'masterauth "%s"\n' "$replication_password"
     if [ "$pods" -gt 1 ]; then
         # A master cut off from every replica (a partition that leaves it alone, on
         # the side where the Sentinels elect another) refuses writes once its last

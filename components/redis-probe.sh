@@ -5,7 +5,8 @@
 #     sh /scripts/redis-probe.sh sentinel     the sentinel container (liveness and
 #                                             readiness both)
 #
-# Environment: REDIS_PASSWORD_FILE [/etc/redis-passwd/passwd], REDIS_PORT [6379],
+# Environment: REDIS_USERS_DIR [/etc/redis-users] (it authenticates as the user
+# "operator", with the password in the file of that name), REDIS_PORT [6379],
 # REDIS_PODS [1], REDIS_SENTINEL_PORT [26379], REDIS_LOCAL_HOST [127.0.0.1] (where the
 # pod's own servers answer); exec probes run with the container's environment, so the
 # StatefulSet's values for the launch scripts apply here too.
@@ -36,7 +37,8 @@ fail() {
     exit 1
 }
 
-password_file=${REDIS_PASSWORD_FILE:-/etc/redis-passwd/passwd}
+user=operator
+password_file=${REDIS_USERS_DIR:-/etc/redis-users}/$user
 port=${REDIS_PORT:-6379}
 pods=${REDIS_PODS:-1}
 host=${REDIS_LOCAL_HOST:-127.0.0.1}
@@ -63,7 +65,7 @@ password=$(cat -- "$password_file") || fail "cannot read password file $password
 # on the node can read through /proc and ps (and redis-cli warns about it on
 # every call). The variable is never exported to anything else.
 cli() {
-    REDISCLI_AUTH=$password redis-cli -h "$host" -p "$port" "$@" 2>&1
+    REDISCLI_AUTH=$password redis-cli --user "$user" -h "$host" -p "$port" "$@" 2>&1
 }
 
 # Replies are read as text: redis-cli exits 0 on error replies such as LOADING

@@ -10,7 +10,7 @@
 # config, then is exec'd as the container's main process (redis-server --sentinel),
 # which keeps the config up to date itself (it rewrites it on every change, so the
 # file must stay writable: it lives in the pod's in-memory emptyDir, mode 0600, as
-# it holds the password).
+# it holds the Sentinel's password).
 #
 # Which master to watch: what the other pods' Sentinels say (the most recent
 # failover's answer when they differ), else what this pod's Redis decided at its
@@ -48,7 +48,7 @@
 #     most one stops serving reads for a full resync.
 #
 # Environment (defaults in brackets), besides those of redis-common.sh (HOSTNAME,
-# REDIS_PASSWORD_FILE, REDIS_PODS (more than 1 here), REDIS_MASTER_HOST,
+# REDIS_USERS_DIR, REDIS_PODS (more than 1 here), REDIS_MASTER_HOST,
 # REDIS_MASTER_PORT, REDIS_HOSTS, REDIS_SENTINEL_PORT, REDIS_LOCAL_HOST):
 #   REDIS_PORT           [6379] this pod's Redis, asked for its view through
 #                        REDIS_LOCAL_HOST
@@ -98,6 +98,8 @@ case $wait_seconds in
 esac
 [ "${#wait_seconds}" -le 5 ] || die "REDIS_SENTINEL_WAIT_SECONDS must be a number of seconds, got '$wait_seconds'"
 read_password
+read_secret sentinel
+sentinel_password=$secret
 
 # A majority of the pods: two Sentinels must agree that the master is down, and no
 # minority cut off from the rest can promote a second master (a failover also needs
@@ -161,9 +163,16 @@ rm -f -- "$conf" || die "cannot replace $conf"
     printf 'port %s\n' "$sentinel_port"
     printf 'bind %s\n' "$bind"
     printf 'dir "%s"\n' "$conf_dir"
-    # Clients and the other Sentinels authenticate with the Redis password too.
-    printf 'requirepass "%s"\n' "$password"
-    printf 'sentinel sentinel-pass "%s"\n' "$password"
+    # Users of its own, as the servers have (redis-common.sh): the frontend asks
+    # for the master, the other Sentinels say hello and vote, the scripts ask and
+    # fail over; `default` is off. It authenticates to the others, and to the
+    # servers it watches, as the user "sentinel".
+    printf 'user default off\n'
+    user_line journal "$SENTINEL_ACL_JOURNAL"
+    user_line sentinel "$SENTINEL_ACL_SENTINEL"
+    user_line "$OPERATOR" "$SENTINEL_ACL_OPERATOR"
+    printf 'sentinel sentinel-user sentinel\n'
+    printf 'sentinel sentinel-pass "%s"\n' "$sentinel_password"
     printf 'sentinel resolve-hostnames yes\n'
     printf 'sentinel announce-hostnames yes\n'
     printf 'sentinel announce-ip %s\n' "$own_host"
@@ -179,7 +188,8 @@ rm -f -- "$conf" || die "cannot replace $conf"
         printf 'sentinel current-epoch %s\n' "$epoch"
         printf 'sentinel config-epoch %s %s\n' "$MASTER_NAME" "$epoch"
     fi
-    printf 'sentinel auth-pass %s "%s"\n' "$MASTER_NAME" "$password"
+    printf 'sentinel auth-user %s sentinel\n' "$MASTER_NAME"
+    printf 'sentinel auth-pass %s "%s"\n' "$MASTER_NAME" "$sentinel_password"
     printf 'sentinel down-after-milliseconds %s 5000\n' "$MASTER_NAME"
     printf 'sentinel failover-timeout %s 20000\n' "$MASTER_NAME"
     printf 'sentinel parallel-syncs %s 1\n' "$MASTER_NAME"

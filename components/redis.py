@@ -1,4 +1,5 @@
-"""RedisCluster: one Redis master and its replicas, with a generated password.
+"""RedisCluster: one Redis master and its replicas, with a user of its own for each
+client (ACL) and a generated password for each.
 
 One pod (dev): it is the master, and nothing fails over. Several pods (prod: 3): a
 Sentinel runs beside each Redis, and the Sentinels, by a majority, pick the master and
@@ -8,12 +9,22 @@ only once a replica holds it: the master refuses writes without a replica in syn
 (min-replicas-to-write), and clients WAIT for one replica's acknowledgement. Clients
 find the master by asking the Sentinels (`RedisConnection.sentinels`).
 
+Users (their rules are in redis-common.sh; `default` is off): `journal`, the frontend's,
+may run only the journal's commands on its keys; `replication`, a replica's on its
+master; `sentinel`, a Sentinel's on the servers and on the other Sentinels; `operator`,
+the scripts' and the probes'. Each password is a RandomPassword in a Secret of its own
+with its SHA-256 beside it: the servers' configs define users by hash, and a container
+mounts the plaintext only of the users it authenticates as (the frontend: only
+`journal`'s).
+
 The scripts beside this file are shipped verbatim in a ConfigMap and are the same files
 the tests run against real redis-server and redis-sentinel.
 """
 
 from dataclasses import dataclass
 from pathlib import Path
+
+import hashlib
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,10 +48,23 @@ SENTINEL_PORT = 26379
 # Sentinel's name for the journal's master (MASTER_NAME in redis-common.sh).
 SENTINEL_MASTER_NAME = "journal"
 PASSWORD_FILE_KEY = "passwd"
-PASSWORD_MOUNT = "/etc/redis-passwd"
+HASH_FILE_KEY = "sha256"
+# The frontend's user, and the users of the Redis pods themselves (redis-common.sh).
+JOURNAL_USER = "journal"
+INTERNAL_USERS = ("replication", "sentinel", "operator")
+# Where the Redis pods' containers find their users' passwords and hashes
+# (REDIS_USERS_DIR): <user> for a password, <user>.sha256 for a hash.
+USERS_MOUNT = "/etc/redis-users"
+# Of each user, what each container of a Redis pod mounts: the plaintext of those it
+# authenticates as (the scripts as `operator`, Redis to its master as `replication`, the
+# Sentinel as `sentinel`), the hash of those its server defines.
+REDIS_CONTAINER_FILES = {"journal": (HASH_FILE_KEY,), "replication": (PASSWORD_FILE_KEY, HASH_FILE_KEY),
+                         "sentinel": (HASH_FILE_KEY,), "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY)}
+SENTINEL_CONTAINER_FILES = {"journal": (HASH_FILE_KEY,), "sentinel": (PASSWORD_FILE_KEY, HASH_FILE_KEY),
+                            "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY)}
 SCRIPTS_MOUNT = "/scripts"
 # In memory, shared by the pod's two containers: redis.conf and sentinel.conf hold the
-# password, and the Sentinel reads there which master the Redis beside it follows.
+# passwords Redis and Sentinel send (replication's, sentinel's), and the Sentinel reads there which master the Redis beside it follows.
 CONFIG_MOUNT = "/etc/redis"
 SCRIPTS = [
     Path(__file__).with_name(script)
@@ -87,11 +111,13 @@ SENTINEL_RESOURCES = Resources(cpu_request="20m", cpu_limit="200m", memory_reque
 @dataclass(frozen=True)
 class RedisConnection:
     """What a client of the cluster needs: where to read, how to find the master, and
-    the Secret holding the password."""
+    its user with the Secret holding that user's password."""
 
     read_host: pulumi.Output[str]
     """A Service over every Redis pod that is Ready: each follows the master, or is it."""
     port: int
+    username: str
+    """The frontend's Redis user, on the servers and the Sentinels alike."""
     password_secret_name: pulumi.Output[str]
     password_secret_key: str
     write_host: pulumi.Output[str] | None
@@ -123,7 +149,6 @@ class RedisClusterArgs:
 _CONFIG_MOUNTS: list[VolumeMount] = [
     {"name": "config", "mount_path": CONFIG_MOUNT},
     {"name": "scripts", "mount_path": SCRIPTS_MOUNT, "read_only": True},
-    {"name": "password", "mount_path": PASSWORD_MOUNT, "read_only": True},
 ]
 
 
@@ -133,6 +158,29 @@ def _probe(script: Path, mode: str, period: int, failures: int, timeout: int = 5
         "period_seconds": period,
         "timeout_seconds": timeout,
         "failure_threshold": failures,
+    }
+
+
+def _users_volume(name: str, secrets: dict[str, k8s.core.v1.Secret], files: dict[str, tuple[str, ...]]) -> Volume:
+    """One directory of the users' files a container needs: <user> for a password,
+    <user>.sha256 for a hash, readable by the pod's group only."""
+    return {
+        "name": name,
+        "projected": {
+            "default_mode": 0o440,
+            "sources": [
+                {
+                    "secret": {
+                        "name": secrets[user].metadata.name,
+                        "items": [
+                            {"key": key, "path": user if key == PASSWORD_FILE_KEY else f"{user}.{HASH_FILE_KEY}"}
+                            for key in keys
+                        ],
+                    }
+                }
+                for user, keys in files.items()
+            ],
+        },
     }
 
 
@@ -156,17 +204,23 @@ class RedisCluster(pulumi.ComponentResource):
         self._namespace = args.namespace
         self._child = pulumi.ResourceOptions(parent=self)
 
-        password_secret = self._password_secret()
+        # The frontend's keeps the resource and Secret names of the password there was
+        # before users: its value, and the frontend's mount, stay as they were.
+        secrets = {JOURNAL_USER: self._password_secret(JOURNAL_USER, f"{name}-password", "password")}
+        for user in INTERNAL_USERS:
+            secrets[user] = self._password_secret(user, f"{name}-{user}-password", f"{user}-password")
+        password_secret = secrets[JOURNAL_USER]
         scripts = self._scripts()
         pods_service = self._pods_service()
         read_service = self._read_service()
         pod_hosts = [self._pod_host(pods_service, ordinal) for ordinal in range(args.settings.replicas)]
-        statefulset = self._statefulset(pods_service, pod_hosts[0], scripts, password_secret)
+        statefulset = self._statefulset(pods_service, pod_hosts[0], scripts, secrets)
         disruption_budget(name, args.labels, args.namespace, args.settings.replicas, self._child)
 
         self.connection = RedisConnection(
             read_host=pulumi.Output.concat(read_service.metadata.name, ".", args.namespace, ".svc"),
             port=REDIS_PORT,
+            username=JOURNAL_USER,
             password_secret_name=password_secret.metadata.name,
             password_secret_key=PASSWORD_FILE_KEY,
             write_host=None if self._failover else pod_hosts[0],
@@ -201,23 +255,26 @@ class RedisCluster(pulumi.ComponentResource):
 
     # --- the password and the scripts ------------------------------------------------
 
-    def _password_secret(self) -> k8s.core.v1.Secret:
-        # Alphanumeric only: the password is written into redis.conf and into client
-        # URLs, where quotes and '@' need escaping; 32+ characters of 62 symbols is
-        # over 190 bits. RandomPassword (unlike RandomString) keeps the result secret
-        # in state.
+    def _password_secret(self, user: str, resource_name: str, suffix: str) -> k8s.core.v1.Secret:
+        # Alphanumeric only: the passwords Redis sends are written into redis.conf and
+        # sentinel.conf, where quotes and '@' need escaping; 32+ characters of 62 symbols
+        # is over 190 bits. RandomPassword (unlike RandomString) keeps the result secret
+        # in state, and the hash computed from it stays secret too. One per user: none
+        # can act as another, and each container mounts only what it needs.
         password = random.RandomPassword(
-            f"{self._name}-password", length=self._settings.password_length, special=False, opts=self._child
+            resource_name, length=self._settings.password_length, special=False, opts=self._child
         )
+        digest = password.result.apply(lambda value: hashlib.sha256(value.encode()).hexdigest())
         return k8s.core.v1.Secret(
-            f"{self._name}-password",
+            resource_name,
             metadata={
-                "name": f"{self._labels.component}-password",
+                "name": f"{self._labels.component}-{suffix}",
                 "namespace": self._namespace,
                 "labels": self._labels.object_labels,
+                "annotations": {"journal-iac/redis-user": user},
             },
             type="Opaque",
-            string_data={PASSWORD_FILE_KEY: password.result},
+            string_data={PASSWORD_FILE_KEY: password.result, HASH_FILE_KEY: pulumi.Output.secret(digest)},
             opts=self._child,
         )
 
@@ -276,7 +333,7 @@ class RedisCluster(pulumi.ComponentResource):
         pods_service: k8s.core.v1.Service,
         pod_zero_host: pulumi.Output[str],
         scripts: k8s.core.v1.ConfigMap,
-        password_secret: k8s.core.v1.Secret,
+        secrets: dict[str, k8s.core.v1.Secret],
     ) -> k8s.apps.v1.StatefulSet:
         settings, labels = self._settings, self._labels
         pod_labels = labels.labels_with_version(settings.image.version)
@@ -303,7 +360,7 @@ class RedisCluster(pulumi.ComponentResource):
                 pod_labels,
                 REDIS_USER_ID,
                 containers,
-                self._volumes(scripts, password_secret),
+                self._volumes(scripts, secrets),
                 rollout_aware=False,
                 termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
             ),
@@ -337,7 +394,7 @@ class RedisCluster(pulumi.ComponentResource):
             {"name": "REDIS_MASTER_PORT", "value": str(REDIS_PORT)},
             {"name": "REDIS_PODS", "value": str(self._settings.replicas)},
             {"name": "REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
-            {"name": "REDIS_PASSWORD_FILE", "value": f"{PASSWORD_MOUNT}/{PASSWORD_FILE_KEY}"},
+            {"name": "REDIS_USERS_DIR", "value": USERS_MOUNT},
             {"name": "REDIS_CONF_DIR", "value": CONFIG_MOUNT},
         ]
 
@@ -386,7 +443,11 @@ class RedisCluster(pulumi.ComponentResource):
             lifecycle={"pre_stop": {"exec_": {"command": ["sh", f"{SCRIPTS_MOUNT}/{PRESTOP_SCRIPT.name}"]}}}
             if self._failover
             else None,
-            volume_mounts=[{"name": "data", "mount_path": "/data"}, *_CONFIG_MOUNTS],
+            volume_mounts=[
+                {"name": "data", "mount_path": "/data"},
+                *_CONFIG_MOUNTS,
+                {"name": "redis-users", "mount_path": USERS_MOUNT, "read_only": True},
+            ],
         )
 
     def _sentinel_container(self, shared_env: list[EnvVar]) -> HardenedContainer:
@@ -401,18 +462,20 @@ class RedisCluster(pulumi.ComponentResource):
             startup_probe=_probe(PROBE_SCRIPT, "sentinel", period=10, failures=SENTINEL_STARTUP_CHECKS),
             readiness_probe=_probe(PROBE_SCRIPT, "sentinel", period=10, failures=3),
             liveness_probe=_probe(PROBE_SCRIPT, "sentinel", period=10, failures=6),
-            volume_mounts=list(_CONFIG_MOUNTS),
+            volume_mounts=[*_CONFIG_MOUNTS, {"name": "sentinel-users", "mount_path": USERS_MOUNT, "read_only": True}],
         )
 
-    @staticmethod
-    def _volumes(scripts: k8s.core.v1.ConfigMap, password_secret: k8s.core.v1.Secret) -> list[Volume]:
-        return [
-            # The generated configs hold the password: keep them in memory, never on
-            # the node's disk.
+    def _volumes(self, scripts: k8s.core.v1.ConfigMap, secrets: dict[str, k8s.core.v1.Secret]) -> list[Volume]:
+        volumes: list[Volume] = [
+            # The generated configs hold passwords: keep them in memory, never on the
+            # node's disk.
             {"name": "config", "empty_dir": {"medium": "Memory", "size_limit": "1Mi"}},
             {"name": "scripts", "config_map": {"name": scripts.metadata.name, "default_mode": 0o444}},
-            {"name": "password", "secret": {"secret_name": password_secret.metadata.name, "default_mode": 0o440}},
+            _users_volume("redis-users", secrets, REDIS_CONTAINER_FILES),
         ]
+        if self._failover:
+            volumes.append(_users_volume("sentinel-users", secrets, SENTINEL_CONTAINER_FILES))
+        return volumes
 
     def _data_claim(self) -> k8s.core.v1.PersistentVolumeClaimArgsDict:
         storage: k8s.core.v1.PersistentVolumeClaimSpecArgsDict = {

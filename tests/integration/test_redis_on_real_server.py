@@ -40,6 +40,7 @@ from support.redis_nodes import (
     PodNode,
     RedisNodes,
     RedisPods,
+    sha256,
     Node,
     Output,
     Secret,
@@ -246,7 +247,7 @@ def test_probe_hands_the_password_to_redis_cli_only_through_its_environment(
         result = collect(probe, secret=secret)
 
     assert not probe_argv_leaked and not cli_argv_leaked, "a probe command line shows the password"
-    assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.1", "-p", str(master.port), "PING"]
+    assert cli_argv.split() == ["redis-cli", "--user", "operator", "-h", "127.0.0.1", "-p", str(master.port), "PING"]
     assert f"REDISCLI_AUTH={PLACEHOLDER}" in cli_environ.split()
     assert (result.returncode, result.stderr) == (0, ""), "the probe passes once the pause ends"
     assert not result.leaked_password
@@ -254,8 +255,8 @@ def test_probe_hands_the_password_to_redis_cli_only_through_its_environment(
 
 def test_probe_fails_with_a_wrong_password(cluster: RedisNodes) -> None:
     wrong = Secret.generate()
-    wrong_file = wrong.write_to(cluster.workdir / "wrong-passwd")
-    result = cluster.master.probe("liveness", password_file=wrong_file, secret=wrong)
+    wrong_dir = cluster.users.copy_with(cluster.workdir / "wrong-users", operator=wrong.reveal())
+    result = cluster.master.probe("liveness", users_dir=wrong_dir, secret=wrong)
     assert result.returncode == 1
     assert "WRONGPASS" in result.stderr
     assert not result.leaked_password
@@ -263,7 +264,7 @@ def test_probe_fails_with_a_wrong_password(cluster: RedisNodes) -> None:
 
 def test_probes_fail_when_nothing_listens(cluster: RedisNodes) -> None:
     env = base_env()
-    env.update(REDIS_PASSWORD_FILE=str(cluster.password_file), REDIS_PORT=str(free_port()))
+    env.update(REDIS_USERS_DIR=str(cluster.users.directory), REDIS_PORT=str(free_port()))
     for mode in ("liveness", "readiness"):
         result = run(["dash", str(PROBE_SCRIPT), mode], secret=cluster.secret, env=env)
         assert result.returncode == 1
@@ -321,7 +322,15 @@ def test_generated_config_is_owner_only_and_authenticates_every_node(cluster: Re
     for node in cluster.nodes:
         assert node.config_file.stat().st_mode & 0o777 == 0o600, node
         lines = node.config_lines()
-        for directive in (f'requirepass "{PLACEHOLDER}"', f'masterauth "{PLACEHOLDER}"',
+        text = node.config_file.read_text()
+        # The users by the hashes of their passwords; in clear only the one Redis sends.
+        for user in ("journal", "sentinel", "operator"):
+            assert cluster.users.passwords[user].reveal() not in text, (node, user)
+        assert "user default off" in lines, node
+        assert not any(line.startswith("requirepass") for line in lines), node
+        for user, password in cluster.users.passwords.items():
+            assert any(line.startswith(f"user {user} on #{sha256(password)} ") for line in lines), (node, user)
+        for directive in ("masteruser replication", f'masterauth "{PLACEHOLDER}"',
                           "appendonly yes", 'save ""', f"maxmemory {node.maxmemory}",
                           "maxmemory-policy noeviction", f"port {node.port}", f'dir "{node.data_dir}"'):
             assert directive in lines, (node, directive)
@@ -336,16 +345,17 @@ def test_generated_config_is_owner_only_and_authenticates_every_node(cluster: Re
 
 def test_launch_fails_clearly_without_a_password_file(unstarted: RedisNodes) -> None:
     node = unstarted.master
-    missing = unstarted.workdir / "redis-passwd" / "absent"
-    result = launch(node, REDIS_PASSWORD_FILE=str(missing))
+    users = unstarted.users.copy_with(unstarted.workdir / "absent", operator=None)
+    missing = users / "operator"
+    result = launch(node, REDIS_USERS_DIR=str(users))
     assert_launch_refused(result, node, f"password file {missing} does not exist")
 
 
 def test_launch_fails_clearly_with_an_empty_password_file(unstarted: RedisNodes) -> None:
     node = unstarted.master
-    empty = unstarted.workdir / "redis-passwd" / "empty"
-    empty.write_text("\n")
-    result = launch(node, REDIS_PASSWORD_FILE=str(empty))
+    users = unstarted.users.copy_with(unstarted.workdir / "empty", replication="\n")
+    empty = users / "replication"
+    result = launch(node, REDIS_USERS_DIR=str(users))
     assert_launch_refused(result, node, f"password file {empty} is empty")
 
 
@@ -379,9 +389,10 @@ def test_launch_rejects_a_password_that_would_break_the_config_quoting(
 ) -> None:
     node = unstarted.master
     bad = Secret.around(breaker)
-    bad_file = bad.write_to(unstarted.workdir / "redis-passwd" / "bad")
-    result = launch(node, secret=bad, REDIS_PASSWORD_FILE=str(bad_file))
-    assert_launch_refused(result, node, "cannot be written safely into redis.conf")
+    users = unstarted.users.copy_with(unstarted.workdir / "bad", replication=None)
+    bad.write_to(users / "replication")
+    result = launch(node, secret=bad, REDIS_USERS_DIR=str(users))
+    assert_launch_refused(result, node, "cannot be written safely into a config")
 
 
 @pytest.mark.parametrize("port", ["tcp://10.0.0.1:6379", "0", "65536", "6379 "])
@@ -480,7 +491,7 @@ def test_every_pod_refuses_writes_without_a_replica_and_announces_its_name(senti
     for pod in sentinel_pods.pods:
         lines = pod.config_lines()
         for directive in ("min-replicas-to-write 1", "min-replicas-max-lag 10", f"replica-announce-ip {pod.host}",
-                          f'requirepass "{PLACEHOLDER}"', f'masterauth "{PLACEHOLDER}"', "appendonly yes"):
+                          "user default off", "masteruser replication", f'masterauth "{PLACEHOLDER}"', "appendonly yes"):
             assert directive in lines, (pod, directive)
 
 
@@ -493,7 +504,12 @@ def test_sentinel_config_is_owner_only_and_kept_by_sentinel(sentinel_pods: Redis
         assert pod.sentinel_config_file.stat().st_mode & 0o777 == 0o600, pod
         # Sentinel's rewrite drops the quotes of values that need none.
         lines = pod.secret.redact(pod.sentinel_config_file.read_text())[0].replace('"', "").splitlines()
-        for directive in (f"requirepass {PLACEHOLDER}", f"sentinel sentinel-pass {PLACEHOLDER}",
+        text = pod.sentinel_config_file.read_text()
+        for user in ("journal", "operator"):
+            assert pod.users_dir.joinpath(user).read_text() not in text, (pod, user)
+        assert not any(line.startswith("requirepass") for line in lines), pod
+        for directive in ("sentinel sentinel-user sentinel", f"sentinel sentinel-pass {PLACEHOLDER}",
+                          "sentinel auth-user journal sentinel",
                           f"sentinel auth-pass journal {PLACEHOLDER}", "sentinel resolve-hostnames yes",
                           "sentinel announce-hostnames yes", f"sentinel announce-ip {pod.host}",
                           f"sentinel myid {sentinel_id(pod.host)}",
@@ -523,8 +539,8 @@ def test_sentinel_probe_passes_with_the_password_and_fails_without_it(sentinel_p
         result = pod.probe("sentinel")
         assert (result.returncode, result.stderr) == (0, ""), pod
     wrong = Secret.generate()
-    wrong_file = wrong.write_to(sentinel_pods.workdir / "wrong-sentinel-passwd")
-    refused = sentinel_pods.pods[0].probe("sentinel", password_file=wrong_file, secret=wrong)
+    wrong_dir = sentinel_pods.users.copy_with(sentinel_pods.workdir / "wrong-users", operator=wrong.reveal())
+    refused = sentinel_pods.pods[0].probe("sentinel", users_dir=wrong_dir, secret=wrong)
     assert refused.returncode == 1 and "WRONGPASS" in refused.stderr
     env = sentinel_pods.pods[0].probe_env()
     env["REDIS_SENTINEL_PORT"] = str(free_port())
@@ -1116,9 +1132,9 @@ def test_a_pod_names_its_peers_after_pod_0_in_the_statefulsets_domain(unstarted:
     real = shutil.which("redis-cli")
     (shims / "redis-cli").write_text(
         "#!/bin/sh\n"
-        f"[ \"$2\" = 127.0.0.1 ] && exec {real} \"$@\"\n"
+        f"[ \"$4\" = 127.0.0.1 ] && exec {real} \"$@\"\n"
         f"printf '%s\\n' \"$*\" >> {record}\n"
-        "printf 'Could not connect to Redis at %s:%s: Name or service not known\\n' \"$2\" \"$4\"\n"
+        "printf 'Could not connect to Redis at %s:%s: Name or service not known\\n' \"$4\" \"$6\"\n"
         "exit 1\n"
     )
     (shims / "redis-cli").chmod(0o700)
@@ -1135,11 +1151,11 @@ def test_a_pod_names_its_peers_after_pod_0_in_the_statefulsets_domain(unstarted:
     assert launcher.returncode != 0, err
     asked = record.read_text().splitlines()
     assert asked[:2] == [
-        "-h redis-1.redis-write.journal.svc -p 26379 SENTINEL MASTER journal",
-        "-h redis-2.redis-write.journal.svc -p 26379 SENTINEL MASTER journal",
-    ], "every Sentinel is asked, by the pod's name"
-    assert f"-h redis-1.redis-write.journal.svc -p {node.port} INFO replication keyspace persistence memory" in asked
-    assert f"-h redis-2.redis-write.journal.svc -p {node.port} INFO replication keyspace persistence memory" in asked
+        "--user operator -h redis-1.redis-write.journal.svc -p 26379 SENTINEL MASTER journal",
+        "--user operator -h redis-2.redis-write.journal.svc -p 26379 SENTINEL MASTER journal",
+    ], "every Sentinel is asked, by the pod's name, as the operator"
+    assert f"--user operator -h redis-1.redis-write.journal.svc -p {node.port} INFO replication keyspace persistence memory" in asked
+    assert f"--user operator -h redis-2.redis-write.journal.svc -p {node.port} INFO replication keyspace persistence memory" in asked
     assert "pod(s) redis-1.redis-write.journal.svc redis-2.redis-write.journal.svc did not answer" in err
     assert "replica-announce-ip redis-0.redis-write.journal.svc" in node.config_lines()
 
@@ -1166,7 +1182,7 @@ def test_a_pod_asks_the_sentinels_with_the_password_only_in_redis_clis_environme
             commands.stop(launcher)
 
     assert not cli_argv_leaked, "redis-cli's command line shows the password"
-    assert cli_argv.split() == ["redis-cli", "-h", "127.0.0.2", "-p", str(sentinel_port),
+    assert cli_argv.split() == ["redis-cli", "--user", "operator", "-h", "127.0.0.2", "-p", str(sentinel_port),
                                 "SENTINEL", "MASTER", "journal"]
     assert f"REDISCLI_AUTH={PLACEHOLDER}" in cli_environ.split()
 
@@ -1187,3 +1203,67 @@ def test_launch_fails_clearly_on_an_election_setting_it_cannot_read(
     node = unstarted.master
     result = launch(node, **{name: value})
     assert_launch_refused(result, node, message)
+
+
+# --- users: each may do only its part ---------------------------------------------------
+
+FORBIDDEN_TO_THE_FRONTEND = [
+    ("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("EVAL", "return 1", "0"), ("KEYS", "*"),
+    ("REPLICAOF", "NO", "ONE"), ("SHUTDOWN", "NOSAVE"), ("DEBUG", "SLEEP", "0"), ("ACL", "LIST"),
+]
+
+
+def test_the_frontends_user_runs_the_journals_commands_on_its_keys_and_nothing_else(sentinel_pods: RedisPods) -> None:
+    master = sentinel_pods.wait_until_settled()
+    journal = sentinel_pods.users.passwords["journal"]
+    for command in FORBIDDEN_TO_THE_FRONTEND:
+        reply = master.cli_as("journal", journal, *command).reply
+        # DEBUG is refused to every user (enable-debug-command no) before the ACL is
+        # consulted: the ACL's own verdict is asked for it as for the others.
+        assert reply.startswith("NOPERM") or command[0] == "DEBUG", (command, reply)
+        verdict = master.cli("ACL", "DRYRUN", "journal", *command).reply
+        assert "no permissions" in verdict, (command, verdict)
+    assert master.cli_as("journal", journal, "GET", "other-key").reply.startswith("NOPERM"), "only the journal's keys"
+    assert master.cli_as("journal", journal, "INCR", "journal:next-id").reply.isdigit()
+    assert master.cli_as("journal", journal, "ZADD", "journal:entries", "1", "one").reply == "1"
+    assert master.cli_as("journal", journal, "ZREVRANGE", "journal:entries", "0", "-1").reply == "one"
+    assert master.cli_as("journal", journal, "WAIT", "1", "1000").reply in {"1", "2"}
+    assert master.role() == "master" and master.ping() == "PONG", "still the master, still running"
+    # At the Sentinels, it may ask for the master and nothing else.
+    assert "journal" in master.cli_as("journal", journal, "SENTINEL", "MASTERS", port=master.sentinel_port).reply
+    for command in (("SENTINEL", "FAILOVER", "journal"), ("SENTINEL", "SET", "journal", "quorum", "1"),
+                    ("SENTINEL", "REMOVE", "journal")):
+        reply = master.cli_as("journal", journal, *command, port=master.sentinel_port).reply
+        assert reply.startswith("NOPERM"), (command, reply)
+
+
+def test_default_is_off_on_every_server_and_sentinel(sentinel_pods: RedisPods) -> None:
+    sentinel_pods.wait_until_settled()
+    pod = sentinel_pods.pods[0]
+    for port in (pod.port, pod.sentinel_port):
+        refused = pod.cli_as("default", Secret.generate(), "PING", port=port)
+        assert "WRONGPASS" in refused.stderr and refused.reply.startswith("NOAUTH"), (port, refused)
+        no_user = run(["redis-cli", "-h", pod.address, "-p", str(port), "PING"], secret=pod.secret, env=base_env())
+        assert no_user.reply.startswith("NOAUTH"), (port, no_user.reply)
+
+
+def test_replicas_sync_as_the_replication_user_which_may_do_nothing_else(sentinel_pods: RedisPods) -> None:
+    master = sentinel_pods.wait_until_settled()
+    replication = sentinel_pods.users.passwords["replication"]
+    clients = master.cli("CLIENT", "LIST", "TYPE", "replica").reply.splitlines()
+    assert clients and all(" user=replication " in f" {line} " for line in clients), clients
+    for command in (("GET", "journal:next-id"), ("INFO",), ("FLUSHALL",), ("REPLICAOF", "NO", "ONE")):
+        assert master.cli_as("replication", replication, *command).reply.startswith("NOPERM"), command
+
+
+def test_sentinels_watch_the_servers_as_the_sentinel_user(sentinel_pods: RedisPods) -> None:
+    master = sentinel_pods.wait_until_settled()
+    users = {field.split("=", 1)[1] for line in master.cli("CLIENT", "LIST", "TYPE", "normal").reply.splitlines()
+             for field in line.split() if field.startswith("user=")}
+    assert "sentinel" in users and "default" not in users, users
+    sentinel = sentinel_pods.users.passwords["sentinel"]
+    for command in (("GET", "journal:next-id"), ("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1")):
+        assert master.cli_as("sentinel", sentinel, *command).reply.startswith("NOPERM"), command
+    operator = sentinel_pods.users.passwords["operator"]
+    for command in (("SET", "journal:next-id", "1"), ("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("ACL", "LIST")):
+        assert master.cli_as("operator", operator, *command).reply.startswith("NOPERM"), command

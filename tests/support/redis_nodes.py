@@ -16,6 +16,7 @@ hold the raw value in a local variable hide their frame from tracebacks.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -123,23 +124,67 @@ class Output:
         return self.stdout.strip()
 
 
-def argv_recorder(directory: Path) -> Path:
+#: The users the scripts define on every server (components/redis-common.sh).
+USERS = ("journal", "replication", "sentinel", "operator")
+#: The tests' own user, on the servers they start only: every command on every key, to
+#: set up and inspect what the scripts' users may not (CONFIG SET, arbitrary keys).
+HARNESS_USER = "harness"
+
+
+def sha256(secret: Secret) -> str:
+    __tracebackhide__ = True
+    return hashlib.sha256(secret.reveal().encode()).hexdigest()
+
+
+class Users:
+    """A password per user, written as the mounted Secrets hold them: in `directory`,
+    <user> holds the password and <user>.sha256 its hash. `secret` redacts every one of
+    them (and the harness's, whose password it reveals)."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700)
+        self.directory = directory
+        self.passwords = {user: Secret.generate() for user in USERS}
+        self.harness = Secret.generate()
+        self.secret = Secret(self.harness.reveal(), fragments=[p.reveal() for p in self.passwords.values()])
+        for user, password in self.passwords.items():
+            password.write_to(directory / user)
+            (directory / f"{user}.sha256").write_text(sha256(password) + "\n")
+
+    def file(self, user: str) -> Path:
+        return self.directory / user
+
+    def copy_with(self, directory: Path, **passwords: Optional[str]) -> Path:
+        """A copy of the users' directory in `directory`, with the password file of each
+        user named replaced by that text (None: removed)."""
+        shutil.copytree(self.directory, directory)
+        for user, text in passwords.items():
+            (directory / user).unlink()
+            if text is not None:
+                (directory / user).write_text(text)
+        return directory
+
+
+def argv_recorder(directory: Path, harness: Optional[Secret] = None) -> Path:
     """A `redis-server` that writes its argv to $REDIS_ARGV_RECORD, then execs the real one.
 
     Redis overwrites its argv with a process title ("redis-server 127.0.0.1:6379")
     right after it starts, so /proc/<pid>/cmdline of a running server cannot show
     what the launch script passed; this records it on the way, one argument a line.
+    With `harness`, the real one also gets the tests' own user (HARNESS_USER, that
+    password's hash only), after what is recorded.
     """
     real = shutil.which("redis-server")
     if real is None:
         require_binaries()
     directory.mkdir(mode=0o700, exist_ok=True)
     shim = directory / "redis-server"
+    extra = f" --user {HARNESS_USER} on '#{sha256(harness)}' '~*' '&*' '+@all'" if harness else ""
     shim.write_text(
         "#!/bin/sh\n"
         "printf '%s\\n' \"$@\" >> \"$REDIS_ARGV_RECORD\"\n"
         "printf -- '--\\n' >> \"$REDIS_ARGV_RECORD\"\n"
-        f"exec {real} \"$@\"\n"
+        f"exec {real} \"$@\"{extra}\n"
     )
     shim.chmod(0o700)
     return directory
@@ -197,6 +242,11 @@ def parse_info(text: str) -> dict[str, str]:
     return fields
 
 
+def user_args(auth: bool = True) -> list[str]:
+    """redis-cli's arguments naming the tests' own user (none without authentication)."""
+    return ["--user", HARNESS_USER] if auth else []
+
+
 def read_proc(pid: int, name: str, secret: Secret) -> tuple[str, bool]:
     """/proc/<pid>/<name> as text (NULs shown as spaces), redacted, plus the leak flag."""
     raw = Path(f"/proc/{pid}/{name}").read_bytes()
@@ -206,11 +256,11 @@ def read_proc(pid: int, name: str, secret: Secret) -> tuple[str, bool]:
 class Node:
     """One Redis pod: its directories, its launch environment, its process."""
 
-    def __init__(self, workdir: Path, name: str, secret: Secret, password_file: Path,
+    def __init__(self, workdir: Path, name: str, secret: Secret, users_dir: Path,
                  master: Optional["Node"] = None, shim_dir: Optional[Path] = None) -> None:
         self.name = name
         self.secret = secret
-        self.password_file = password_file
+        self.users_dir = users_dir
         self.master = master
         self.home = workdir / name
         self.data_dir = self.home / "data"
@@ -250,7 +300,7 @@ class Node:
             env["REDIS_ARGV_RECORD"] = str(self.argv_record)
         env.update(
             HOSTNAME=self.name,
-            REDIS_PASSWORD_FILE=str(self.password_file),
+            REDIS_USERS_DIR=str(self.users_dir),
             REDIS_PORT=str(self.port),
             REDIS_BIND="127.0.0.1",
             REDIS_DATA_DIR=str(self.data_dir),
@@ -319,10 +369,21 @@ class Node:
         return env
 
     def cli(self, *args: str, auth: bool = True, stdin: Optional[str] = None) -> Output:
-        """redis-cli against this node; the password, if any, only in its environment."""
+        """redis-cli against this node as the tests' own user; the password, if any, only
+        in its environment."""
         __tracebackhide__ = True
-        return run(["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *args],
+        return run(["redis-cli", *user_args(auth), "-h", "127.0.0.1", "-p", str(self.port), *args],
                    secret=self.secret, env=self.cli_env(auth), stdin=stdin)
+
+    def cli_as(self, user: str, password: Secret, *args: str, port: Optional[int] = None) -> Output:
+        """redis-cli against this node (or its `port`) as `user`."""
+        __tracebackhide__ = True
+        return run(["redis-cli", "--user", user, "-h", self.cli_host, "-p", str(port or self.port), *args],
+                   secret=self.secret, env=self.cli_env(secret=password))
+
+    @property
+    def cli_host(self) -> str:
+        return "127.0.0.1"
 
     def ping(self) -> str:
         return self.cli("PING").reply
@@ -330,20 +391,20 @@ class Node:
     def info(self, section: str) -> dict[str, str]:
         return parse_info(self.cli("INFO", section).stdout)
 
-    def probe_env(self, password_file: Optional[Path] = None) -> dict[str, str]:
+    def probe_env(self, users_dir: Optional[Path] = None) -> dict[str, str]:
         env = base_env()
-        env.update(REDIS_PASSWORD_FILE=str(password_file or self.password_file),
+        env.update(REDIS_USERS_DIR=str(users_dir or self.users_dir),
                    REDIS_PORT=str(self.port))
         return env
 
-    def probe(self, mode: str, password_file: Optional[Path] = None,
+    def probe(self, mode: str, users_dir: Optional[Path] = None,
               secret: Optional[Secret] = None) -> Output:
         """Run the real probe script with dash, as the kubelet would in the pod.
 
-        `secret` is the password in `password_file`, for redaction (default: the node's).
+        `secret` redacts the passwords in `users_dir` (default: the node's).
         """
         return run(["dash", str(PROBE_SCRIPT), mode], secret=secret or self.secret,
-                   env=self.probe_env(password_file))
+                   env=self.probe_env(users_dir))
 
     def config_lines(self) -> list[str]:
         """The generated config file, line by line, with the password redacted."""
@@ -358,15 +419,15 @@ class RedisNodes:
         StatefulSet tells pod 0, and they start first, as they may on Kubernetes."""
         self._tmp = tempfile.TemporaryDirectory(prefix="journal-redis-")
         self.workdir = Path(self._tmp.name)
-        self.secret = Secret.generate()
-        secrets_dir = self.workdir / "redis-passwd"
-        secrets_dir.mkdir(mode=0o700)
-        self.password_file = self.secret.write_to(secrets_dir / "passwd")
-        shims = argv_recorder(self.workdir / "bin")
-        self.master = Node(self.workdir, "redis-0", self.secret, self.password_file,
+        self.users = Users(self.workdir / "redis-users")
+        self.secret = self.users.secret
+        #: The frontend's: the journal user's password.
+        self.password_file = self.users.file("journal")
+        self.shims = shims = argv_recorder(self.workdir / "bin", self.users.harness)
+        self.master = Node(self.workdir, "redis-0", self.secret, self.users.directory,
                            shim_dir=shims)
         self.replicas = [
-            Node(self.workdir, f"redis-{i}", self.secret, self.password_file,
+            Node(self.workdir, f"redis-{i}", self.secret, self.users.directory,
                  master=self.master, shim_dir=shims)
             for i in range(1, replicas + 1)
         ]
@@ -513,9 +574,9 @@ class PodNode(Node):
     """One pod of a StatefulSet with Sentinels: its Redis and its Sentinel, each a
     process group of its own, as the pod's two containers."""
 
-    def __init__(self, workdir: Path, ordinal: int, secret: Secret, password_file: Path, *,
+    def __init__(self, workdir: Path, ordinal: int, secret: Secret, users_dir: Path, *,
                  pods: int, port: int, sentinel_port: int, shim_dir: Optional[Path] = None) -> None:
-        super().__init__(workdir, f"redis-{ordinal}", secret, password_file, shim_dir=shim_dir)
+        super().__init__(workdir, f"redis-{ordinal}", secret, users_dir, shim_dir=shim_dir)
         self.ordinal = ordinal
         self.pods = pods
         self.address = pod_address(ordinal)
@@ -595,12 +656,16 @@ class PodNode(Node):
 
     def cli(self, *args: str, auth: bool = True, stdin: Optional[str] = None) -> Output:
         __tracebackhide__ = True
-        return run(["redis-cli", "-h", self.address, "-p", str(self.port), *args],
+        return run(["redis-cli", *user_args(auth), "-h", self.address, "-p", str(self.port), *args],
                    secret=self.secret, env=self.cli_env(auth), stdin=stdin)
+
+    @property
+    def cli_host(self) -> str:
+        return self.address
 
     def sentinel_cli(self, *args: str, auth: bool = True) -> Output:
         __tracebackhide__ = True
-        return run(["redis-cli", "-h", self.address, "-p", str(self.sentinel_port), *args],
+        return run(["redis-cli", *user_args(auth), "-h", self.address, "-p", str(self.sentinel_port), *args],
                    secret=self.secret, env=self.cli_env(auth))
 
     def role(self, timeout: float = 1.0) -> str:
@@ -608,7 +673,7 @@ class PodNode(Node):
         stopped one never does)."""
         __tracebackhide__ = True
         try:
-            reply = run(["redis-cli", "-h", self.address, "-p", str(self.port), "INFO", "replication"],
+            reply = run(["redis-cli", *user_args(), "-h", self.address, "-p", str(self.port), "INFO", "replication"],
                         secret=self.secret, env=self.cli_env(), timeout=timeout)
         except commands.CommandFailed:
             return ""
@@ -636,8 +701,8 @@ class PodNode(Node):
         rows = self.sentinel_table("MASTER", "journal")
         return rows[0] if rows else {}
 
-    def probe_env(self, password_file: Optional[Path] = None) -> dict[str, str]:
-        env = super().probe_env(password_file)
+    def probe_env(self, users_dir: Optional[Path] = None) -> dict[str, str]:
+        env = super().probe_env(users_dir)
         env.update(REDIS_PODS=str(self.pods), REDIS_SENTINEL_PORT=str(self.sentinel_port),
                    REDIS_LOCAL_HOST=self.address)
         return env
@@ -658,15 +723,13 @@ class RedisPods:
     def __init__(self, count: int = 3) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="journal-redis-pods-")
         self.workdir = Path(self._tmp.name)
-        self.secret = Secret.generate()
-        secrets_dir = self.workdir / "redis-passwd"
-        secrets_dir.mkdir(mode=0o700)
-        self.password_file = self.secret.write_to(secrets_dir / "passwd")
-        shims = argv_recorder(self.workdir / "bin")
+        self.users = Users(self.workdir / "redis-users")
+        self.secret = self.users.secret
+        shims = argv_recorder(self.workdir / "bin", self.users.harness)
         addresses = [pod_address(i) for i in range(count)]
         port = port_free_on(addresses)
         sentinel_port = port_free_on(addresses, taken=(port,))
-        self.pods = [PodNode(self.workdir, i, self.secret, self.password_file, pods=count, port=port,
+        self.pods = [PodNode(self.workdir, i, self.secret, self.users.directory, pods=count, port=port,
                              sentinel_port=sentinel_port, shim_dir=shims) for i in range(count)]
 
     def start(self, pods: Optional[Sequence[PodNode]] = None) -> "RedisPods":

@@ -60,9 +60,13 @@ def redis_cluster(settings: RedisSettings) -> RedisCluster:
 def test_redis_generates_an_alphanumeric_password_of_the_configured_length():
     settings = settings_for(redisPasswordLength=48).redis
     deployed = build(lambda: redis_cluster(settings))
-    (password,) = deployed.of_type("random:index/randomPassword:RandomPassword")
-    assert password.state["length"] == 48
-    assert password.state["special"] is False
+    passwords = deployed.of_type("random:index/randomPassword:RandomPassword")
+    # One per user: journal (the frontend), replication, sentinel, operator.
+    assert len(passwords) == 4
+    assert len({password.state["result"] for password in passwords}) == 4
+    for password in passwords:
+        assert password.state["length"] == 48
+        assert password.state["special"] is False
 
 
 def test_redis_runs_the_configured_number_of_pods_on_the_configured_storage():
@@ -109,6 +113,7 @@ def fake_redis() -> RedisConnection:
     return RedisConnection(
         read_host=pulumi.Output.from_input("redis.ns.svc"),
         port=6379,
+        username="journal",
         password_secret_name=pulumi.Output.from_input("redis-password"),
         password_secret_key="passwd",
         write_host=pulumi.Output.from_input("redis-0.redis-write.ns.svc"),

@@ -1,6 +1,7 @@
 """The whole program, run under mocks with the real Pulumi.dev.yaml and Pulumi.prod.yaml:
 every object it emits is valid Kubernetes, and the objects fit together."""
 
+import hashlib
 import re
 import sys
 
@@ -225,18 +226,81 @@ def secret_resource(deployed, name: str) -> Registered:
     return secret
 
 
-@pytest.mark.parametrize("password_name, secret_name, key", [
-    ("redis-password", "redis-password", "passwd"),
-    ("frontend-write-credential", "frontend-write-credential", "credential"),
-])
-def test_each_generated_secret_is_kept_as_a_secret_in_a_secret_of_its_own(deployed, password_name, secret_name, key):
-    password = generated(deployed, password_name)
-    secret = secret_resource(deployed, secret_name)
+def test_the_write_credential_is_generated_and_kept_as_a_secret_in_a_secret_of_its_own(deployed):
+    password = generated(deployed, "frontend-write-credential")
+    secret = secret_resource(deployed, "frontend-write-credential")
     assert is_secret(secret.state["stringData"])
-    assert secret.manifest()["stringData"] == {key: password.state["result"]}
+    assert secret.manifest()["stringData"] == {"credential": password.state["result"]}
     assert password.state["length"] >= 32
     assert password.state["special"] is False
-    assert len(deployed.of_type("random:index/randomPassword:RandomPassword")) == len(deployed.objects("Secret")) == 2
+REDIS_USERS = {"journal", "replication", "sentinel", "operator"}
+
+
+def redis_user_secrets(deployed) -> dict:
+    """Each Redis user's Secret resource, by the user it belongs to."""
+    secrets = [r for r in deployed.resources if r.type == "kubernetes:core/v1:Secret"
+               and "journal-iac/redis-user" in r.manifest()["metadata"].get("annotations", {})]
+    return {secret.manifest()["metadata"]["annotations"]["journal-iac/redis-user"]: secret for secret in secrets}
+
+
+def test_each_redis_user_has_a_generated_password_in_a_secret_of_its_own_with_its_hash(deployed):
+    passwords = [p for p in deployed.of_type("random:index/randomPassword:RandomPassword")
+                 if p.name != "frontend-write-credential"]
+    secrets = redis_user_secrets(deployed)
+    assert set(secrets) == REDIS_USERS
+    results = {password.state["result"] for password in passwords}
+    assert len(results) == len(passwords) == len(REDIS_USERS)
+    for user, secret in secrets.items():
+        assert is_secret(secret.state["stringData"]), user
+        data = secret.manifest()["stringData"]
+        assert set(data) == {"passwd", "sha256"}, user
+        assert data["passwd"] in results, user
+        assert data["sha256"] == hashlib.sha256(data["passwd"].encode()).hexdigest(), user
+    # The frontend's keeps the name its Secret had before users.
+    assert secrets["journal"].manifest()["metadata"]["name"] == "redis-password"
+    assert len({secret.manifest()["stringData"]["passwd"] for secret in secrets.values()}) == len(REDIS_USERS)
+    assert all(password.state["length"] >= 32 for password in passwords)
+
+
+def users_directory(deployed, container: dict) -> dict[str, str]:
+    """What a Redis pod's container finds in its users' directory: each file's path, with
+    the user whose Secret it comes from and the key, as "user/key"."""
+    spec = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/redis-users"]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    by_name = {secret.manifest()["metadata"]["name"]: user for user, secret in redis_user_secrets(deployed).items()}
+    assert volume["projected"]["defaultMode"] == 0o440
+    files = {}
+    for source in volume["projected"]["sources"]:
+        user = by_name[source["secret"]["name"]]
+        for item in source["secret"]["items"]:
+            files[item["path"]] = f"{user}/{item['key']}"
+    return files
+
+
+def test_redis_containers_mount_the_passwords_they_send_and_the_hashes_of_the_rest(deployed):
+    spec = deployed.object("StatefulSet", "redis")["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in spec["containers"]}
+    hashes = {f"{user}.sha256": f"{user}/sha256" for user in REDIS_USERS}
+    assert env_of(containers["redis"])["REDIS_USERS_DIR"] == "/etc/redis-users"
+    assert users_directory(deployed, containers["redis"]) == {
+        **hashes, "operator": "operator/passwd", "replication": "replication/passwd"}
+    if fails_over(deployed):
+        assert env_of(containers["sentinel"])["REDIS_USERS_DIR"] == "/etc/redis-users"
+        del hashes["replication.sha256"]
+        assert users_directory(deployed, containers["sentinel"]) == {
+            **hashes, "operator": "operator/passwd", "sentinel": "sentinel/passwd"}
+    else:
+        assert set(containers) == {"redis"}
+    # No container is handed a password in its environment.
+    for container in spec["containers"]:
+        assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container.get("env", []))
+
+
+def test_every_generated_secret_has_a_secret_of_its_own_and_no_other_secret_exists(deployed):
+    assert len(deployed.of_type("random:index/randomPassword:RandomPassword")) == len(REDIS_USERS) + 1
+    assert len(deployed.objects("Secret")) == len(REDIS_USERS) + 1
 
 
 def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(deployed):
@@ -251,18 +315,21 @@ def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(d
     assert scripts["configMap"]["name"] in generated
 
 
-@pytest.mark.parametrize("secret_name, directory, variable, file", [
-    ("redis-password", "/etc/redis-passwd", "REDIS_PASSWORD_FILE", "/etc/redis-passwd/passwd"),
-    ("frontend-write-credential", "/etc/journal-write", "WRITE_CREDENTIAL_FILE", "/etc/journal-write/credential"),
+@pytest.mark.parametrize("secret_name, directory, variable, file, items", [
+    ("redis-password", "/etc/redis-passwd", "REDIS_PASSWORD_FILE", "/etc/redis-passwd/passwd",
+     # Its Redis user's password alone: not even its hash beside it in the Secret.
+     [{"key": "passwd", "path": "passwd"}]),
+    ("frontend-write-credential", "/etc/journal-write", "WRITE_CREDENTIAL_FILE", "/etc/journal-write/credential", None),
 ])
 def test_the_frontend_reads_each_secret_from_a_read_only_file_it_is_told_of(deployed, secret_name, directory,
-                                                                           variable, file):
+                                                                           variable, file, items):
     frontend = deployed.object("Deployment", "frontend")["spec"]["template"]["spec"]
     (volume,) = [v for v in frontend["volumes"] if v.get("secret", {}).get("secretName") == secret_name]
     (container,) = frontend["containers"]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
     assert mount == {"name": volume["name"], "mountPath": directory, "readOnly": True}
     assert env_of(container)[variable] == file
+    assert volume["secret"].get("items") == items
 
 
 def test_no_secret_value_reaches_an_environment_variable(deployed):
@@ -290,6 +357,7 @@ def test_the_frontend_is_told_where_to_read_and_write(deployed):
     namespace = deployed.objects("Namespace")[0]["metadata"]["name"]
     assert env["REDIS_READ_HOST"] == f"redis.{namespace}.svc"
     assert env["REDIS_PASSWORD_FILE"] == "/etc/redis-passwd/passwd"
+    assert env["REDIS_USERNAME"] == "journal"
     if not fails_over(deployed):
         assert env["REDIS_WRITE_HOST"] == f"redis-0.redis-write.{namespace}.svc"
         assert "REDIS_SENTINELS" not in env
@@ -468,9 +536,11 @@ def test_the_redis_config_which_holds_the_password_never_touches_the_nodes_disk(
 
 def test_password_files_are_readable_by_their_owner_and_group_only(deployed):
     modes = {
-        name: [v["secret"]["defaultMode"] for v in spec["volumes"] if "secret" in v] for name, spec in pod_specs(deployed)
+        name: [(v.get("secret") or v.get("projected"))["defaultMode"] for v in spec["volumes"] if "secret" in v or "projected" in v]
+        for name, spec in pod_specs(deployed)
     }
-    assert modes == {"frontend": [0o440, 0o440], "redis": [0o440], "fileserver": []}
+    redis_volumes = 2 if fails_over(deployed) else 1
+    assert modes == {"frontend": [0o440, 0o440], "redis": [0o440] * redis_volumes, "fileserver": []}
 
 
 def test_http_probes_ask_each_tiers_health_endpoint(deployed):
@@ -702,11 +772,13 @@ def test_the_sentinels_answer_the_frontend_and_each_other_where_they_run(deploye
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def test_outputs_name_the_service_and_never_the_password(deployed):
-    password = generated(deployed, "redis-password")
+def test_outputs_name_the_service_and_never_a_redis_password(deployed):
+    passwords = [p for p in deployed.of_type("random:index/randomPassword:RandomPassword")
+                 if p.name != "frontend-write-credential"]
     assert deployed.outputs["url"].startswith("https://")
     assert set(deployed.outputs) >= {"url", "namespace", "frontendService", "fileserverService"}
-    assert all(password.state["result"] not in str(value) for value in deployed.outputs.values())
+    for password in passwords:
+        assert all(password.state["result"] not in str(value) for value in deployed.outputs.values())
 
 
 def test_the_documented_rotation_replaces_the_credential_the_program_generates(deployed):
