@@ -34,23 +34,30 @@ MASTER_NAME=journal
 #   journal      the frontend: the commands store.py sends, on the journal's keys only.
 #                INFO is for the replicas in step before WAIT (every section comes with
 #                it: ACL cannot split INFO).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ACL_JOURNAL='resetkeys ~journal:* resetchannels -@all +watch +get +multi +incr +zadd +exec +zremrangebyscore +info +wait +zrevrange +zrangebyscore'
 #   replication  a replica on its master (masteruser): the replication handshake and stream.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ACL_REPLICATION='resetkeys resetchannels -@all +psync +replconf +ping'
 #   sentinel     a Sentinel on the servers it watches, as the Redis documentation lists
 #                it ("ACL rules for Sentinel"): INFO and ROLE to watch, its hello channel,
 #                SLAVEOF, CONFIG REWRITE and CLIENT KILL in MULTI/EXEC to fail over.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ACL_SENTINEL='resetkeys resetchannels &__sentinel__:hello -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill'
 #   operator     these scripts and the probe: PING and INFO, REPLICAOF to take a role,
 #                CLIENT PAUSE/UNPAUSE for the hand-over, and a read-only script (EVAL_RO)
 #                reading every key's length for the election; nothing that writes a key.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 ACL_OPERATOR='resetkeys %R~* resetchannels -@all +ping +info +replicaof +client|pause +client|unpause +eval_ro +scan +type +zcard +strlen +llen +scard +hlen +xlen'
 # On every Sentinel:
 #   journal      the frontend asks for the master (SENTINEL MASTERS), nothing else.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SENTINEL_ACL_JOURNAL='resetchannels -@all +sentinel|masters'
 #   sentinel     the other Sentinels (sentinel-user): PING, the hello messages, votes.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SENTINEL_ACL_SENTINEL='resetchannels &__sentinel__:hello -@all +ping +publish +sentinel|is-master-down-by-addr +client|setname'
 #   operator     these scripts and the probe: whom the Sentinels name, and a failover.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SENTINEL_ACL_OPERATOR='resetchannels -@all +ping +sentinel|master +sentinel|get-master-addr-by-name +sentinel|failover'
 # The user these scripts and the probe authenticate as.
 OPERATOR=operator

@@ -379,15 +379,14 @@ def test_503_in_bounded_time_when_redis_accepts_but_never_answers(cluster: Redis
 def test_the_api_follows_a_rotated_password(tmp_path: Path) -> None:
     require_binaries()
     with RedisNodes(replicas=0) as cluster:
-        master, old, new = cluster.master, cluster.secret, Secret.generate()
+        master, old, new = cluster.master, cluster.users.passwords["journal"], Secret.generate()
         password_file = write_password(tmp_path / "secret", old, trailing_newline=True)
         with Api(tmp_path, password_file, [old, new], write_host=MASTER, read_host=MASTER,
                  redis_port=master.port) as api:
             before = api.post_text("before the rotation")
 
-            # The password changes in Redis first; through stdin, never in argv.
-            assert master.cli(stdin=f"CONFIG SET requirepass {new.reveal()}\n").reply == "OK"
-            master.secret = new
+            # The journal user's password changes in Redis first; through stdin, never in argv.
+            assert master.cli(stdin=f"ACL SETUSER journal resetpass >{new.reveal()}\n").reply == "OK"
             # As a Redis restart would, drop the connections the API holds.
             master.cli("CLIENT", "KILL", "TYPE", "normal")
             refused = api.request("POST", "/api", b"while the file is stale", TEXT_PLAIN)
@@ -402,15 +401,16 @@ def test_the_api_follows_a_rotated_password(tmp_path: Path) -> None:
             api.log_text()  # asserts neither password is in the log
 
 
-def test_a_password_file_still_empty_is_read_again_when_redis_answers_noauth(clean: RedisNodes,
-                                                                            tmp_path: Path) -> None:
+def test_a_password_file_still_empty_is_read_again_when_redis_refuses_it(clean: RedisNodes,
+                                                                tmp_path: Path) -> None:
     secret_dir = tmp_path / "secret"
     secret_dir.mkdir()
-    (secret_dir / "passwd").write_text("")  # the Secret not filled in yet: no AUTH is sent
+    (secret_dir / "passwd").write_text("")  # the Secret not filled in yet
     with Api(tmp_path, secret_dir / "passwd", [clean.secret], redis_port=clean.master.port) as api:
         refused = api.request("POST", "/api", b"before the password", TEXT_PLAIN)
-        assert refused.status == 503 and "(NOAUTH)" in refused.error, refused.body
-        write_password(secret_dir, clean.secret)
+        # With a user, AUTH goes with the empty password, and is refused.
+        assert refused.status == 503 and "(WRONGPASS)" in refused.error, refused.body
+        write_password(secret_dir, clean.users.passwords["journal"])
         entry = api.post_text("once the file holds it")
         assert stored_entries(clean.master) == [entry]
         api.log_text()  # asserts the password is not in the log
@@ -650,7 +650,7 @@ def test_runs_as_a_non_root_user_that_can_write_nothing(clean: RedisNodes, tmp_p
         top.chmod(0o755)  # for the other uid to get in; the directory stays root's
         shutil.copytree(API_SOURCE / "journal_api", top / "journal_api",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        password_file = write_password(top / "secret", clean.secret)
+        password_file = write_password(top / "secret", clean.users.passwords["journal"])
         root = os.geteuid() == 0
         prefix = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"] if root else []
         api = Api(tmp_path, password_file, [clean.secret], redis_port=clean.master.port, cwd=top,
@@ -1014,3 +1014,16 @@ def test_a_write_follows_a_demoted_master_to_its_successor_before_the_sentinels_
 
         assert after["id"] == before["id"] + 1
         assert stored_entries(successor) == [before, after]
+
+
+def test_the_api_authenticates_as_its_user_and_redis_refuses_it_without(clean: RedisNodes, tmp_path: Path) -> None:
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port) as api:
+        entry = api.post_text("as the journal user")
+        assert stored_entries(clean.master) == [entry]
+        users = {field.split("=", 1)[1] for line in clean.master.cli("CLIENT", "LIST", "TYPE", "normal").reply.splitlines()
+                 for field in line.split() if field.startswith("user=")}
+        assert "journal" in users, users
+    # The same password without the user name is the `default` user's, which is off.
+    with Api(tmp_path, clean.password_file, [clean.secret], redis_port=clean.master.port, username="") as api:
+        refused = api.request("POST", "/api", b"as nobody", TEXT_PLAIN)
+        assert refused.status == 503 and "(WRONGPASS)" in refused.error, refused.body

@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 import pytest
 
 from localcluster import commands, polling
-from support.redis_nodes import Node, Output, RedisNodes, Secret, base_env, free_port, run, wait_for
+from support.redis_nodes import Node, Output, RedisNodes, Secret, base_env, free_port, run, user_args, wait_for
 
 #: The reference frontend image's source: `python -m journal_api` runs from here.
 API_SOURCE = Path(__file__).resolve().parents[2] / "images" / "journal-api"
@@ -84,8 +84,11 @@ class Api:
     def __init__(self, workdir: Path, password_file: Path, secrets: Sequence[Secret], *,
                  write_host: str = MASTER, read_host: str = REPLICA, redis_port: int,
                  entries: int = ENTRIES, cwd: Path = API_SOURCE, prefix: Sequence[str] = (),
-                 extra_env: Mapping[str, str] = {}, credential_dir: Path | None = None) -> None:
+                 extra_env: Mapping[str, str] = {}, credential_dir: Path | None = None,
+                 username: str = "journal") -> None:
         self.password_file = password_file
+        #: The Redis user the API authenticates as (REDIS_USERNAME; empty: none, the password alone).
+        self.username = username
         #: What POST and DELETE present, as the mounted Secret holds it.
         self.write_credential = Secret.generate()
         self.write_credential_file = self.write_credential.write_to(
@@ -118,6 +121,7 @@ class Api:
             "REDIS_PASSWORD_FILE": str(self.password_file),
             "WRITE_CREDENTIAL_FILE": str(self.write_credential_file),
             **UNLIMITED_WRITES,
+            **({"REDIS_USERNAME": self.username} if self.username else {}),
             "LISTEN_HOST": "127.0.0.1",
             "PORT": str(self.port),
             **self.extra_env,
@@ -221,9 +225,9 @@ class Api:
 class AliasNode(Node):
     """A node bound to another loopback address, on a port chosen for it."""
 
-    def __init__(self, workdir: Path, name: str, secret: Secret, password_file: Path, *,
-                 master: Node | None = None, address: str, port: int) -> None:
-        super().__init__(workdir, name, secret, password_file, master=master)
+    def __init__(self, workdir: Path, name: str, secret: Secret, users_dir: Path, *,
+                 master: Node | None = None, address: str, port: int, shim_dir: Path | None = None) -> None:
+        super().__init__(workdir, name, secret, users_dir, master=master, shim_dir=shim_dir)
         self.address, self.port = address, port
 
     def launch_env(self) -> dict[str, str]:
@@ -231,13 +235,18 @@ class AliasNode(Node):
 
     def cli(self, *args: str, auth: bool = True, stdin: str | None = None) -> Output:
         __tracebackhide__ = True
-        return run(["redis-cli", "-h", self.address, "-p", str(self.port), *args],
+        return run(["redis-cli", *user_args(auth), "-h", self.address, "-p", str(self.port), *args],
                    secret=self.secret, env=self.cli_env(auth), stdin=stdin)
+
+    @property
+    def cli_host(self) -> str:
+        return self.address
 
 
 def master_and_replica() -> RedisNodes:
     """A cluster (not started) of a master on MASTER and its replica on REPLICA, one port."""
     cluster = RedisNodes(replicas=0)
-    cluster.replicas.append(AliasNode(cluster.workdir, "redis-1", cluster.secret, cluster.password_file,
-                                      master=cluster.master, address=REPLICA, port=cluster.master.port))
+    cluster.replicas.append(AliasNode(cluster.workdir, "redis-1", cluster.secret, cluster.users.directory,
+                                      master=cluster.master, address=REPLICA, port=cluster.master.port,
+                                      shim_dir=cluster.shims))
     return cluster

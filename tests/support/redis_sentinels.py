@@ -4,10 +4,12 @@ master of a `RedisNodes` cluster, for tests.
 Each Sentinel gets a minimal sentinel.conf of its own, in a private directory of the
 cluster's temporary directory (Sentinel rewrites the file as it learns): it monitors the
 master as `journal` with quorum 2 and judges a master down after 1000 ms without an
-answer; the cluster's password is its own (requirepass), the one it gives the other
-Sentinels (sentinel-pass) and the one it gives Redis (auth-pass). The file is the only
-place the password is written to; clients (`redis-cli`) get it through REDISCLI_AUTH,
-and everything they print is redacted (support.redis_nodes.run).
+answer. Its users are those of components/redis-sentinel.sh, with the rules that
+components/redis-common.sh defines (`default` off; `journal`, which the frontend asks
+as; `sentinel`, which it gives the other Sentinels and the Redis servers), plus the
+tests' own. The file is the only place a password is written to; clients (`redis-cli`)
+get it through REDISCLI_AUTH, and everything they print is redacted
+(support.redis_nodes.run).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Optional
 
 from support.loopback import free_port
 from localcluster import commands, polling
-from support.redis_nodes import Node, Output, RedisNodes, Secret, base_env, require_binaries, run, wait_for
+from support.redis_nodes import (ROOT, HARNESS_USER, Node, Output, RedisNodes, Users, base_env, require_binaries, run,
+                                 sha256, wait_for)
 
 MASTER_NAME = "journal"
 QUORUM = 2
@@ -27,6 +30,16 @@ DOWN_AFTER_MS = 1000
 #: Longest wait for what Sentinels do on their own schedule: find each other (they say
 #: hello every 2 s), elect a leader and fail over (a few seconds), convert an old master.
 SENTINEL_DEADLINE = 30.0
+
+
+def sentinel_acl_rules() -> dict[str, str]:
+    """The rules components/redis-common.sh gives each user on a Sentinel."""
+    names = {"journal": "SENTINEL_ACL_JOURNAL", "sentinel": "SENTINEL_ACL_SENTINEL", "operator": "SENTINEL_ACL_OPERATOR"}
+    script = "script=test; . \"$1\"; " + "; ".join(f'printf "%s\\n" "${variable}"' for variable in names.values())
+    lines = subprocess.run(["dash", "-c", script, "dash", str(ROOT / "components" / "redis-common.sh")],
+                           capture_output=True, text=True, check=True, env=base_env()).stdout.splitlines()
+    assert len(lines) == len(names) and all(lines), lines
+    return dict(zip(names, lines))
 
 
 def parse_pairs(text: str) -> dict[str, str]:
@@ -38,9 +51,10 @@ def parse_pairs(text: str) -> dict[str, str]:
 class Sentinel:
     """One `redis-server --sentinel` process on 127.0.0.1 and a free port."""
 
-    def __init__(self, workdir: Path, name: str, secret: Secret) -> None:
+    def __init__(self, workdir: Path, name: str, users: Users) -> None:
         self.name = name
-        self.secret = secret
+        self.users = users
+        self.secret = users.secret
         self.home = workdir / name
         self.home.mkdir(mode=0o700)
         self.config_file = self.home / "sentinel.conf"
@@ -54,17 +68,22 @@ class Sentinel:
 
     def write_config(self, master: Node, master_host: str) -> None:
         __tracebackhide__ = True  # the text holds the password
-        password = self.secret.reveal()
+        rules = sentinel_acl_rules()
+        sentinel_password = self.users.passwords["sentinel"].reveal()
         text = "\n".join([
             f"port {self.port}",
             f"bind {self.address}",
             "daemonize no",
             'logfile ""',
             f'dir "{self.home}"',
-            f'requirepass "{password}"',
-            f'sentinel sentinel-pass "{password}"',
+            "user default off",
+            *(f"user {user} on #{sha256(self.users.passwords[user])} {rules[user]}" for user in ("journal", "sentinel")),
+            f"user {HARNESS_USER} on #{sha256(self.users.harness)} +@all",
+            "sentinel sentinel-user sentinel",
+            f'sentinel sentinel-pass "{sentinel_password}"',
             f"sentinel monitor {MASTER_NAME} {master_host} {master.port} {QUORUM}",
-            f'sentinel auth-pass {MASTER_NAME} "{password}"',
+            f"sentinel auth-user {MASTER_NAME} sentinel",
+            f'sentinel auth-pass {MASTER_NAME} "{sentinel_password}"',
             f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
             f"sentinel failover-timeout {MASTER_NAME} 10000",
             f"sentinel parallel-syncs {MASTER_NAME} 1",
@@ -99,8 +118,9 @@ class Sentinel:
 
     def cli(self, *args: str) -> Output:
         __tracebackhide__ = True
-        env = {**base_env(), "REDISCLI_AUTH": self.secret.reveal()}
-        return run(["redis-cli", "-h", self.address, "-p", str(self.port), *args], secret=self.secret, env=env)
+        env = {**base_env(), "REDISCLI_AUTH": self.users.harness.reveal()}
+        return run(["redis-cli", "--user", HARNESS_USER, "-h", self.address, "-p", str(self.port), *args],
+                   secret=self.secret, env=env)
 
     def master_state(self) -> dict[str, str]:
         """SENTINEL MASTER journal: flags, ip, port, num-slaves, num-other-sentinels..."""
@@ -121,7 +141,7 @@ class Sentinels:
     def __init__(self, cluster: RedisNodes, master_host: str = "127.0.0.1", count: int = 3) -> None:
         self.cluster = cluster
         self.master_host = master_host
-        self.sentinels = [Sentinel(cluster.workdir, f"sentinel-{i}", cluster.secret) for i in range(count)]
+        self.sentinels = [Sentinel(cluster.workdir, f"sentinel-{i}", cluster.users) for i in range(count)]
 
     def addresses(self) -> str:
         """What REDIS_SENTINELS holds: host:port, separated by spaces."""

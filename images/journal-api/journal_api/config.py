@@ -8,6 +8,7 @@ from typing import Mapping
 
 HOST = re.compile(r"[0-9A-Za-z._-]+|\[[0-9A-Fa-f:.]+\]")
 MASTER_NAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
+USERNAME = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 
 class ConfigError(Exception):
@@ -44,6 +45,9 @@ class Settings:
     redis_port: int = 6379
     journal_entries: int = 10
     password_file: str = "/etc/redis-passwd/passwd"
+    # The Redis user (ACL) to authenticate as, on the servers and the Sentinels alike;
+    # empty: the password alone (AUTH <password>, Redis's `default` user).
+    username: str = ""
     listen_host: str = "0.0.0.0"
     port: int = 8080
     # Connect and read timeout of every Redis call: long enough for a loaded
@@ -79,12 +83,16 @@ class Settings:
         master_name = env.get("REDIS_MASTER_NAME", "").strip() or cls.master_name
         if not MASTER_NAME.fullmatch(master_name):
             errors.append(f"REDIS_MASTER_NAME must be 1 to 64 letters, digits, '.', '_' or '-', got {master_name!r}")
+        username = env.get("REDIS_USERNAME", "").strip()
+        if username and not USERNAME.fullmatch(username):
+            errors.append(f"REDIS_USERNAME must be 1 to 64 letters, digits, '.', '_' or '-', got {username!r}")
         settings = cls(
             write_host=write_host,
             read_host=read_host,
             redis_port=_integer(env, "REDIS_PORT", 6379, 1, 65535, errors),
             journal_entries=_integer(env, "JOURNAL_ENTRIES", 10, 1, 10000, errors),
             password_file=env.get("REDIS_PASSWORD_FILE", "").strip() or cls.password_file,
+            username=username,
             # Tests listen on loopback only; the pod listens on every interface.
             listen_host=env.get("LISTEN_HOST", "").strip() or cls.listen_host,
             port=_integer(env, "PORT", 8080, 1, 65535, errors),

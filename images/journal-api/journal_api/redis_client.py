@@ -277,9 +277,11 @@ def reply_or_error(conn: Connection) -> Any:
         return error
 
 
-def _options(password: PasswordFile, timeout: float) -> dict[str, Any]:
+def _options(password: PasswordFile, timeout: float, username: Optional[str]) -> dict[str, Any]:
     return {
         "password_file": password,
+        # AUTH <username> <password> when set (an ACL user), else AUTH <password>.
+        "username": username or None,
         "socket_timeout": timeout,
         "parser_class": _Parser,
         # No automatic retries: Endpoint.run decides.
@@ -377,23 +379,25 @@ def _connection_failed(error: RedisError, failure: StoreFailure) -> bool:
             and not isinstance(error, RedisTimeoutError))
 
 
-def direct(host: str, port: int, password: PasswordFile, timeout: float) -> Endpoint:
+def direct(host: str, port: int, password: PasswordFile, timeout: float, username: Optional[str] = None) -> Endpoint:
     """Connections to one host."""
-    pool = ConnectionPool(connection_class=BoundedConnection, host=host, port=port, **_options(password, timeout))
+    pool = ConnectionPool(connection_class=BoundedConnection, host=host, port=port,
+                          **_options(password, timeout, username))
     return Endpoint(pool, password, timeout, where=f"{host}:{port}")
 
 
 def via_sentinel(sentinels: Sequence[tuple[str, int]], master_name: str, password: PasswordFile,
-                 timeout: float) -> Endpoint:
+                 timeout: float, username: Optional[str] = None) -> Endpoint:
     """Connections to the master of `master_name`, as the first Sentinel that knows it says."""
-    # The Sentinels share the servers' password (their requirepass) and, like them,
+    # The Sentinels know the same user and password as the servers and, like them,
     # authenticate from the file and bound their name lookups: clients of our own,
     # since redis-py builds its from sentinel_kwargs, which cannot name a connection class.
     manager = SentinelGroup([
         redis.Redis(connection_pool=ConnectionPool(connection_class=BoundedConnection, host=host, port=port,
-                                                   **_options(password, timeout)))
+                                                   **_options(password, timeout, username)))
         for host, port in sentinels
     ])
-    client = manager.master_for(master_name, connection_class=MasterConnection, **_options(password, timeout))
+    client = manager.master_for(master_name, connection_class=MasterConnection,
+                                **_options(password, timeout, username))
     where = f"the master {master_name!r} of Sentinel {' '.join(f'{h}:{p}' for h, p in sentinels)}"
     return Endpoint(client.connection_pool, password, timeout, where=where, sentinels=manager)

@@ -175,9 +175,10 @@ class Journal:
 def open_journal(settings: Settings) -> Journal:
     """The journal the settings describe: writes to the master, reads from the read host."""
     password = PasswordFile(settings.password_file)
+    user = settings.username or None
     if settings.sentinels:
-        writer = via_sentinel(settings.sentinels, settings.master_name, password, settings.redis_timeout)
+        writer = via_sentinel(settings.sentinels, settings.master_name, password, settings.redis_timeout, user)
     else:
-        writer = direct(settings.write_host, settings.redis_port, password, settings.redis_timeout)
-    reader = direct(settings.read_host, settings.redis_port, password, settings.redis_timeout)
+        writer = direct(settings.write_host, settings.redis_port, password, settings.redis_timeout, user)
+    reader = direct(settings.read_host, settings.redis_port, password, settings.redis_timeout, user)
     return Journal(writer, reader, settings.min_replica_acks, settings.ack_timeout_ms)
