@@ -33,9 +33,10 @@ MASTER_NAME=journal
 # On every Redis server:
 #   journal      the frontend: the commands store.py sends, on the journal's keys only.
 #                INFO is for the replicas in step before WAIT (every section comes with
-#                it: ACL cannot split INFO).
+#                it: ACL cannot split INFO); ROLE asks a master that refused a write
+#                which server it follows now (a hand-over the Sentinels have not named yet).
 # shellcheck disable=SC2034 # used by the scripts that source this file
-ACL_JOURNAL='resetkeys ~journal:* resetchannels -@all +watch +get +multi +incr +zadd +exec +zremrangebyscore +info +wait +zrevrange +zrangebyscore'
+ACL_JOURNAL='resetkeys ~journal:* resetchannels -@all +watch +get +multi +incr +zadd +exec +zremrangebyscore +info +role +wait +zrevrange +zrangebyscore'
 #   replication  a replica on its master (masteruser): the replication handshake and stream.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 ACL_REPLICATION='resetkeys resetchannels -@all +psync +replconf +ping'
@@ -44,11 +45,16 @@ ACL_REPLICATION='resetkeys resetchannels -@all +psync +replconf +ping'
 #                SLAVEOF, CONFIG REWRITE and CLIENT KILL in MULTI/EXEC to fail over.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 ACL_SENTINEL='resetkeys resetchannels &__sentinel__:hello -@all +multi +slaveof +ping +exec +subscribe +config|rewrite +role +publish +info +client|setname +client|kill +script|kill'
-#   operator     these scripts and the probe: PING and INFO, REPLICAOF to take a role,
-#                CLIENT PAUSE/UNPAUSE for the hand-over, and a read-only script (EVAL_RO)
+#   operator     these scripts and the probe: PING, INFO and ROLE, REPLICAOF to take a
+#                role, CLIENT PAUSE/UNPAUSE for the hand-over, and a read-only script (EVAL_RO)
 #                reading every key's length for the election; nothing that writes a key.
 # shellcheck disable=SC2034 # used by the scripts that source this file
-ACL_OPERATOR='resetkeys %R~* resetchannels -@all +ping +info +replicaof +client|pause +client|unpause +eval_ro +scan +type +zcard +strlen +llen +scard +hlen +xlen'
+ACL_OPERATOR='resetkeys %R~* resetchannels -@all +ping +info +role +replicaof +client|pause +client|unpause +eval_ro +scan +type +zcard +strlen +llen +scard +hlen +xlen'
+#   admin        people, for what no other user may do (an incident's CONFIG SET, a
+#                test's faults): everything. No container mounts its password; it is
+#                only in its Secret, and whoever uses it pipes it in (docs/operations.md).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+ACL_ADMIN='~* &* +@all'
 # On every Sentinel:
 #   journal      the frontend asks for the master (SENTINEL MASTERS), nothing else.
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -59,6 +65,9 @@ SENTINEL_ACL_SENTINEL='resetchannels &__sentinel__:hello -@all +ping +publish +s
 #   operator     these scripts and the probe: whom the Sentinels name, and a failover.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 SENTINEL_ACL_OPERATOR='resetchannels -@all +ping +sentinel|master +sentinel|get-master-addr-by-name +sentinel|failover'
+#   admin        people: everything, as on the servers.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+SENTINEL_ACL_ADMIN='&* +@all'
 # The user these scripts and the probe authenticate as.
 OPERATOR=operator
 # The caller's name, set before sourcing.

@@ -241,6 +241,7 @@ rm -f -- "$conf" "$decision" || die "cannot replace $conf"
     user_line replication "$ACL_REPLICATION"
     user_line sentinel "$ACL_SENTINEL"
     user_line "$OPERATOR" "$ACL_OPERATOR"
+    user_line admin "$ACL_ADMIN"
     printf 'masteruser replication\n'
     printf 'masterauth "%s"\n' "$replication_password"
     if [ "$pods" -gt 1 ]; then

@@ -165,12 +165,13 @@ rm -f -- "$conf" || die "cannot replace $conf"
     printf 'dir "%s"\n' "$conf_dir"
     # Users of its own, as the servers have (redis-common.sh): the frontend asks
     # for the master, the other Sentinels say hello and vote, the scripts ask and
-    # fail over; `default` is off. It authenticates to the others, and to the
+    # fail over, people administer; `default` is off. It authenticates to the others, and to the
     # servers it watches, as the user "sentinel".
     printf 'user default off\n'
     user_line journal "$SENTINEL_ACL_JOURNAL"
     user_line sentinel "$SENTINEL_ACL_SENTINEL"
     user_line "$OPERATOR" "$SENTINEL_ACL_OPERATOR"
+    user_line admin "$SENTINEL_ACL_ADMIN"
     printf 'sentinel sentinel-user sentinel\n'
     printf 'sentinel sentinel-pass "%s"\n' "$sentinel_password"
     printf 'sentinel resolve-hostnames yes\n'

@@ -49,19 +49,22 @@ SENTINEL_PORT = 26379
 SENTINEL_MASTER_NAME = "journal"
 PASSWORD_FILE_KEY = "passwd"
 HASH_FILE_KEY = "sha256"
-# The frontend's user, and the users of the Redis pods themselves (redis-common.sh).
+# The frontend's user, the users of the Redis pods themselves, and people's
+# (redis-common.sh).
 JOURNAL_USER = "journal"
-INTERNAL_USERS = ("replication", "sentinel", "operator")
+OTHER_USERS = ("replication", "sentinel", "operator", "admin")
 # Where the Redis pods' containers find their users' passwords and hashes
 # (REDIS_USERS_DIR): <user> for a password, <user>.sha256 for a hash.
 USERS_MOUNT = "/etc/redis-users"
 # Of each user, what each container of a Redis pod mounts: the plaintext of those it
 # authenticates as (the scripts as `operator`, Redis to its master as `replication`, the
-# Sentinel as `sentinel`), the hash of those its server defines.
+# Sentinel as `sentinel`), the hash of those its server defines. `admin`'s password no
+# container mounts: people pipe it in when they need it.
 REDIS_CONTAINER_FILES = {"journal": (HASH_FILE_KEY,), "replication": (PASSWORD_FILE_KEY, HASH_FILE_KEY),
-                         "sentinel": (HASH_FILE_KEY,), "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY)}
+                         "sentinel": (HASH_FILE_KEY,), "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY),
+                         "admin": (HASH_FILE_KEY,)}
 SENTINEL_CONTAINER_FILES = {"journal": (HASH_FILE_KEY,), "sentinel": (PASSWORD_FILE_KEY, HASH_FILE_KEY),
-                            "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY)}
+                            "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY), "admin": (HASH_FILE_KEY,)}
 SCRIPTS_MOUNT = "/scripts"
 # In memory, shared by the pod's two containers: redis.conf and sentinel.conf hold the
 # passwords Redis and Sentinel send (replication's, sentinel's), and the Sentinel reads there which master the Redis beside it follows.
@@ -207,7 +210,7 @@ class RedisCluster(pulumi.ComponentResource):
         # The frontend's keeps the resource and Secret names of the password there was
         # before users: its value, and the frontend's mount, stay as they were.
         secrets = {JOURNAL_USER: self._password_secret(JOURNAL_USER, f"{name}-password", "password")}
-        for user in INTERNAL_USERS:
+        for user in OTHER_USERS:
             secrets[user] = self._password_secret(user, f"{name}-{user}-password", f"{user}-password")
         password_secret = secrets[JOURNAL_USER]
         scripts = self._scripts()

@@ -1267,3 +1267,12 @@ def test_sentinels_watch_the_servers_as_the_sentinel_user(sentinel_pods: RedisPo
     operator = sentinel_pods.users.passwords["operator"]
     for command in (("SET", "journal:next-id", "1"), ("FLUSHALL",), ("CONFIG", "SET", "maxmemory", "1"), ("ACL", "LIST")):
         assert master.cli_as("operator", operator, *command).reply.startswith("NOPERM"), command
+
+
+def test_admin_may_do_what_no_other_user_may_on_the_servers_and_the_sentinels(sentinel_pods: RedisPods) -> None:
+    master = sentinel_pods.wait_until_settled()
+    admin = sentinel_pods.users.passwords["admin"]
+    assert master.cli_as("admin", admin, "CONFIG", "GET", "maxmemory-policy").reply.splitlines()[-1] == "noeviction"
+    assert master.cli_as("admin", admin, "SET", "any-key", "1").reply == "OK"
+    assert "user admin on" in master.cli_as("admin", admin, "ACL", "LIST").reply
+    assert master.cli_as("admin", admin, "SENTINEL", "CKQUORUM", "journal", port=master.sentinel_port).reply.startswith("OK")

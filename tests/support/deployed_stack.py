@@ -5,6 +5,7 @@ does, with redis-cli in its Redis pods."""
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import time
 
@@ -27,6 +28,7 @@ class DeployedStack:
     def __init__(self, project: Project, cluster: LocalCluster, stack: str, namespace: str, host: str):
         self.project, self.cluster, self.namespace = project, cluster, namespace
         self.client = EdgeClient(host, acme_root(cluster.bin_dir), credential=project.write_credential(stack))
+        self._admin_password: str | None = None
 
     def wait_until_routed(self) -> None:
         """`up` returns once the pods are Ready, the Services have endpoints and the
@@ -37,10 +39,19 @@ class DeployedStack:
         )
 
     def redis_cli(self, pod: str, *command: str, check: bool = True) -> str:
-        """redis-cli in a Redis pod, authenticated the way the probes are (REDISCLI_AUTH
-        from the mounted file: the password never appears in an argument)."""
-        script = 'REDISCLI_AUTH=$(cat "$REDIS_PASSWORD_FILE") exec redis-cli "$@"'
-        return self.cluster.exec(self.namespace, pod, "sh", "-c", script, "redis-cli", *command, check=check).stdout
+        """redis-cli in a Redis pod as the Redis user `admin`, the way docs/operations.md
+        tells people to: its password, which no container mounts, read from its Secret
+        and piped in (REDISCLI_AUTH from stdin: never in an argument)."""
+        script = 'REDISCLI_AUTH=$(cat) exec redis-cli --user admin "$@"'
+        return self.cluster.exec(self.namespace, pod, "sh", "-c", script, "redis-cli", *command, check=check,
+                                 input=self._redis_admin_password()).stdout
+
+    def _redis_admin_password(self) -> str:
+        if self._admin_password is None:
+            encoded = self.cluster.kubectl("get", "secret", "redis-admin-password", "-n", self.namespace,
+                                           "-o", "jsonpath={.data.passwd}").stdout
+            self._admin_password = base64.b64decode(encoded).decode()
+        return self._admin_password
 
     def pods(self, component: str) -> list[Manifest]:
         """The component's pods, those on their way out (terminating) left out."""

@@ -69,8 +69,11 @@ class LocalCluster(KubectlClient):
             described = self.kubectl("describe", "pod", pod, "-n", namespace, check=False).stdout
             raise AssertionError(f"pod {namespace}/{pod} not Ready in {timeout:.0f}s:\n{result.stderr}\n{described[-3000:]}")
 
-    def exec(self, namespace: str, pod: str, *command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return self.kubectl("exec", "-n", namespace, pod, "--", *command, check=check, timeout=timeout)
+    def exec(self, namespace: str, pod: str, *command: str, check: bool = True, timeout: float = 60,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`command` in the pod's default container; `input`, if given, is its stdin."""
+        stdin = ["-i"] if input is not None else []
+        return self.kubectl("exec", *stdin, "-n", namespace, pod, "--", *command, check=check, timeout=timeout, input=input)
 
     def cleanup(self) -> None:
         for name in self.created_namespaces:

@@ -125,7 +125,7 @@ class Output:
 
 
 #: The users the scripts define on every server (components/redis-common.sh).
-USERS = ("journal", "replication", "sentinel", "operator")
+USERS = ("journal", "replication", "sentinel", "operator", "admin")
 #: The tests' own user, on the servers they start only: every command on every key, to
 #: set up and inspect what the scripts' users may not (CONFIG SET, arbitrary keys).
 HARNESS_USER = "harness"

@@ -61,9 +61,9 @@ def test_redis_generates_an_alphanumeric_password_of_the_configured_length():
     settings = settings_for(redisPasswordLength=48).redis
     deployed = build(lambda: redis_cluster(settings))
     passwords = deployed.of_type("random:index/randomPassword:RandomPassword")
-    # One per user: journal (the frontend), replication, sentinel, operator.
-    assert len(passwords) == 4
-    assert len({password.state["result"] for password in passwords}) == 4
+    # One per user: journal (the frontend), replication, sentinel, operator, admin.
+    assert len(passwords) == 5
+    assert len({password.state["result"] for password in passwords}) == 5
     for password in passwords:
         assert password.state["length"] == 48
         assert password.state["special"] is False

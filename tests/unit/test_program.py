@@ -233,7 +233,7 @@ def test_the_write_credential_is_generated_and_kept_as_a_secret_in_a_secret_of_i
     assert secret.manifest()["stringData"] == {"credential": password.state["result"]}
     assert password.state["length"] >= 32
     assert password.state["special"] is False
-REDIS_USERS = {"journal", "replication", "sentinel", "operator"}
+REDIS_USERS = {"journal", "replication", "sentinel", "operator", "admin"}
 
 
 def redis_user_secrets(deployed) -> dict:

@@ -74,15 +74,15 @@ def test_a_replica_refuses_writes(prod):
 
 def test_the_read_service_spreads_reads_over_the_replicas(prod):
     frontend = prod.pod_name("frontend")
-    # Python in the frontend pod (allowed to reach Redis): the role of whichever pod the
-    # read Service picks, over fresh connections.
+    # Python in the frontend pod (allowed to reach Redis), as its Redis user: the role
+    # of whichever pod the read Service picks, over fresh connections.
     code = (
         "import socket\n"
         "roles = set()\n"
         "password = open('/etc/redis-passwd/passwd').read().strip()\n"
         "for _ in range(30):\n"
         f"    s = socket.create_connection(('redis.{NAMESPACE}.svc', 6379), timeout=3)\n"
-        "    s.sendall(b'AUTH ' + password.encode() + b'\\r\\nINFO replication\\r\\n')\n"
+        "    s.sendall(b'AUTH journal ' + password.encode() + b'\\r\\nINFO replication\\r\\n')\n"
         "    data = b''\n"
         "    while b'role:' not in data or not data.endswith(b'\\r\\n'):\n"
         "        data += s.recv(4096)\n"
@@ -92,6 +92,65 @@ def test_the_read_service_spreads_reads_over_the_replicas(prod):
     )
     roles = prod.cluster.exec(NAMESPACE, frontend, "python3", "-c", code).stdout.strip()
     assert roles == "['master', 'slave']"
+
+
+# Python in the frontend pod, as the frontend's Redis user with the password it mounts:
+# AUTH, then each command of argv[1] (JSON), printing the first line of each reply.
+AS_THE_FRONTEND = """
+import json, socket, sys
+host, port, commands = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+password = open('/etc/redis-passwd/passwd').read().strip()
+connection = socket.create_connection((host, port), timeout=5)
+replies = connection.makefile('rb')
+def ask(*words):
+    encoded = [word.encode() for word in words]
+    connection.sendall(b'*%d\\r\\n' % len(encoded) + b''.join(b'$%d\\r\\n%s\\r\\n' % (len(w), w) for w in encoded))
+    return replies.readline().decode().strip()
+print(ask('AUTH', 'journal', password))
+for command in commands:
+    print(ask(*command))
+"""
+
+
+def asked_by_the_frontend(prod: Prod, host: str, port: int, commands: list[list[str]]) -> list[str]:
+    frontend = prod.pod_name("frontend")
+    replies = prod.cluster.exec(NAMESPACE, frontend, "python3", "-c", AS_THE_FRONTEND, host, str(port),
+                                json.dumps(commands)).stdout.splitlines()
+    assert replies[0] == "+OK", f"AUTH as journal: {replies[0]}"
+    return replies[1:]
+
+
+FORBIDDEN_TO_THE_FRONTEND = [
+    ["FLUSHALL"], ["CONFIG", "SET", "maxmemory", "1"], ["EVAL", "return 1", "0"], ["KEYS", "*"],
+    ["REPLICAOF", "NO", "ONE"], ["SHUTDOWN", "NOSAVE"], ["DEBUG", "SLEEP", "0"], ["ACL", "LIST"],
+]
+FORBIDDEN_AT_THE_SENTINELS = [
+    ["SENTINEL", "FAILOVER", "journal"], ["SENTINEL", "SET", "journal", "quorum", "1"], ["SENTINEL", "REMOVE", "journal"],
+]
+
+
+def test_the_frontends_redis_user_is_refused_all_but_the_journals_commands_while_the_journal_works(prod):
+    master = prod.wait_until_settled()
+    for pod in REDIS_PODS:
+        replies = asked_by_the_frontend(prod, host_of(pod), 6379, FORBIDDEN_TO_THE_FRONTEND)
+        for command, reply in zip(FORBIDDEN_TO_THE_FRONTEND, replies, strict=True):
+            # DEBUG is refused to every user (enable-debug-command no) before the ACL is asked.
+            assert reply.startswith("-NOPERM") or (command[0] == "DEBUG" and "not allowed" in reply), (pod, command, reply)
+        replies = asked_by_the_frontend(prod, host_of(pod), 26379, FORBIDDEN_AT_THE_SENTINELS)
+        for command, reply in zip(FORBIDDEN_AT_THE_SENTINELS, replies, strict=True):
+            assert reply.startswith("-NOPERM"), (pod, command, reply)
+    assert prod.post("written by the frontend after every refusal")["id"] > 0
+    assert prod.settled_master() == master, "nothing moved, nothing stopped"
+
+
+def test_replicas_and_sentinels_reach_the_master_as_users_of_their_own(prod):
+    master = prod.wait_until_settled()
+    users = {}
+    for line in prod.redis_cli(master, "CLIENT", "LIST").splitlines():
+        fields = dict(field.split("=", 1) for field in line.split() if "=" in field)
+        users.setdefault(fields.get("user"), set()).add(fields.get("flags", ""))
+    assert any("S" in flags for flags in users.get("replication", ())), users  # replicas' links
+    assert "sentinel" in users and "default" not in users, users
 
 
 def test_a_deleted_master_hands_its_role_over_and_comes_back_as_a_replica_with_its_data(prod):
