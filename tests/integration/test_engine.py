@@ -129,21 +129,29 @@ def test_the_stack_follows_the_argument(project):
     assert json.loads(project.pulumi("dev", "stack", "output", "--json").stdout) == {}
 
 
-@pytest.mark.parametrize("secret_name, key", [("redis-password", "passwd"), ("frontend-write-credential", "credential")])
-def test_no_generated_secret_appears_in_state_or_output(project, secret_name, key):
-    """The Redis password and the write credential (a stack output, but a secret one)."""
+GENERATED_SECRETS = {
+    # Each Redis user's password (components/redis.py), and the write credential.
+    **{name: "passwd" for name in ("redis-password", "redis-replication-password", "redis-sentinel-password",
+                                   "redis-operator-password", "redis-admin-password")},
+    "frontend-write-credential": "credential",
+}
+
+
+def test_no_generated_secret_appears_in_state_or_output(project):
+    """The Redis users' passwords and the write credential (a stack output, but a secret one)."""
     out = project.render("prod")
-    (secret_file,) = (out / "1-manifest").glob(f"v1-secret-*-{secret_name}.yaml")
-    # The provider renders stringData as base64 data, as the API server stores it.
-    password = base64.b64decode(yaml.safe_load(secret_file.read_text())["data"][key]).decode()
-    assert len(password) >= 32
     exported = project.pulumi("prod", "stack", "export", **project.render_backend()).stdout
     project.pulumi("prod", "stack", "output", "--json", **project.render_backend())
     assert json.loads(exported)["deployment"]["resources"], "the export holds the stack's resources"
-    forms = (password, base64.b64encode(password.encode()).decode())
-    assert not any(form in exported for form in forms), "the state holds the secret in plaintext"
-    leaks = [i for i, text in enumerate(project.transcript) if any(form in text for form in forms)]
-    assert leaks == [], "a command printed the secret"
+    for secret_name, key in GENERATED_SECRETS.items():
+        (secret_file,) = (out / "1-manifest").glob(f"v1-secret-*-{secret_name}.yaml")
+        # The provider renders stringData as base64 data, as the API server stores it.
+        password = base64.b64decode(yaml.safe_load(secret_file.read_text())["data"][key]).decode()
+        assert len(password) >= 32, secret_name
+        forms = (password, base64.b64encode(password.encode()).decode())
+        assert not any(form in exported for form in forms), f"the state holds {secret_name} in plaintext"
+        leaks = [i for i, text in enumerate(project.transcript) if any(form in text for form in forms)]
+        assert leaks == [], f"a command printed {secret_name}"
 
 
 def test_a_bad_config_value_stops_preview_with_the_programs_own_error(project):
