@@ -235,8 +235,12 @@ rm -f -- "$conf" "$decision" || die "cannot replace $conf"
     # as much as the master; masteruser and masterauth let a replica sync, and on
     # the master too, since any pod may be made a replica of another. Only the
     # replication password is written in clear (Redis sends it); the others are
-    # hashes. `default` is off: no command without a user.
-    printf 'user default off\n'
+    # hashes. `default` is off: no command without a user, and no AUTH can pick it.
+    # Its rights are all the same: the append-only file is replayed as `default`,
+    # and EXEC checks the user's rights again (redis/redis#14541, fixed after
+    # 7.0), so a `default` allowed nothing drops every MULTI/EXEC since the last
+    # rewrite, the journal's writes among them, at each restart.
+    printf 'user default off ~* &* +@all\n'
     user_line journal "$ACL_JOURNAL"
     user_line replication "$ACL_REPLICATION"
     user_line sentinel "$ACL_SENTINEL"

@@ -294,6 +294,23 @@ def test_master_data_survives_kill_9_and_a_restart_from_the_same_data_directory(
     assert not (lone_master.data_dir / "dump.rdb").exists(), "no snapshot: the AOF kept the data"
 
 
+
+def test_the_journals_transactions_survive_a_restart_from_the_append_only_file(redis_binaries: None) -> None:
+    # The append-only file replays a MULTI/EXEC as Redis's `default` user, whose rights
+    # EXEC checks again (redis/redis#14541, fixed after 7.0): with `default` off and
+    # allowed nothing, every entry written since the last rewrite vanished at restart.
+    with RedisNodes(replicas=0) as lone:
+        node, journal = lone.master, lone.users.passwords["journal"]
+        for entry in ("first", "second"):
+            reply = node.cli_as("journal", journal, stdin=f"MULTI\nINCR journal:next-id\nZADD journal:entries 1 {entry}\nEXEC\n")
+            assert "NOPERM" not in reply.reply, reply.reply
+        node.stop(signal.SIGKILL)
+        node.start()
+        assert "DB loaded from append only file" in node.log_text()
+        assert "NOPERM" not in node.log_text()
+        assert node.cli("ZRANGE", "journal:entries", "0", "-1").reply.split() == ["first", "second"]
+        assert node.cli("GET", "journal:next-id").reply == "2"
+
 # --- keeping the password private ----------------------------------------------------
 
 

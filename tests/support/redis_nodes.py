@@ -375,11 +375,13 @@ class Node:
         return run(["redis-cli", *user_args(auth), "-h", "127.0.0.1", "-p", str(self.port), *args],
                    secret=self.secret, env=self.cli_env(auth), stdin=stdin)
 
-    def cli_as(self, user: str, password: Secret, *args: str, port: Optional[int] = None) -> Output:
-        """redis-cli against this node (or its `port`) as `user`."""
+    def cli_as(self, user: str, password: Secret, *args: str, port: Optional[int] = None,
+               stdin: Optional[str] = None) -> Output:
+        """redis-cli against this node (or its `port`) as `user`; with `stdin`, the
+        commands it reads there, one a line (a MULTI/EXEC on one connection)."""
         __tracebackhide__ = True
         return run(["redis-cli", "--user", user, "-h", self.cli_host, "-p", str(port or self.port), *args],
-                   secret=self.secret, env=self.cli_env(secret=password))
+                   secret=self.secret, env=self.cli_env(secret=password), stdin=stdin)
 
     @property
     def cli_host(self) -> str:
