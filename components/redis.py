@@ -12,7 +12,8 @@ find the master by asking the Sentinels (`RedisConnection.sentinels`).
 Users (their rules are in redis-common.sh; `default` is off): `journal`, the frontend's,
 may run only the journal's commands on its keys; `replication`, a replica's on its
 master; `sentinel`, a Sentinel's on the servers and on the other Sentinels; `operator`,
-the scripts' and the probes'. Each password is a RandomPassword in a Secret of its own
+the scripts' and the probes'; `admin`, people's, whose password no container mounts.
+Each password is a RandomPassword in a Secret of its own
 with its SHA-256 beside it: the servers' configs define users by hash, and a container
 mounts the plaintext only of the users it authenticates as (the frontend: only
 `journal`'s).
@@ -67,7 +68,8 @@ SENTINEL_CONTAINER_FILES = {"journal": (HASH_FILE_KEY,), "sentinel": (PASSWORD_F
                             "operator": (PASSWORD_FILE_KEY, HASH_FILE_KEY), "admin": (HASH_FILE_KEY,)}
 SCRIPTS_MOUNT = "/scripts"
 # In memory, shared by the pod's two containers: redis.conf and sentinel.conf hold the
-# passwords Redis and Sentinel send (replication's, sentinel's), and the Sentinel reads there which master the Redis beside it follows.
+# passwords Redis and Sentinel send (replication's, sentinel's), and the Sentinel reads
+# there which master the Redis beside it follows.
 CONFIG_MOUNT = "/etc/redis"
 SCRIPTS = [
     Path(__file__).with_name(script)
