@@ -209,11 +209,14 @@ class RedisCluster(pulumi.ComponentResource):
         self._namespace = args.namespace
         self._child = pulumi.ResourceOptions(parent=self)
 
-        # The frontend's keeps the resource and Secret names of the password there was
-        # before users: its value, and the frontend's mount, stay as they were.
-        secrets = {JOURNAL_USER: self._password_secret(JOURNAL_USER, f"{name}-password", "password")}
-        for user in OTHER_USERS:
-            secrets[user] = self._password_secret(user, f"{name}-{user}-password", f"{user}-password")
+        # The frontend's password keeps the resource name, and so the value, it had
+        # before users. Its Secret is a new one: the provider replaces a Secret whose
+        # data changes, and the one it had is named, so it would be deleted first, and
+        # the StatefulSet that mounts it (protected) replaced with it.
+        secrets = {
+            user: self._password_secret(user, f"{name}-password" if user == JOURNAL_USER else f"{name}-{user}-password")
+            for user in (JOURNAL_USER, *OTHER_USERS)
+        }
         password_secret = secrets[JOURNAL_USER]
         scripts = self._scripts()
         pods_service = self._pods_service()
@@ -260,20 +263,20 @@ class RedisCluster(pulumi.ComponentResource):
 
     # --- the password and the scripts ------------------------------------------------
 
-    def _password_secret(self, user: str, resource_name: str, suffix: str) -> k8s.core.v1.Secret:
+    def _password_secret(self, user: str, password_name: str) -> k8s.core.v1.Secret:
         # Alphanumeric only: the passwords Redis sends are written into redis.conf and
         # sentinel.conf, where quotes and '@' need escaping; 32+ characters of 62 symbols
         # is over 190 bits. RandomPassword (unlike RandomString) keeps the result secret
         # in state, and the hash computed from it stays secret too. One per user: none
         # can act as another, and each container mounts only what it needs.
         password = random.RandomPassword(
-            resource_name, length=self._settings.password_length, special=False, opts=self._child
+            password_name, length=self._settings.password_length, special=False, opts=self._child
         )
         digest = password.result.apply(lambda value: hashlib.sha256(value.encode()).hexdigest())
         return k8s.core.v1.Secret(
-            resource_name,
+            f"{self._name}-{user}-password",
             metadata={
-                "name": f"{self._labels.component}-{suffix}",
+                "name": f"{self._labels.component}-{user}-password",
                 "namespace": self._namespace,
                 "labels": self._labels.object_labels,
                 "annotations": {"journal-iac/redis-user": user},

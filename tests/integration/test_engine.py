@@ -77,7 +77,7 @@ def test_a_render_writes_again_what_was_deleted(project):
     project.render("dev")
     after = assert_rendered_completely(project, "dev")
     # The generated password stays: only the objects were rendered again.
-    assert after["Secret/redis-password"]["data"] == before["Secret/redis-password"]["data"]
+    assert after["Secret/redis-journal-password"]["data"] == before["Secret/redis-journal-password"]["data"]
     # One file: it comes back, and what refers to an auto-named object follows its new name.
     (config_map,) = (out / "1-manifest").glob("v1-configmap-*-frontend-config-*.yaml")
     config_map.unlink()
@@ -131,7 +131,7 @@ def test_the_stack_follows_the_argument(project):
 
 GENERATED_SECRETS = {
     # Each Redis user's password (components/redis.py), and the write credential.
-    **{name: "passwd" for name in ("redis-password", "redis-replication-password", "redis-sentinel-password",
+    **{name: "passwd" for name in ("redis-journal-password", "redis-replication-password", "redis-sentinel-password",
                                    "redis-operator-password", "redis-admin-password")},
     "frontend-write-credential": "credential",
 }

@@ -256,8 +256,7 @@ def test_each_redis_user_has_a_generated_password_in_a_secret_of_its_own_with_it
         assert set(data) == {"passwd", "sha256"}, user
         assert data["passwd"] in results, user
         assert data["sha256"] == hashlib.sha256(data["passwd"].encode()).hexdigest(), user
-    # The frontend's keeps the name its Secret had before users.
-    assert secrets["journal"].manifest()["metadata"]["name"] == "redis-password"
+    assert secrets["journal"].manifest()["metadata"]["name"] == "redis-journal-password"
     assert len({secret.manifest()["stringData"]["passwd"] for secret in secrets.values()}) == len(REDIS_USERS)
     assert all(password.state["length"] >= 32 for password in passwords)
 
@@ -316,7 +315,7 @@ def test_configmaps_are_auto_named_and_workloads_reference_the_generated_names(d
 
 
 @pytest.mark.parametrize("secret_name, directory, variable, file, items", [
-    ("redis-password", "/etc/redis-passwd", "REDIS_PASSWORD_FILE", "/etc/redis-passwd/passwd",
+    ("redis-journal-password", "/etc/redis-passwd", "REDIS_PASSWORD_FILE", "/etc/redis-passwd/passwd",
      # Its Redis user's password alone: not even its hash beside it in the Secret.
      [{"key": "passwd", "path": "passwd"}]),
     ("frontend-write-credential", "/etc/journal-write", "WRITE_CREDENTIAL_FILE", "/etc/journal-write/credential", None),
