@@ -45,16 +45,21 @@ def join_daemons_cgroup() -> None:
             procs.write_text("0")
 
 
+def cgroup_directories(root: Path) -> list[Path]:
+    """`root` and every cgroup below it, parents first. The kubelet removes a pod's cgroup
+    while this walks (teardown kills it last): a directory gone mid-walk is skipped
+    (os.walk ignores what it cannot list), where Path.rglob raised and stopped teardown."""
+    return [Path(directory) for directory, _subdirectories, _files in os.walk(root)]
+
+
 def cgroup_pids() -> set[int]:
     pids: set[int] = set()
     for hierarchy in cgroup_hierarchies():
-        root = hierarchy / CGROUP
-        if root.is_dir():
-            for procs in root.rglob("cgroup.procs"):
-                try:
-                    pids.update(int(pid) for pid in procs.read_text().split())
-                except OSError:
-                    continue
+        for directory in cgroup_directories(hierarchy / CGROUP):
+            try:
+                pids.update(int(pid) for pid in (directory / "cgroup.procs").read_text().split())
+            except OSError:
+                continue
     return pids
 
 
@@ -78,8 +83,7 @@ def remove_cgroups() -> None:
         root = hierarchy / CGROUP
         if not root.is_dir():
             continue
-        directories = sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True)
-        for directory in [*directories, root]:
+        for directory in reversed(cgroup_directories(root)):
             for _ in range(50):
                 try:
                     directory.rmdir()

@@ -335,6 +335,11 @@ def test_no_redis_process_shows_the_password_in_its_command_line_or_environment(
         assert not cluster.secret.redact(node.log.read_text())[1], f"{node}'s log shows the password"
 
 
+# Off: no AUTH selects it. Its rights stay, for the append-only file's replay
+# (test_the_journals_transactions_survive_a_restart_from_the_append_only_file).
+DEFAULT_USER_OFF = "user default off ~* &* +@all"
+
+
 def test_generated_config_is_owner_only_and_authenticates_every_node(cluster: RedisNodes) -> None:
     for node in cluster.nodes:
         assert node.config_file.stat().st_mode & 0o777 == 0o600, node
@@ -343,7 +348,7 @@ def test_generated_config_is_owner_only_and_authenticates_every_node(cluster: Re
         # The users by the hashes of their passwords; in clear only the one Redis sends.
         for user in ("journal", "sentinel", "operator"):
             assert cluster.users.passwords[user].reveal() not in text, (node, user)
-        assert "user default off" in lines, node
+        assert DEFAULT_USER_OFF in lines, node
         assert not any(line.startswith("requirepass") for line in lines), node
         for user, password in cluster.users.passwords.items():
             assert any(line.startswith(f"user {user} on #{sha256(password)} ") for line in lines), (node, user)
@@ -508,7 +513,7 @@ def test_every_pod_refuses_writes_without_a_replica_and_announces_its_name(senti
     for pod in sentinel_pods.pods:
         lines = pod.config_lines()
         for directive in ("min-replicas-to-write 1", "min-replicas-max-lag 10", f"replica-announce-ip {pod.host}",
-                          "user default off", "masteruser replication", f'masterauth "{PLACEHOLDER}"', "appendonly yes"):
+                          DEFAULT_USER_OFF, "masteruser replication", f'masterauth "{PLACEHOLDER}"', "appendonly yes"):
             assert directive in lines, (pod, directive)
 
 
