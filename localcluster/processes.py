@@ -80,10 +80,7 @@ def kill_cluster_processes(timeout: float = 30.0) -> None:
 
 def remove_cgroups() -> None:
     for hierarchy in cgroup_hierarchies():
-        root = hierarchy / CGROUP
-        if not root.is_dir():
-            continue
-        for directory in reversed(cgroup_directories(root)):
+        for directory in reversed(cgroup_directories(hierarchy / CGROUP)):
             for _ in range(50):
                 try:
                     directory.rmdir()
