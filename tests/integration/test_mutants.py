@@ -15,10 +15,11 @@ pytestmark = pytest.mark.mutants
 MUTANTS = PROJECT_DIR / "devtools" / "mutants.py"
 
 
-def project_with(tmp_path: Path, mutations: list[dict]) -> subprocess.CompletedProcess:
+def project_with(tmp_path: Path, mutations: list[dict], limits: str = "MAX_REPLICAS = 3\nMIN_PASSWORD = 32\n"
+                 ) -> subprocess.CompletedProcess:
     project = tmp_path / "project"
     (project / "tests").mkdir(parents=True)
-    (project / "limits.py").write_text("MAX_REPLICAS = 3\nMIN_PASSWORD = 32\n")
+    (project / "limits.py").write_text(limits)
     (project / "tests" / "test_limits.py").write_text(
         "from limits import MAX_REPLICAS\n\n\ndef test_at_most_three_replicas():\n    assert MAX_REPLICAS == 3\n"
     )
@@ -57,3 +58,12 @@ def test_of_a_text_that_recurs_the_named_match_is_edited(tmp_path):
     assert (first.returncode, second.returncode) == (0, 1)
     miscounted = project_with(tmp_path / "miscounted", [{"promise": "miscounted", **recurring, "occurrences": 1}])
     assert "occurs 2 times" in miscounted.stdout
+
+
+def test_a_project_whose_tests_fail_unmutated_fails_the_run_naming_the_test(tmp_path):
+    # Otherwise every mutation would count as killed by a test that was failing anyway.
+    run = project_with(tmp_path, [{"promise": "long passwords", "find": "MIN_PASSWORD = 32", "replace": "MIN_PASSWORD = 8"}],
+                       limits="MAX_REPLICAS = 5\nMIN_PASSWORD = 32\n")
+    assert run.returncode == 1
+    assert "unmutated project fails tests/test_limits.py::test_at_most_three_replicas" in run.stderr
+    assert "killed" not in run.stdout
