@@ -1,4 +1,4 @@
-"""scripts/cluster.sh: up | down | status | kubeconfig | images (see localcluster/cluster.py)."""
+"""scripts/cluster.sh: up | down | status | kubeconfig | acme-root | images (see localcluster/cluster.py)."""
 
 import sys
 
@@ -6,16 +6,18 @@ from . import ClusterError, cluster, images
 from .commands import CommandFailed
 from .layout import PATHS
 
-USAGE = """usage: scripts/cluster.sh up | down | status | kubeconfig | images
+USAGE = """usage: scripts/cluster.sh up | down | status | kubeconfig | acme-root | images
   up          start a one-node cluster on this machine (root); prints how long it took
   down        stop it and restore the host as it was before up
   status      whether a cluster is running
   kubeconfig  print the path of the admin kubeconfig
+  acme-root   write the root of the certificates its ACME server issues to a file and
+              print its path (the CA a browser or curl trusts for the stacks' hosts)
   images      build the cluster's images (up builds them too); prints where they are"""
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0] not in ("up", "down", "status", "kubeconfig", "images"):
+    if len(argv) != 1 or argv[0] not in ("up", "down", "status", "kubeconfig", "acme-root", "images"):
         print(USAGE, file=sys.stderr)
         return 2
     command = argv[0]
@@ -34,6 +36,8 @@ def main(argv: list[str]) -> int:
             print(cluster.status())
         elif command == "kubeconfig":
             print(PATHS.admin_kubeconfig)
+        elif command == "acme-root":
+            print(cluster.acme_root())
         else:
             for image, archive in images.build_all(cluster.tools()):
                 print(f"{archive}\t{' '.join(image.names)}")

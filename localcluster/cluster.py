@@ -7,6 +7,8 @@
             cert-manager CRDs. Returns once all of it is usable.
     down    stops everything and puts the host back as it was before `up`.
     status  whether a cluster is running.
+    acme-root  writes the root its ACME server signs certificates with to a file a
+            browser or curl on the host can trust, and returns the file's path.
 
 Everything the cluster owns lives under one directory (JOURNAL_IAC_CLUSTER_DIR,
 /var/lib/journal-iac/cluster by default), its processes in one cgroup (`journal-iac`),
@@ -24,21 +26,25 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from . import ClusterError, commands, images
 from .host import HostState
-from .layout import NODE_NAME, PATHS, PROJECT_DIR, SERVER, STATE_DIR
+from .layout import ACME_ROOT_URL, NODE_NAME, PATHS, PROJECT_DIR, SERVER, STATE_DIR
 from .processes import cgroup_pids, kill_cluster_processes, peak_memory_bytes, remove_cgroups
 from .startup import STEPS, Startup, admin_api
 
 LOCK_FILE = Path("/run/lock/journal-iac-cluster.lock")
 LAST_LOGS = STATE_DIR.parent / "cluster-logs"
+# Beside the cluster's directory, which only root may enter: the user's browser reads it.
+ACME_ROOT_FILE = STATE_DIR.parent / "acme-root.pem"
 
 
 def log(message: str) -> None:
@@ -119,6 +125,7 @@ def teardown() -> None:
             # The record stays, so that the next `down` or `up` tries again.
             raise ClusterError(f"could not restore the host ({error}); {PATHS.host_state} is kept for the next try") from None
     remove_cgroups()
+    ACME_ROOT_FILE.unlink(missing_ok=True)
     if PATHS.root.exists():
         commands.run("rm", "-rf", "--one-file-system", str(PATHS.root), check=False)
     if PATHS.root.exists():
@@ -136,6 +143,24 @@ def down() -> tuple[float, int | None]:
         keep_logs()
         teardown()
     return time.monotonic() - started, peak
+
+
+def acme_root() -> Path:
+    """Pebble makes up a new root each time it starts and serves it on its management
+    port, over HTTPS under Pebble's published test CA: fetched anew on every call."""
+    if not is_running():
+        raise ClusterError("no cluster is running")
+    context = ssl.create_default_context(cafile=str(tools() / "pebble-test-ca" / "ca.crt"))
+    try:
+        with urllib.request.urlopen(ACME_ROOT_URL, context=context, timeout=10) as response:
+            root = response.read()
+    except OSError as error:
+        raise ClusterError(f"could not read the ACME server's root at {ACME_ROOT_URL}: {error}") from None
+    staged = ACME_ROOT_FILE.with_suffix(".partial")
+    staged.write_bytes(root)
+    staged.chmod(0o644)
+    os.replace(staged, ACME_ROOT_FILE)
+    return ACME_ROOT_FILE
 
 
 def status() -> str:

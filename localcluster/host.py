@@ -35,6 +35,10 @@ HOST_WIDE_INTERFACE_SYSCTLS = re.compile(r"^net\.ipv[46]\.conf\.(all|default)\."
 FIRST_SYSCTLS = ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding")
 NETNS_DIR = Path("/run/netns")
 CONTAINERD_RUN_DIR = Path("/run/containerd")
+HOSTS_FILE = Path("/etc/hosts")
+# Ends every line the cluster adds to HOSTS_FILE: restore() removes exactly those, and
+# keeps whatever else was edited there meanwhile.
+HOSTS_MARK = "# journal-iac local cluster"
 
 
 def read_sysctls() -> dict[str, str]:
@@ -70,6 +74,17 @@ def ipsets() -> list[str]:
     return sorted(commands.run("ipset", "list", "-n", check=False).stdout.split())
 
 
+def add_host_names(address: str, names: tuple[str, ...]) -> None:
+    """`names` resolve to `address` for every program on the host (curl, a browser, Python)
+    while the cluster runs."""
+    with HOSTS_FILE.open("a") as hosts:
+        hosts.write(f"{address} {' '.join(names)} {HOSTS_MARK}\n")
+
+
+def _without_cluster_names(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if not line.rstrip().endswith(HOSTS_MARK))
+
+
 def mountpoints() -> list[str]:
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -89,6 +104,8 @@ class HostState:
     mounts: list[str]
     netns: list[str]
     containerd_run_dir: bool
+    hosts: str = ""
+    """HOSTS_FILE as it was (a record from before the cluster named hosts there has none)."""
 
     @classmethod
     def read(cls) -> "HostState":
@@ -102,6 +119,7 @@ class HostState:
             mounts=mountpoints(),
             netns=sorted(os.listdir(NETNS_DIR)) if NETNS_DIR.is_dir() else [],
             containerd_run_dir=CONTAINERD_RUN_DIR.exists(),
+            hosts=HOSTS_FILE.read_text() if HOSTS_FILE.exists() else "",
         )
 
     def save(self, path: Path) -> None:
@@ -131,6 +149,8 @@ class HostState:
                 found.append(f"{label}: {item} gone")
         if self.containerd_run_dir != other.containerd_run_dir:
             found.append(f"{CONTAINERD_RUN_DIR} {'added' if other.containerd_run_dir else 'gone'}")
+        if self.hosts != other.hosts:
+            found.append(f"{HOSTS_FILE} differs")
         return found
 
     # --- restore ---------------------------------------------------------------------
@@ -139,7 +159,8 @@ class HostState:
         """Puts the host back as recorded. Every step runs even when one fails; the
         failures are raised together at the end."""
         errors: list[str] = []
-        for step in (self._unmount, self._remove_netns, self._remove_links, self._restore_firewall, self._restore_sysctls):
+        for step in (self._unmount, self._remove_netns, self._remove_links, self._restore_firewall, self._restore_sysctls,
+                     self._remove_host_names):
             try:
                 step(log)
             except Exception as error:  # each step is independent of the others
@@ -197,3 +218,14 @@ class HostState:
                 (SYSCTL_ROOT / name.replace(".", "/")).write_text(self.sysctls[name])
             except OSError as error:
                 log(f"cannot restore sysctl {name}: {error}")
+
+    def _remove_host_names(self, log) -> None:
+        if not HOSTS_FILE.exists():
+            return
+        current = HOSTS_FILE.read_text()
+        kept = _without_cluster_names(current)
+        if kept != current:
+            # In place, not by rename: a container's /etc/hosts is a bind mount.
+            with HOSTS_FILE.open("r+") as hosts:
+                hosts.write(kept)
+                hosts.truncate()

@@ -20,6 +20,9 @@ INGRESS_IP = "10.96.0.80"
 # Every name under this zone resolves to INGRESS_IP in the cluster DNS: the stacks' hosts
 # (journal.dev.example.com, journal.example.com) are public names of the ingress there.
 INGRESS_ZONE = "example.com"
+# The stacks' hosts on this machine too, in its /etc/hosts while the cluster runs: a
+# browser or curl here opens https://journal.dev.example.com/ as written.
+HOST_NAMES = ("journal.dev.example.com", "journal.example.com")
 # The ACME server (Pebble): its directory, and the fixed address of its Service, whose
 # management port the host reads the issuing root from.
 ACME_IP = "10.96.0.14"

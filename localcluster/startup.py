@@ -25,6 +25,8 @@ from .layout import (
     EGRESS_CHAIN,
     ETCD_CLIENT,
     ETCD_PEER,
+    HOST_NAMES,
+    INGRESS_IP,
     NODE_IP,
     NODE_LINK,
     NODE_NAME,
@@ -34,6 +36,7 @@ from .layout import (
     SERVER,
     SERVICE_CIDR,
 )
+from .host import add_host_names
 from .processes import log_tail, make_cgroups, spawn
 
 STARTUP_TIMEOUT = float(os.environ.get("JOURNAL_IAC_CLUSTER_TIMEOUT", "240"))
@@ -251,4 +254,5 @@ STEPS = (
     Step("node", start_node),
     Step("addons", start_addons),
     Step("addons available", wait_usable),
+    Step("host names", lambda _: add_host_names(INGRESS_IP, HOST_NAMES)),
 )

@@ -6,6 +6,8 @@
 #   scripts/cluster.sh status      whether one is running
 #   scripts/cluster.sh kubeconfig  the path of its admin kubeconfig:
 #                                  KUBECONFIG=$(scripts/cluster.sh kubeconfig) kubectl get nodes
+#   scripts/cluster.sh acme-root   the path of a file holding the root its ACME server
+#                                  signs with (the CA to trust for the stacks' hosts)
 #   scripts/cluster.sh images      build its images only
 #
 # Needs root on a Debian-like host; installs containerd, runc, the CNI plugins, iptables,

@@ -5,6 +5,7 @@ packet can leave the machine, and `down` leaves the host as it was before `up`."
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import urllib.request
@@ -167,6 +168,20 @@ def test_the_ingress_controller_publishes_ingress_status(cluster):
     assert defaults == ["local"]
 
 
+def test_this_machine_resolves_the_stacks_hosts_to_the_ingress_while_the_cluster_runs(cluster):
+    # What `make up` prints the URL with: a browser here opens it with nothing edited by hand.
+    for name in layout.HOST_NAMES:
+        assert socket.gethostbyname(name) == layout.INGRESS_IP
+    assert HostState.load(layout.PATHS.host_state).hosts.count(layout.INGRESS_IP) == 0
+
+
+def test_the_acme_root_is_written_where_a_user_can_read_it(cluster):
+    written = local_cluster.acme_root()
+    assert written.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert written.stat().st_mode & 0o777 == 0o644 and os.access(written.parent, os.X_OK)
+    assert not str(written).startswith(str(layout.PATHS.root))
+
+
 def test_the_edge_add_ons_answer_cert_manager_pebble_and_the_gateway_class(cluster):
     # cert-manager's webhook is wired into admission: only it refuses an Issuer of two kinds.
     namespace = cluster.namespace("issuer")
@@ -245,6 +260,7 @@ def test_up_twice_is_refused_and_down_restores_the_host(cluster):
     local_cluster.down()
     assert local_cluster.status() == "not running"
     assert before.differences(HostState.read()) == []
+    assert not local_cluster.ACME_ROOT_FILE.exists()
 
 
 def test_an_up_killed_half_way_is_cleared_by_the_next_up(cluster_session):
