@@ -1,12 +1,22 @@
-# The entry points: `make preview` and `make test` for a user, `make unit` for the fast
-# loop while changing the program. Everything else here is what they set up.
+# The entry points: `make up` (the journal on this machine), `make test` and `make
+# preview` for a user, `make unit` for the fast loop while changing the program.
+# Everything else here is what they set up.
 
 STACK ?= dev
 PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners load-tools cluster-images system-packages
+.PHONY: up down preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners load-tools cluster-images system-packages
+
+# As root: builds what is missing (saying which step, how far), starts the local cluster
+# unless one runs, deploys the dev stack, prints its URL and the CA to trust.
+up:
+	scripts/local-journal.sh up
+
+# Destroys the dev stack and stops the cluster, the host as it was before.
+down:
+	scripts/local-journal.sh down
 
 preview: setup pulumi-tools
 	scripts/pulumi.sh $(STACK) preview

@@ -45,6 +45,8 @@ stack_file="Pulumi.$stack.yaml"
 # the tracked Pulumi.STACK.yaml.
 config_file=
 if [ -n "$private_dir" ]; then
+	# Here dev's salt is the private file's: the tracked one stays as it is.
+	unset PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER
 	# The private stack file: the tracked one without any salt of its own, plus the
 	# salt Pulumi wrote into the private file (at `stack init`, below, or whenever it
 	# finds none). A directory of its own, with a copy of Pulumi.yaml, so that
@@ -54,7 +56,9 @@ if [ -n "$private_dir" ]; then
 	cp Pulumi.yaml "$private_dir/Pulumi.yaml"
 	salt=
 	if [ -f "$config_file" ]; then salt=$(sed -n 's/^encryptionsalt: *//p' "$config_file" | head -n 1); fi
-	if [ -f "$stack_file" ] && grep -q '^encryptionsalt:' "$stack_file"; then
+	# Plain `pulumi` writes this clone's salt there too (scripts/env.sh): any other salt
+	# belongs to another passphrase.
+	if [ -f "$stack_file" ] && grep '^encryptionsalt:' "$stack_file" | grep -vqxF "encryptionsalt: $salt"; then
 		echo "pulumi.sh: ignoring the encryptionsalt line of $stack_file: it belongs to another passphrase than this clone's own .pulumi/dev-passphrase (delete the line, or set PULUMI_CONFIG_PASSPHRASE to the passphrase it was made with)" >&2
 	fi
 	staged=$(umask 077 && mktemp "$private_dir/.$stack_file.XXXXXX")

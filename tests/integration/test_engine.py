@@ -9,12 +9,13 @@ import base64
 import json
 import shutil
 import stat
+import subprocess
 
 import pytest
 import yaml
 
 from support.kubernetes_schema import validate_strictly
-from support.program_mocks import is_custom_resource, run_program
+from support.program_mocks import PROJECT_DIR, is_custom_resource, run_program
 from support.project_copy import Project, copy_project
 from scripts import render_state
 
@@ -164,3 +165,46 @@ def test_a_bad_config_value_stops_preview_with_the_programs_own_error(project):
     output = result.stdout + result.stderr
     assert "journal:frontendReplicas must be a whole number from 1 to 50, got '0'" in output
     assert "Traceback" not in output
+
+
+# --- plain `pulumi` in the project root, after `source scripts/env.sh` ---------------------
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Project:
+    """A copy of the project that is a git clone, as a user's is."""
+    project = copy_project(tmp_path_factory.mktemp("clone"))
+    shutil.copy2(PROJECT_DIR / ".gitattributes", project.root / ".gitattributes")
+    git = ["git", "-C", str(project.root), "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "--all", ":!venv"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "as cloned"], check=True)
+    return project
+
+
+def test_plain_pulumi_previews_dev_in_a_fresh_clone_and_keeps_its_salt_out_of_commits(clone):
+    steps = json.loads(clone.plain_pulumi("dev", "preview", "--json").stdout)["steps"]
+    assert len(steps) == len(run_program("dev").resources) + 1
+    assert json.loads(clone.plain_pulumi("dev", "stack", "output", "--json").stdout) == {}
+    # Pulumi wrote the state's salt into Pulumi.dev.yaml; it is this clone's alone.
+    (salt,) = [line for line in (clone.root / "Pulumi.dev.yaml").read_text().splitlines() if line.startswith("encryptionsalt:")]
+    assert salt in (clone.root / ".pulumi" / "stacks" / "Pulumi.dev.yaml").read_text()
+    diff = subprocess.run(["git", "-C", str(clone.root), "diff", "--", "Pulumi.dev.yaml"], capture_output=True, text=True, check=True)
+    assert diff.stdout == ""
+    # The wrapper takes the same salt, without a word about it.
+    assert "ignoring the encryptionsalt" not in clone.pulumi("dev", "preview").stderr
+
+
+def test_plain_pulumi_refuses_prod_on_devs_passphrase_before_creating_anything(clone):
+    clone.plain_pulumi("dev", "stack", "init", "prod", "--secrets-provider", "passphrase", "--no-select")
+    refused = clone.plain_pulumi("dev", "preview", "--stack", "prod", check=False)
+    assert refused.returncode != 0
+    assert "stack 'prod' would be encrypted with dev's own passphrase" in refused.stdout + refused.stderr
+    listed = json.loads(clone.plain_pulumi("dev", "stack", "ls", "--json").stdout)
+    assert [entry.get("resourceCount", 0) for entry in listed if entry["name"] == "prod"] == [0]
+
+
+def test_the_tracked_dev_stack_file_holds_no_salt():
+    # A salt committed there belongs to one clone's passphrase: every other clone's
+    # Pulumi would answer "incorrect passphrase".
+    assert "encryptionsalt" not in (PROJECT_DIR / "Pulumi.dev.yaml").read_text()

@@ -14,6 +14,9 @@ from support.program_mocks import PROJECT_DIR
 PROJECT_FILES = (
     "requirements.txt", "Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml", "__main__.py", "components", "pyrightconfig.json",
     "scripts", "toolchain",
+    # What `make up` runs: the Makefile's setup (a no-op on the shared venv), the local
+    # cluster's code and the images it builds.
+    "Makefile", "requirements-dev.txt", "constraints.txt", "localcluster", "images",
 )
 # A passphrase made up for this run: the engine encrypts the Redis password with it.
 PASSPHRASE = secrets.token_hex(16)
@@ -45,6 +48,11 @@ class Project:
 
     def pulumi(self, stack: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return self.run(stack, "scripts/pulumi.sh", stack, *args, **kwargs)
+
+    def plain_pulumi(self, stack: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """`pulumi ARGS` as the README teaches it: in the project root, after
+        `source scripts/env.sh` (the passphrase: dev's own, or `stack`'s from the environment)."""
+        return self.run(stack, "bash", "-c", 'source scripts/env.sh && exec pulumi "$@"', "pulumi", *args, **kwargs)
 
     def write_credential(self, stack: str) -> str:
         """The deployed stack's write credential (a secret output), for the requests that

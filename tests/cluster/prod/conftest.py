@@ -19,11 +19,13 @@ def prod(cluster_session: dict, tmp_path_factory: pytest.TempPathFactory) -> Ite
     handle = running_cluster(cluster_session)
     project = copy_project(tmp_path_factory.mktemp("prod"), layout.PATHS.admin_kubeconfig)
     configure_for_the_local_node(project)
-    project.pulumi("prod", "up", "--yes", "--skip-preview")
+    # As the README teaches a team's first deployment: plain Pulumi with prod's passphrase.
+    project.plain_pulumi("prod", "stack", "init", "prod", "--secrets-provider", "passphrase", "--no-select")
+    project.plain_pulumi("prod", "up", "--stack", "prod", "--yes", "--skip-preview")
     deployed = Prod(project, handle)
     deployed.wait_until_settled()
     deployed.wait_until_routed()
     yield deployed
     project.pulumi("prod", "up", "--yes", "--skip-preview", "--config", "journal:protectData=false", check=False)
-    project.pulumi("prod", "destroy", "--yes", "--skip-preview", check=False)
+    project.plain_pulumi("prod", "destroy", "--stack", "prod", "--yes", "--skip-preview")
     handle.cleanup()
