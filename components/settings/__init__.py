@@ -10,6 +10,7 @@ holds no second copy of them.
     quantities.py       CPU and binary quantities
     reader.py           reading one key at a time, every problem named by its key
     tls.py              the TLS keys and the ACME server's CA bundle
+    passphrase.py       the passphrase file the engine encrypts the stack's secrets with
     loader.py           the stack's settings from its config, and the checks across keys
 """
 

@@ -2,10 +2,12 @@
 several keys, and the limits the stack holds its values to."""
 
 import ipaddress
+import os
 import re
 
 import pulumi
 
+from .passphrase import PASSPHRASE_FILE_VARIABLE, passphrase_problems
 from .reader import CONFIG_NAMESPACE, ConfigReader, ConfigSource, SettingsError
 from .tls import read_tls_settings
 from .values import (
@@ -41,11 +43,14 @@ def _is_ip_address(value: str) -> bool:
     return True
 
 
-def load_settings(source: ConfigSource, stack: str, kube_context: str | None, rendering: bool = False) -> StackSettings:
+def load_settings(source: ConfigSource, stack: str, kube_context: str | None, rendering: bool = False,
+                  passphrase_file: str | None = None) -> StackSettings:
     """Builds the settings of one stack, or raises SettingsError naming every bad key.
     `kube_context` is the stack's `kubernetes:context`, which the Kubernetes provider
-    reads itself; `rendering` says the provider writes manifests to files instead."""
+    reads itself; `rendering` says the provider writes manifests to files instead;
+    `passphrase_file` is the engine's PULUMI_CONFIG_PASSPHRASE_FILE."""
     read = ConfigReader(source)
+    read.problems.extend(passphrase_problems(stack, passphrase_file))
     # Without it the provider would deploy to whatever context the kubeconfig has as
     # current: a prod update could land on a laptop's cluster, or the other way round.
     if not kube_context and not rendering:
@@ -165,4 +170,5 @@ def load_stack_settings() -> StackSettings:
         pulumi.get_stack(),
         provider.get("context"),
         rendering=bool(provider.get("renderYamlToDirectory")),
+        passphrase_file=os.environ.get(PASSPHRASE_FILE_VARIABLE),
     )

@@ -324,3 +324,46 @@ def test_the_readme_documents_every_config_key():
 
 def test_the_acme_email_is_case_insensitive():
     assert settings_for("prod", tlsEmail="Ops@Example.COM").edge.tls.email == "Ops@Example.COM"
+
+
+# --- the passphrase the engine encrypts the stack's secrets with ------------------------
+
+
+def passphrase_in(directory, mode: int):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "passphrase"
+    path.write_text("correct horse battery staple")
+    path.chmod(mode)
+    return path
+
+
+def test_a_passphrase_file_only_its_owner_may_read_is_taken(tmp_path):
+    config = stack_config("prod")
+    settings = load_settings(journal_keys(config), "prod", config["kubernetes:context"],
+                             passphrase_file=str(passphrase_in(tmp_path, 0o600)))  # fmt: skip
+    assert settings.instance == "journal-prod"
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644])
+def test_a_passphrase_file_others_may_read_is_refused_naming_the_file_and_its_mode(tmp_path, mode):
+    path = passphrase_in(tmp_path, mode)
+    config = stack_config("prod")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(journal_keys(config), "prod", config["kubernetes:context"], passphrase_file=str(path))
+    (problem,) = refused.value.problems
+    assert f"PULUMI_CONFIG_PASSPHRASE_FILE '{path}'" in problem and f"mode {mode:04o}" in problem
+
+
+def test_dev_s_own_passphrase_is_refused_for_any_other_stack(tmp_path):
+    dev_passphrase = tmp_path / ".pulumi" / "dev-passphrase"
+    passphrase_in(tmp_path / ".pulumi", 0o600).rename(dev_passphrase)
+    dev, prod = stack_config("dev"), stack_config("prod")
+    load_settings(journal_keys(dev), "dev", dev["kubernetes:context"], passphrase_file=str(dev_passphrase))
+    with pytest.raises(SettingsError, match="stack 'prod' would be encrypted with dev's own passphrase"):
+        load_settings(journal_keys(prod), "prod", prod["kubernetes:context"], passphrase_file=str(dev_passphrase))
+
+
+def test_a_passphrase_file_that_is_not_there_is_refused(tmp_path):
+    config = stack_config("prod")
+    with pytest.raises(SettingsError, match="names '.*missing', which cannot be read"):
+        load_settings(journal_keys(config), "prod", config["kubernetes:context"], passphrase_file=str(tmp_path / "missing"))
