@@ -82,7 +82,7 @@ fi
 # out of the tracked Pulumi.dev.yaml) and selected, unless some stack is selected.
 if [ -z "${JOURNAL_SELECTING_DEV:-}" ] && ! (cd "$journal_root" && pulumi stack --show-name >/dev/null 2>&1); then
 	# With dev's own passphrase, as the caller's environment had it: none.
-	if [ "$PULUMI_CONFIG_PASSPHRASE_FILE" = "$journal_root/.pulumi/dev-passphrase" ]; then
+	if [ "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" = "$journal_root/.pulumi/dev-passphrase" ]; then
 		journal_select=(env -u PULUMI_CONFIG_PASSPHRASE_FILE)
 	else
 		journal_select=(env)

@@ -204,6 +204,13 @@ def test_plain_pulumi_refuses_prod_on_devs_passphrase_before_creating_anything(c
     assert [entry.get("resourceCount", 0) for entry in listed if entry["name"] == "prod"] == [0]
 
 
+def test_a_fresh_clones_first_command_may_be_for_prod(tmp_path):
+    """No stack selected yet and prod's passphrase from the environment: scripts/env.sh
+    selects dev for later plain commands without tripping over the unset file variable."""
+    project = copy_project(tmp_path)
+    assert project.pulumi("prod", "stack", "--show-name").stdout.strip() == "prod"
+
+
 def test_the_tracked_dev_stack_file_holds_no_salt():
     # A salt committed there belongs to one clone's passphrase: every other clone's
     # Pulumi would answer "incorrect passphrase".
