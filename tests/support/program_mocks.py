@@ -210,6 +210,11 @@ def run_under_mocks(
 
     @pulumi.runtime.test
     def run() -> pulumi.Output[None]:
+        # The root Stack resource outlives set_mocks, and with it the stack
+        # transformations an earlier program registered: a fresh program starts with none.
+        root = pulumi.runtime.get_root_resource()
+        if root is not None:
+            root._transformations = []
         return pulumi.Output.from_input(record(program() or {}))
 
     run()
