@@ -8,12 +8,14 @@ from components.frontend import API_PATH, Frontend, FrontendArgs
 from components.labels import JournalLabels
 from components.namespace import StackNamespace, StackNamespaceArgs
 from components.network import TrafficPolicy, TrafficPolicyArgs
+from components.ownership import own_every_field
 from components.redis import RedisCluster, RedisClusterArgs
 from components.settings import load_stack_settings
 from components.waits import bound_every_wait
 
 settings = load_stack_settings()
 bound_every_wait(settings.rollout)
+own_every_field()
 labels = JournalLabels.of(settings.instance)
 
 namespace = StackNamespace(

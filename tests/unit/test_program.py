@@ -808,6 +808,15 @@ def test_every_wait_of_up_is_bounded_by_the_rollout_timeout(deployed):
         assert resource.custom_timeouts == {"create": "300s", "update": "300s", "delete": ""}, resource.name
 
 
+def test_the_stack_forces_its_apply_on_every_kubernetes_object_it_owns(deployed):
+    """A field someone set by hand (`kubectl scale`) belongs to another field manager:
+    without the force, `up --refresh` stops at the conflict instead of undoing the edit."""
+    kubernetes = [r for r in deployed.resources if r.is_kubernetes]
+    assert len(kubernetes) >= 15
+    for resource in kubernetes:
+        assert resource.manifest()["metadata"]["annotations"]["pulumi.com/patchForce"] == "true", resource.name
+
+
 def test_a_shorter_rollout_timeout_reaches_every_resource():
     deployed = run_program("dev", rolloutTimeout="90s")
     for resource in deployed.resources:
@@ -861,7 +870,7 @@ def test_services_are_not_awaited_their_workloads_are(deployed):
     """`up` waits for the rollouts (pods Ready, so the Services' endpoints), not for the
     provider's ten-second Service settling, which every dependent waited for in turn."""
     for service in deployed.objects("Service"):
-        assert service["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}, service["metadata"]["name"]
+        assert service["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", service["metadata"]["name"]
     for kind in ("Deployment", "StatefulSet", "Ingress"):
         for obj in deployed.objects(kind):
             assert "pulumi.com/skipAwait" not in obj["metadata"].get("annotations", {}), obj["metadata"]["name"]
