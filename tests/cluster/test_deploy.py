@@ -187,7 +187,7 @@ def test_a_second_make_up_changes_nothing_in_seconds(journal):
     summary = again.output[again.output.index("Resources:"):]
     assert re.search(r"\d+ unchanged", summary) and not re.search(r"to (create|update|delete|replace)|created|updated|deleted|replaced", summary), summary
     # Every build step is a no-op and the cluster runs: what is left is the refresh and
-    # the no-op update of some 35 resources, 15-20 s here.
+    # the no-op update of some 38 resources, 6 to 9 s here.
     assert took < 90
     journal.project.pulumi("dev", "preview", "--expect-no-changes")
 
