@@ -173,6 +173,47 @@ def test_reads_go_to_the_read_host_and_writes_to_the_write_host(clean: RedisNode
     assert stored_entries(clean.master) == [entry]
 
 
+@contextlib.contextmanager
+def forwarding_later(address: tuple[str, int], to: tuple[str, int], after: float) -> Iterator[None]:
+    """`address` refuses connections for `after` seconds, then forwards each to `to`."""
+    def pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def serve(listener: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = listener.accept()
+                server = socket.create_connection(to)
+                for source, sink in ((client, server), (server, client)):
+                    threading.Thread(target=pump, args=(source, sink), daemon=True).start()
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    timer = threading.Timer(after, lambda: (listener.listen(16), threading.Thread(target=serve, args=(listener,), daemon=True).start()))
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        listener.close()
+
+
+def test_a_write_that_cannot_connect_at_first_is_made_once_the_store_answers(clean: RedisNodes, tmp_path: Path) -> None:
+    # A new pod's first request may meet its network half set up (a name not resolving
+    # yet, a policy not yet programmed): nothing was sent, so it is tried again shortly.
+    with Api(tmp_path, clean.password_file, [clean.secret], write_host="127.0.0.4", read_host=MASTER,
+             redis_port=clean.master.port) as api:
+        with forwarding_later(("127.0.0.4", clean.master.port), (MASTER, clean.master.port), after=0.15):
+            posted = api.request("POST", "/api", b"after a refused connection", TEXT_PLAIN)
+            assert posted.status == 201, posted.body
+    assert posted.json in stored_entries(clean.master)
+
+
 def test_a_write_redis_refuses_is_503_naming_its_error_class(clean: RedisNodes, tmp_path: Path) -> None:
     before = snapshot(clean.master)
     # A replica as the write host: Redis answers READONLY.

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, TypeVar, Union
 
@@ -47,6 +48,9 @@ T = TypeVar("T")
 
 #: Error classes that mean "the password we hold is not the one Redis wants".
 AUTH_REFUSALS = ("WRONGPASS", "NOAUTH")
+#: Before each new try of a connection that could not be made: a second in all, well
+#: inside a request's bound when the store is really gone.
+CONNECT_RETRY_PAUSES = (0.25, 0.75)
 
 
 class PasswordUnreadable(RedisConnectionError):
@@ -306,15 +310,24 @@ class Endpoint:
         return f"Endpoint({self.where})"
 
     def run(self, operation: Callable[[Any], T], *, idempotent: bool) -> T:
-        """`operation(connection)` on a pooled connection, retried at most once when safe."""
-        for attempt in (1, 2):
-            last = attempt == 2
+        """`operation(connection)` on a pooled connection, retried at most once when safe;
+        a connection that could not be made at all is tried again after short pauses."""
+        pauses = list(CONNECT_RETRY_PAUSES)
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= 2
             try:
                 conn = self.pool.get_connection("_")
             except RedisError as error:
-                # Nothing of this request was sent.
+                # Nothing of this request was sent: a fast failure to connect (a name not
+                # resolving yet, a refused connection, every Sentinel unreachable) is tried
+                # again a moment later, as a new pod's first requests may meet its network
+                # before the cluster has finished setting it up.
                 failure = self._failure(error, None)
-                if not last and _connection_failed(error, failure) and (idempotent or self.follows_master):
+                if _connection_failed(error, failure) and pauses:
+                    time.sleep(pauses.pop(0))
+                    attempt = 0
                     continue
                 raise failure from None
             try:
@@ -338,7 +351,6 @@ class Endpoint:
                 raise
             finally:
                 self.pool.release(conn)
-        raise AssertionError("unreachable")
 
     def _follow_demotion(self, conn: Connection) -> None:
         """Learn from a demoted master (its reply to ROLE) which server it follows now."""
