@@ -313,23 +313,9 @@ class Endpoint:
         """`operation(connection)` on a pooled connection, retried at most once when safe;
         a connection that could not be made at all is tried again after short pauses."""
         pauses = list(CONNECT_RETRY_PAUSES)
-        attempt = 0
-        while True:
-            attempt += 1
-            last = attempt >= 2
-            try:
-                conn = self.pool.get_connection("_")
-            except RedisError as error:
-                # Nothing of this request was sent: a fast failure to connect (a name not
-                # resolving yet, a refused connection, every Sentinel unreachable) is tried
-                # again a moment later, as a new pod's first requests may meet its network
-                # before the cluster has finished setting it up.
-                failure = self._failure(error, None)
-                if _connection_failed(error, failure) and pauses:
-                    time.sleep(pauses.pop(0))
-                    attempt = 0
-                    continue
-                raise failure from None
+        for attempt in (1, 2):
+            last = attempt == 2
+            conn = self._connect(pauses)
             try:
                 return operation(conn)
             except StoreFailure:
@@ -351,6 +337,22 @@ class Endpoint:
                 raise
             finally:
                 self.pool.release(conn)
+        raise AssertionError("unreachable")
+
+    def _connect(self, pauses: list[float]) -> Connection:
+        """A pooled connection. Nothing of the request is sent yet, so a fast failure to
+        connect (a name not resolving yet, a refused connection, every Sentinel
+        unreachable) is tried again after the next of `pauses`, which the caller's tries
+        share: a new pod's first requests may meet its network before the cluster has
+        finished setting it up."""
+        while True:
+            try:
+                return self.pool.get_connection("_")
+            except RedisError as error:
+                failure = self._failure(error, None)
+                if not (_connection_failed(error, failure) and pauses):
+                    raise failure from None
+                time.sleep(pauses.pop(0))
 
     def _follow_demotion(self, conn: Connection) -> None:
         """Learn from a demoted master (its reply to ROLE) which server it follows now."""
