@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: up down preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners load-tools cluster-images system-packages
+.PHONY: up down preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners state-server load-tools cluster-images system-packages
 
 # As root: builds what is missing (saying which step, how far), starts the local cluster
 # unless one runs, deploys the dev stack, prints its URL and the CA to trust.
@@ -46,7 +46,7 @@ bench: everything load-tools
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.
 everything:
-	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools scanners system-packages cluster-images
+	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools scanners state-server system-packages cluster-images
 
 setup: $(VENV)/.installed
 
@@ -74,6 +74,11 @@ load-tools:
 # tests/integration/test_scanners.py (cold: about 2 minutes).
 scanners:
 	toolchain/install-scanners.sh >/dev/null
+
+# versitygw, the S3 server of scripts/state-server.sh and the shared-state tests (cold:
+# about 70 seconds).
+state-server:
+	toolchain/install-state-server.sh >/dev/null
 
 cluster-images: kubernetes-tools system-packages
 	scripts/cluster.sh images >/dev/null

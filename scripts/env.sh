@@ -9,7 +9,8 @@
 # (toolchain/install-pulumi.sh; a no-op once built) and sets, for this shell:
 # - PATH: the pinned CLI and the project's venv first;
 # - PULUMI_HOME and PULUMI_BACKEND_URL: the clone's owner-only .pulumi/, unless set
-#   already (a team's backend: see the README, "A team's state");
+#   already (a team's backend: see the README, "A team's state"); on the clone's own
+#   backend with no stack selected yet, dev is created and selected;
 # - no update checks, no plugin downloads, no providers but the pinned ones, installed
 #   into PULUMI_HOME from the binaries built here;
 # - PULUMI_CONFIG_PASSPHRASE_FILE, when neither it nor PULUMI_CONFIG_PASSPHRASE is set:
@@ -40,7 +41,8 @@ mkdir -p "$journal_root/.pulumi"
 chmod 700 "$journal_root/.pulumi"
 export PATH="$journal_tools_bin:$journal_root/venv/bin:$PATH"
 export PULUMI_HOME="${PULUMI_HOME:-$journal_root/.pulumi/home}"
-export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$journal_root/.pulumi/state}"
+journal_own_backend="file://$journal_root/.pulumi/state"
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-$journal_own_backend}"
 case $PULUMI_BACKEND_URL in
 file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
 esac
@@ -79,8 +81,11 @@ if [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FI
 	export PULUMI_CONFIG_PASSPHRASE_FILE="$journal_root/.pulumi/dev-passphrase"
 fi
 # A fresh clone has no stack: dev, created as scripts/pulumi.sh creates it (its salt kept
-# out of the tracked Pulumi.dev.yaml) and selected, unless some stack is selected.
-if [ -z "${JOURNAL_SELECTING_DEV:-}" ] && ! (cd "$journal_root" && pulumi stack --show-name >/dev/null 2>&1); then
+# out of the tracked Pulumi.dev.yaml) and selected, unless some stack is selected. Not
+# on a team's backend: there the stacks are the team's, and a dev made with this clone's
+# own passphrase would be one no other clone could open.
+if [ -z "${JOURNAL_SELECTING_DEV:-}" ] && [ "$PULUMI_BACKEND_URL" = "$journal_own_backend" ] &&
+	! (cd "$journal_root" && pulumi stack --show-name >/dev/null 2>&1); then
 	# With dev's own passphrase, as the caller's environment had it: none.
 	if [ "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" = "$journal_root/.pulumi/dev-passphrase" ]; then
 		journal_select=(env -u PULUMI_CONFIG_PASSPHRASE_FILE)
@@ -92,4 +97,4 @@ if [ -z "${JOURNAL_SELECTING_DEV:-}" ] && ! (cd "$journal_root" && pulumi stack 
 		return 1
 	}
 fi
-unset journal_root journal_tools_bin journal_plugins journal_provider journal_version journal_select
+unset journal_root journal_own_backend journal_tools_bin journal_plugins journal_provider journal_version journal_select

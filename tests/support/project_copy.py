@@ -18,6 +18,8 @@ PROJECT_FILES = (
     # cluster's code and the images it builds.
     "Makefile", "requirements-dev.txt", "constraints.txt", "localcluster", "images",
 )
+# `pulumi ARGS...` as the README teaches it: in the project root, after `source scripts/env.sh`.
+PLAIN_PULUMI = ("bash", "-c", 'source scripts/env.sh && exec pulumi "$@"', "pulumi")
 # A passphrase made up for this run: the engine encrypts the Redis password with it.
 PASSPHRASE = secrets.token_hex(16)
 
@@ -29,14 +31,17 @@ class Project:
         self.transcript: list[str] = []
         self.stack_files = {stack: (root / f"Pulumi.{stack}.yaml").read_text() for stack in ("dev", "prod")}
 
-    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    def environment(self, stack: str, **env: str) -> dict[str, str]:
         base = {k: v for k, v in os.environ.items() if k not in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")}
         if stack != "dev":
             base["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
+        return {**base, "KUBECONFIG": str(self.kubeconfig), **env}
+
+    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             args,
             cwd=self.root,
-            env={**base, "KUBECONFIG": str(self.kubeconfig), **env},
+            env=self.environment(stack, **env),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -52,7 +57,16 @@ class Project:
     def plain_pulumi(self, stack: str, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
         """`pulumi ARGS` as the README teaches it: in the project root, after
         `source scripts/env.sh` (the passphrase: dev's own, or `stack`'s from the environment)."""
-        return self.run(stack, "bash", "-c", 'source scripts/env.sh && exec pulumi "$@"', "pulumi", *args, **kwargs)
+        return self.run(stack, *PLAIN_PULUMI, *args, **kwargs)
+
+    def start_plain_pulumi(self, stack: str, *args: str, output: Path, **env: str) -> subprocess.Popen[bytes]:
+        """plain_pulumi in the background, in a process group of its own (the CLI, its
+        language host and providers can be stopped or killed together), output to a file."""
+        with output.open("wb") as out:
+            return subprocess.Popen(
+                [*PLAIN_PULUMI, *args],
+                cwd=self.root, env=self.environment(stack, **env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
 
     def write_credential(self, stack: str) -> str:
         """The deployed stack's write credential (a secret output), for the requests that
