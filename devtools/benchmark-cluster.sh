@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # Figures for the real lifecycle on the local cluster (scripts/cluster.sh), in one run:
 #
-#   sudo devtools/benchmark-cluster.sh
+#   sudo devtools/benchmark-cluster.sh [RUNS]     (RUNS of each quick command, default 5:
+#                                                  the median is printed)
 #
-#   cluster up (warm)            scripts/cluster.sh up, binaries and images built
-#   pulumi up, dev, from nothing every object created and awaited (pods Ready, the
-#                                certificate issued by the cluster's ACME server)
-#   kubectl apply + wait         the same rendered manifests, server-side apply, then a
-#                                wait for the same readiness; the ratio is the figure
-#   pulumi up, no changes
-#   pulumi up, a config change   frontendJournalEntries, which rolls the frontend
+#   cluster up (warm)              scripts/cluster.sh up, binaries and images built
+#   pulumi up, from nothing        every object created and awaited (pods Ready, and with
+#                                  TLS the certificate issued by the cluster's ACME server),
+#                                  for the dev stack (TLS) and the same stack without TLS
+#   kubectl apply + wait           the same rendered manifests, server-side apply, then a
+#                                  wait for the same readiness; the ratio is the figure
+#   pulumi up, no changes          and pulumi preview, against the floor: a program that
+#                                  imports the same SDKs and declares nothing
+#   pulumi up, a config change     frontendJournalEntries, which rolls the frontend
 #   pulumi destroy
 #   cluster down, and the cluster's peak memory (its cgroup's, pods included)
 #
-# and the slowest resources of the first `up`, from the engine's own timings. It needs
-# no cluster running (it starts and stops its own) and works on a copy of the project.
+# then where the time of a no-op up, the floor's up and an up from nothing goes, from the
+# engine's own log (devtools/engine_timeline.py), and the slowest resources of the first
+# up. Plain `pulumi` after `source scripts/env.sh`, as the README teaches it. It needs no
+# cluster running (it starts and stops its own) and works on a copy of the project.
 set -euo pipefail
+runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
 if "$root/scripts/cluster.sh" status | grep -q '^running'; then
 	echo "benchmark-cluster.sh: a cluster is running; stop it first (it measures the start too)" >&2
@@ -27,11 +33,38 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-git -C "$root" ls-files -z --cached --others --exclude-standard | tar -C "$root" --null -T - -cf - | tar -C "$work" -xf -
-ln -s "$root/venv" "$work/venv"
-cd "$work"
+mkdir "$work/project" "$work/floor" "$work/logs"
+git -C "$root" ls-files -z --cached --others --exclude-standard | tar -C "$root" --null -T - -cf - | tar -C "$work/project" -xf -
+ln -s "$root/venv" "$work/project/venv"
+cd "$work/project"
 kubectl="$("$root/toolchain/install-kubernetes.sh" --print-bin)/kubectl"
 "$root/scripts/cluster.sh" images >/dev/null
+export PULUMI_CONFIG_PASSPHRASE
+PULUMI_CONFIG_PASSPHRASE=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+# shellcheck source=scripts/env.sh
+source scripts/env.sh >/dev/null
+
+# The dev stack without TLS: no Issuer, no Certificate, no ACME flow to wait for.
+venv/bin/python - <<'PY'
+import yaml
+settings = yaml.safe_load(open("Pulumi.dev.yaml"))
+for key in ("journal:acmeServer", "journal:acmeCaBundle", "journal:tlsEmail"):
+    settings["config"].pop(key, None)
+settings["config"]["journal:tlsIssuer"] = "none"
+settings.pop("encryptionsalt", None)
+yaml.safe_dump(settings, open("Pulumi.notls.yaml", "w"), sort_keys=False)
+PY
+cat >"$work/floor/Pulumi.yaml" <<YAML
+name: floor
+runtime:
+  name: python
+  options:
+    virtualenv: $root/venv
+YAML
+echo 'import pulumi, pulumi_kubernetes, pulumi_random  # the same SDKs, nothing declared' >"$work/floor/__main__.py"
+# dev may exist already: env.sh creates it in a clone without a stack.
+for stack in dev notls; do pulumi stack init "$stack" >/dev/null 2>&1 || pulumi stack select "$stack" >/dev/null; done
+(cd "$work/floor" && pulumi stack init floor >/dev/null)
 
 # seconds COMMAND...: runs it (output kept in $work/last.log) and prints the seconds taken.
 seconds() {
@@ -41,41 +74,79 @@ seconds() {
 		cat "$work/last.log" >&2
 		return 1
 	}
-	echo $((($(date +%s%N) - start) / 1000000)) | awk '{ printf "%.1f", $1 / 1000 }'
+	echo $((($(date +%s%N) - start) / 1000000)) | awk '{ printf "%.2f", $1 / 1000 }'
 }
-row() { printf '%-36s %6s s\n' "$1" "$2"; }
+# median COMMAND...: the median seconds of $runs runs.
+median() {
+	for _ in $(seq "$runs"); do seconds "$@"; echo; done | sort -n | awk '{ t[NR] = $1 } END { printf "%.2f", t[int((NR + 1) / 2)] }'
+}
+row() { printf '%-40s %8s %8s\n' "$1" "$2" "${3:-}"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'; }
+up() { pulumi up --stack "$1" --yes --skip-preview "${@:2}"; }
 
-row "cluster up (warm)" "$(seconds "$root/scripts/cluster.sh" up)"
+row "cluster up (warm)" "$(seconds "$root/scripts/cluster.sh" up) s"
 KUBECONFIG=$("$root/scripts/cluster.sh" kubeconfig)
 export KUBECONFIG
 k() { "$kubectl" "$@"; }
 
-up=$(seconds scripts/pulumi.sh dev up --yes --skip-preview)
-slowest=$(grep -oE '[+~-] +[^ ]+ +[^ ]+ (created|updated|deleted) \(([0-9.]+)s\)' "$work/last.log" |
-	sed -E 's/^[+~-] +//; s/ (created|updated|deleted) \(([0-9.]+)s\)$/ \2/' | sort -k3 -n -r | head -n 5)
-row "pulumi up, dev, from nothing" "$up"
-row "pulumi up, no changes" "$(seconds scripts/pulumi.sh dev up --yes --skip-preview)"
-row "pulumi up, frontendJournalEntries" "$(seconds scripts/pulumi.sh dev up --yes --skip-preview --config journal:frontendJournalEntries=11)"
-row "pulumi destroy" "$(seconds scripts/pulumi.sh dev destroy --yes --skip-preview)"
-k wait --for=delete namespace/journal-dev --timeout=120s >/dev/null 2>&1 || true
-
 # The same objects with kubectl: rendered, applied, then awaited as `up` awaits them.
-KUBECONFIG="$work/no-cluster" scripts/render.sh dev >/dev/null 2>&1
 apply_and_wait() {
-	k apply --server-side -f rendered/dev/1-manifest/v1-namespace-default-journal-dev.yaml
-	k apply --server-side -f rendered/dev/1-manifest
-	k rollout status -n journal-dev deployment/frontend --timeout=300s
-	k rollout status -n journal-dev deployment/fileserver --timeout=300s
-	k rollout status -n journal-dev statefulset/redis --timeout=300s
-	k wait -n journal-dev --for=jsonpath='{.status.loadBalancer.ingress[0].ip}' ingress --all --timeout=300s
-	k wait -n journal-dev --for=condition=Ready certificate --all --timeout=300s
+	local stack=$1 namespace=journal-$1
+	k apply --server-side -f "rendered/$stack/1-manifest/v1-namespace-default-$namespace.yaml"
+	k apply --server-side -f "rendered/$stack/1-manifest"
+	k rollout status -n "$namespace" deployment/frontend --timeout=300s
+	k rollout status -n "$namespace" deployment/fileserver --timeout=300s
+	k rollout status -n "$namespace" statefulset/redis --timeout=300s
+	k wait -n "$namespace" --for=jsonpath='{.status.loadBalancer.ingress[0].ip}' ingress --all --timeout=300s
+	if [ "$stack" = dev ]; then k wait -n "$namespace" --for=condition=Ready certificate --all --timeout=300s; fi
 }
-apply=$(seconds apply_and_wait)
-row "kubectl apply --server-side + wait" "$apply"
-awk -v up="$up" -v apply="$apply" 'BEGIN { printf "%-36s %6.1f x\n", "pulumi up / kubectl apply+wait", up / apply }'
-k delete namespace journal-dev --wait=true --timeout=120s >/dev/null
-row "cluster down" "$(seconds "$root/scripts/cluster.sh" down)"
-printf '%-36s %6s MiB\n' "cluster peak memory (all of it)" "$(sed -n 's/.*peak memory was \([0-9]*\) MiB.*/\1/p' "$work/last.log")"
+declare -A from_nothing applied
+for stack in dev notls; do
+	from_nothing[$stack]=$(seconds up "$stack")
+	if [ "$stack" = dev ]; then
+		slowest=$(grep -oE '[+~-] +[^ ]+ +[^ ]+ (created|updated|deleted) \(([0-9.]+)s\)' "$work/last.log" |
+			sed -E 's/^[+~-] +//; s/ (created|updated|deleted) \(([0-9.]+)s\)$/ \2/' | sort -k3 -n -r | head -n 5)
+	fi
+	pulumi destroy --stack "$stack" --yes --skip-preview >/dev/null
+	k wait --for=delete "namespace/journal-$stack" --timeout=120s >/dev/null 2>&1 || true
+	KUBECONFIG="$work/no-cluster" scripts/render.sh "$stack" >/dev/null 2>&1
+	applied[$stack]=$(seconds apply_and_wait "$stack")
+	k delete namespace "journal-$stack" --wait=true --timeout=120s >/dev/null
+done
+# Deployed once more, without its timings, for the rows below; the engine's log of an up
+# from nothing kept for the breakdown.
+up notls -v=9 --logtostderr >/dev/null 2>"$work/logs/from-nothing.log"
+pulumi destroy --stack notls --yes --skip-preview >/dev/null
+up dev >/dev/null
 
-echo "slowest resources of the first up (seconds):"
+echo
+row "" "TLS" "no TLS"
+row "pulumi up, from nothing" "${from_nothing[dev]} s" "${from_nothing[notls]} s"
+row "kubectl apply --server-side + wait" "${applied[dev]} s" "${applied[notls]} s"
+row "  pulumi up / kubectl apply+wait" "$(ratio "${from_nothing[dev]}" "${applied[dev]}")" "$(ratio "${from_nothing[notls]}" "${applied[notls]}")"
+echo
+noop=$(median up dev)
+preview=$(median pulumi preview --stack dev)
+floor_up=$(cd "$work/floor" && median up floor)
+floor_preview=$(cd "$work/floor" && median pulumi preview --stack floor)
+up dev -v=9 --logtostderr >/dev/null 2>"$work/logs/no-op.log"
+(cd "$work/floor" && up floor -v=9 --logtostderr >/dev/null 2>"$work/logs/floor.log")
+row "pulumi up, no changes (median of $runs)" "$noop s"
+row "empty program, up (the floor)" "$floor_up s"
+row "  no-op up / floor" "$(ratio "$noop" "$floor_up")"
+row "pulumi preview (median of $runs)" "$preview s"
+row "empty program, preview (the floor)" "$floor_preview s"
+row "  preview / floor" "$(ratio "$preview" "$floor_preview")"
+row "pulumi up, frontendJournalEntries" "$(seconds up dev --config journal:frontendJournalEntries=11) s"
+row "pulumi destroy" "$(seconds pulumi destroy --stack dev --yes --skip-preview) s"
+k wait --for=delete namespace/journal-dev --timeout=120s >/dev/null 2>&1 || true
+row "cluster down" "$(seconds "$root/scripts/cluster.sh" down) s"
+row "cluster peak memory (all of it)" "$(sed -n 's/.*peak memory was \([0-9]*\) MiB.*/\1/p' "$work/last.log") MiB"
+
+echo
+echo "slowest resources of the first up of dev (seconds):"
 echo "$slowest" | awk '{ printf "  %-60s %6s\n", $1 " " $2, $3 }'
+echo
+echo "where the time goes (seconds, from the engine's log; see devtools/engine_timeline.py):"
+"$root/venv/bin/python" "$root/devtools/engine_timeline.py" \
+	"no-op up=$work/logs/no-op.log" "floor up=$work/logs/floor.log" "up, no TLS=$work/logs/from-nothing.log" | sed 's/^/  /'
