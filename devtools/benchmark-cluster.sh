@@ -41,7 +41,7 @@ kubectl="$("$root/toolchain/install-kubernetes.sh" --print-bin)/kubectl"
 "$root/scripts/cluster.sh" images >/dev/null
 export PULUMI_CONFIG_PASSPHRASE
 PULUMI_CONFIG_PASSPHRASE=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-# shellcheck source=scripts/env.sh
+# shellcheck source-path=SCRIPTDIR source=../scripts/env.sh
 source scripts/env.sh >/dev/null
 
 # The dev stack without TLS: no Issuer, no Certificate, no ACME flow to wait for.
