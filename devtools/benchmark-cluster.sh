@@ -22,6 +22,10 @@
 # cluster running (it starts and stops its own) and works on a copy of the project.
 set -euo pipefail
 runs=${1:-5}
+if ! [[ $runs =~ ^[1-9][0-9]*$ ]]; then
+	echo "benchmark-cluster.sh: RUNS must be a positive number, got '$runs'" >&2
+	exit 2
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 if "$root/scripts/cluster.sh" status | grep -q '^running'; then
 	echo "benchmark-cluster.sh: a cluster is running; stop it first (it measures the start too)" >&2
@@ -90,15 +94,18 @@ export KUBECONFIG
 k() { "$kubectl" "$@"; }
 
 # The same objects with kubectl: rendered, applied, then awaited as `up` awaits them.
+# (Run by `seconds`, where a failing command does not stop the script: each step says so.)
 apply_and_wait() {
 	local stack=$1 namespace=journal-$1
-	k apply --server-side -f "rendered/$stack/1-manifest/v1-namespace-default-$namespace.yaml"
-	k apply --server-side -f "rendered/$stack/1-manifest"
-	k rollout status -n "$namespace" deployment/frontend --timeout=300s
-	k rollout status -n "$namespace" deployment/fileserver --timeout=300s
-	k rollout status -n "$namespace" statefulset/redis --timeout=300s
-	k wait -n "$namespace" --for=jsonpath='{.status.loadBalancer.ingress[0].ip}' ingress --all --timeout=300s
-	if [ "$stack" = dev ]; then k wait -n "$namespace" --for=condition=Ready certificate --all --timeout=300s; fi
+	k apply --server-side -f "rendered/$stack/1-manifest/v1-namespace-default-$namespace.yaml" || return
+	k apply --server-side -f "rendered/$stack/1-manifest" || return
+	k rollout status -n "$namespace" deployment/frontend --timeout=300s || return
+	k rollout status -n "$namespace" deployment/fileserver --timeout=300s || return
+	k rollout status -n "$namespace" statefulset/redis --timeout=300s || return
+	k wait -n "$namespace" --for=jsonpath='{.status.loadBalancer.ingress[0].ip}' ingress --all --timeout=300s || return
+	if [ "$stack" = dev ]; then
+		k wait -n "$namespace" --for=condition=Ready certificate --all --timeout=300s || return
+	fi
 }
 declare -A from_nothing applied
 for stack in dev notls; do

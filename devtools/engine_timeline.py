@@ -18,6 +18,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 PHASES = ("start", "sdk", "program", "steps", "exit", "save")
@@ -39,10 +40,11 @@ def _messages(log: Path):
             entry = json.loads(line[brace:])
         except json.JSONDecodeError:
             continue
-        time = re.fullmatch(r".*T(\d+):(\d+):([\d.]+)Z", entry.get("time", ""))
+        time = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z", entry.get("time", ""))
         if time:
-            hours, minutes, seconds = time.groups()
-            yield int(hours) * 3600 + int(minutes) * 60 + float(seconds), entry.get("msg", "")
+            whole, fraction = time.groups()
+            at = datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp()
+            yield at + float(fraction or 0), entry.get("msg", "")
 
 
 def timeline(log: Path) -> Timeline:

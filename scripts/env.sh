@@ -62,9 +62,11 @@ for journal_provider in kubernetes random; do
 		echo "env.sh: requirements.txt pins no pulumi-$journal_provider" >&2
 		return 2
 	fi
-	# Where `pulumi plugin install` puts it; looking there costs nothing, where `pulumi
-	# plugin ls` costs a fifth of a second on every command of scripts/pulumi.sh.
-	if [ ! -x "$PULUMI_HOME/plugins/resource-$journal_provider-v$journal_version/pulumi-resource-$journal_provider" ]; then
+	# Where `pulumi plugin install` puts it (with a .partial marker beside it until the
+	# install completes); looking there costs nothing, where `pulumi plugin ls` costs a
+	# fifth of a second on every command of scripts/pulumi.sh.
+	journal_plugin_dir="$PULUMI_HOME/plugins/resource-$journal_provider-v$journal_version"
+	if [ ! -x "$journal_plugin_dir/pulumi-resource-$journal_provider" ] || [ -e "$journal_plugin_dir.partial" ]; then
 		pulumi plugin install resource "$journal_provider" "$journal_version" \
 			--file "$journal_tools_bin/pulumi-resource-$journal_provider" >&2
 	fi
@@ -94,4 +96,4 @@ if [ -z "${JOURNAL_SELECTING_DEV:-}" ] && [ "$PULUMI_BACKEND_URL" = "$journal_ow
 		return 1
 	}
 fi
-unset journal_root journal_own_backend journal_tools_bin journal_provider journal_version journal_select
+unset journal_root journal_own_backend journal_tools_bin journal_plugin_dir journal_provider journal_version journal_select

@@ -20,13 +20,10 @@ if [[ $# -lt 1 || $# -gt 2 || $1 == -* ]]; then
 	exit 2
 fi
 address=${2:-127.0.0.1:7070}
-case $address in
-127.* | localhost:* | \[::1\]:*) ;;
-*)
-	echo "state-server.sh: $address is not a loopback address; this server speaks plain HTTP and is for this machine only" >&2
+if ! [[ $address =~ ^127(\.[0-9]{1,3}){3}:[0-9]{1,5}$ ]]; then
+	echo "state-server.sh: $address is not a loopback address (127.x.y.z:port); this server speaks plain HTTP and is for this machine only" >&2
 	exit 2
-	;;
-esac
+fi
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=$("$repo/toolchain/install-state-server.sh")
 
@@ -34,23 +31,33 @@ umask 077
 mkdir -p "$1/buckets/journal-state"
 dir=$(cd "$1" && pwd)
 chmod 700 "$dir"
+# write_private FILE: stdin into FILE, owner-only, written whole and then renamed (a
+# server stopped half-way never leaves half a key).
+write_private() {
+	local staged
+	staged=$(mktemp "$dir/.${1##*/}.XXXXXX")
+	cat >"$staged"
+	mv -f "$staged" "$1"
+}
 if [[ ! -s $dir/server.env ]]; then
-	# Written whole, then renamed: a server stopped half-way never leaves half a key.
-	staged=$(mktemp "$dir/.server.env.XXXXXX")
 	printf 'ROOT_ACCESS_KEY_ID=%s\nROOT_SECRET_ACCESS_KEY=%s\n' \
-		"journal-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" "$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" >"$staged"
-	mv -f "$staged" "$dir/server.env"
+		"journal-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')" "$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')" |
+		write_private "$dir/server.env"
 fi
+chmod 600 "$dir/server.env"
 # shellcheck disable=SC1091  # made just above
 source "$dir/server.env"
 # The endpoint is plain HTTP, so path-style addressing (no bucket in the host name); the
 # region is any one name the server and the client agree on.
-cat >"$dir/client.env" <<ENV
+write_private "$dir/client.env" <<ENV
 export AWS_ACCESS_KEY_ID=$ROOT_ACCESS_KEY_ID
 export AWS_SECRET_ACCESS_KEY=$ROOT_SECRET_ACCESS_KEY
 export PULUMI_BACKEND_URL='s3://journal-state?endpoint=http://$address&s3ForcePathStyle=true&region=us-east-1'
 ENV
 
 echo "state-server.sh: S3 on http://$address, state in $dir/buckets/journal-state; to use it: source $dir/client.env" >&2
+# versitygw takes options from VGW_* variables too (an admin listener among them): none
+# from the caller's environment, this server is the command line's alone.
+while read -r name; do unset "$name"; done < <(compgen -e | grep '^VGW_' || true)
 export ROOT_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY
 exec "$bin/versitygw" --port "$address" --region us-east-1 --quiet --health /health posix "$dir/buckets"

@@ -168,6 +168,15 @@ build_go() {
 	finish_build "$dir" "$tool" "$fp"
 }
 
+# expect_version BINARY EXPECTED ARGS...: the built binary reports what was pinned (its whole
+# output read first: a reader that stops early could kill it with SIGPIPE).
+expect_version() {
+	local binary=$1 expected=$2 reported
+	shift 2
+	reported=$("$binary" "$@" 2>&1) || true
+	grep -qF -- "$expected" <<<"$reported" || die "$binary does not report $expected: $reported"
+}
+
 # module_dir MODULE@VERSION: download a module (pinned by the current dir's
 # go.sum) and print its directory in the module cache.
 module_dir() {

@@ -14,8 +14,7 @@
 #   kube-router      github.com/cloudnativelabs/kube-router/v2 v2.1.0
 #                      (toolchain/kube-router), NetworkPolicy enforcement only
 #   traefik          github.com/traefik/traefik/v3 v3.6.12 (toolchain/traefik), the
-#                      ingress controller, with endpointslice-conditions.patch (a pod
-#                      turning Ready is routed to at once)
+#                      ingress controller
 #   pause            build/pause/linux/pause.c of k8s.io/kubernetes v1.34.4, linked
 #                      statically with the host's C compiler (gcc, libc6-dev)
 #   cert-manager-crds  deploy/crds/*.yaml of github.com/cert-manager/cert-manager
@@ -147,14 +146,6 @@ kubernetes_ldflags() {
 	echo "$flags"
 }
 
-# expect_version BINARY EXPECTED ARGS...: the built binary reports what was pinned.
-expect_version() {
-	local binary=$1 expected=$2 reported
-	shift 2
-	reported=$("$binary" "$@" 2>&1) || true
-	grep -qF -- "$expected" <<<"$reported" || die "$binary does not report $expected: $reported"
-}
-
 build_etcd() {
 	# etcd's version is a constant of go.etcd.io/etcd/api/v3/version; its build
 	# script only adds the git SHA, which the module proxy does not carry.
@@ -190,27 +181,10 @@ build_kube_router() {
 }
 
 build_traefik() {
-	local module=github.com/traefik/traefik/v3 fp work src
-	local ldflags="-s -w -X $module/pkg/version.Version=$TRAEFIK_VERSION -X $module/pkg/version.BuildDate=$TRAEFIK_BUILD_DATE"
-	fp=$(fingerprint "$toolchain/traefik" "CGO_ENABLED=$CGO_ENABLED" "$ldflags")
-	if begin_build "Traefik $TRAEFIK_VERSION" "$dir_traefik" traefik "$fp" traefik; then
-		scratch_dir journal-iac-traefik
-		work=$scratch_path
-		# v3.6 drops an EndpointSlice update that changes only an endpoint's conditions,
-		# so a pod turning Ready is routed to only after some unrelated change (an ACME
-		# solver waited 12 s for one). Upstream's fix (pull request 13405) is in v3.7,
-		# which the module proxy cannot build; the same comparison is applied to a copy
-		# of the module, verified by go.sum when it was downloaded.
-		src=$(cd "$toolchain/traefik" && module_dir "$module@$TRAEFIK_VERSION")
-		cp "$toolchain/traefik/go.mod" "$toolchain/traefik/go.sum" "$work/"
-		cp -R "$src" "$work/traefik"
-		chmod -R u+w "$work"
-		patch --quiet -p1 -d "$work/traefik" <"$toolchain/traefik/endpointslice-conditions.patch"
-		(cd "$work" && "$GO" mod edit -replace "$module=./traefik")
-		(cd "$work" && "$GO" build "${goflags[@]}" -ldflags "$ldflags" -o "$staging/traefik" "$module/cmd/traefik")
-		rm -rf "$work"
-		finish_build "$dir_traefik" traefik "$fp"
-	fi
+	local v=github.com/traefik/traefik/v3/pkg/version
+	build_go "Traefik $TRAEFIK_VERSION" "$dir_traefik" traefik traefik \
+		"-s -w -X $v.Version=$TRAEFIK_VERSION -X $v.BuildDate=$TRAEFIK_BUILD_DATE" \
+		github.com/traefik/traefik/v3/cmd/traefik
 	expect_version "$dir_traefik/bin/traefik" "${TRAEFIK_VERSION#v}" version
 }
 

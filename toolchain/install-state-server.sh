@@ -49,8 +49,7 @@ build_versitygw() {
 	# and commit are left empty: the module proxy does not carry them.
 	build_go "versitygw $VERSITYGW_VERSION" "$dir_versitygw" versitygw versitygw \
 		"-s -w -X main.Version=$VERSITYGW_VERSION" github.com/versity/versitygw/cmd/versitygw
-	"$dir_versitygw/bin/versitygw" --version | grep -qF "$VERSITYGW_VERSION" ||
-		die "versitygw does not report $VERSITYGW_VERSION"
+	expect_version "$dir_versitygw/bin/versitygw" "Version  : $VERSITYGW_VERSION" --version
 }
 
 build_all() {

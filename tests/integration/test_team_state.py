@@ -1,8 +1,8 @@
 """A team's state: two clones of the project share prod's state on a real S3 server
 (scripts/state-server.sh, versitygw on loopback) through plain `pulumi`, with the same
 passphrase and the salt the first clone committed. Pulumi's own locking keeps two
-commands on one stack apart, and a run killed half-way leaves a lock that `pulumi cancel`
-removes.
+commands on one stack apart, and a run killed while it holds the stack leaves a lock that
+`pulumi cancel` removes.
 
 What is shared here is the state, so no cluster is needed: prod's configuration is
 rendered to files (the provider's `renderYamlToDirectory`, as scripts/render.sh gives it)
@@ -18,6 +18,7 @@ import stat
 import subprocess
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -35,7 +36,7 @@ UP = ("up", "--stack", STACK, "--yes", "--skip-preview")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> StateServer:
+def server(tmp_path_factory) -> Iterator[StateServer]:
     with running_state_server(tmp_path_factory.mktemp("s3") / "state") as running:
         yield running
 
@@ -197,8 +198,8 @@ def test_two_ups_started_together_never_corrupt_the_state(clones, server, tmp_pa
 def test_a_killed_up_leaves_its_lock_until_pulumi_cancel_removes_it(clones, server, tmp_path):
     first, second = clones
     passwords = digests(generated_passwords(first, server))
-    # A change, killed with everything it started (CLI, language host, providers) once
-    # the update is under way.
+    # A change, killed with everything it started (CLI, language host, providers) while
+    # it holds the stack, once the update has begun.
     change = ("--config", "journal:frontendReplicas=4")
     log = tmp_path / "killed.log"
     killed = first.start_plain_pulumi(STACK, *UP, *change, output=log, **server.client_env)
@@ -217,7 +218,7 @@ def test_a_killed_up_leaves_its_lock_until_pulumi_cancel_removes_it(clones, serv
     assert server.locks(PROJECT, STACK) == []
 
     # The change, run again, completes on the state the killed run left.
-    first.plain_pulumi(STACK, *UP, **server.client_env)
+    first.plain_pulumi(STACK, *UP, *change, **server.client_env)
     (frontend,) = [
         resource for resource in exported(first, server)["deployment"]["resources"]
         if resource["type"] == "kubernetes:apps/v1:Deployment" and resource["outputs"]["metadata"]["name"] == "frontend"

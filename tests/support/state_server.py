@@ -1,7 +1,9 @@
 """A team's Pulumi state on a real S3 server: scripts/state-server.sh (versitygw over a
 directory) on a loopback port, as a team member would run it."""
 
+import os
 import shlex
+import signal
 import subprocess
 import time
 import urllib.request
@@ -46,21 +48,28 @@ def _exports(client_env: str) -> dict[str, str]:
     exported = {}
     for line in client_env.splitlines():
         words = shlex.split(line)
-        assert words[0] == "export" and len(words) == 2, line
-        name, value = words[1].split("=", 1)
+        name, _, value = words[-1].partition("=")
+        # The line holds a credential: only the name goes into a failure report.
+        assert words[0] == "export" and len(words) == 2, f"client.env: a line for {name!r} is not `export NAME=VALUE`"
         exported[name] = value
     return exported
 
 
 @contextmanager
-def running_state_server(directory: Path, timeout: float = 120) -> Iterator[StateServer]:
+def running_state_server(directory: Path, timeout: float = 30) -> Iterator[StateServer]:
     """The server on a free loopback port until the block ends (stopped with SIGTERM)."""
+    # Built first (`make state-server` has, unless this runs alone), so that the wait
+    # below is the server's start only.
+    built = subprocess.run([str(PROJECT_DIR / "toolchain" / "install-state-server.sh")], stdout=subprocess.PIPE, text=True)
+    assert built.returncode == 0, "toolchain/install-state-server.sh failed (its output is above)"
     address = f"127.0.0.1:{free_port()}"
     log = _log_of(directory)
     with log.open("w") as out:
-        server = subprocess.Popen([str(PROJECT_DIR / "scripts" / "state-server.sh"), str(directory), address], stdout=out, stderr=out)
+        server = subprocess.Popen(
+            [str(PROJECT_DIR / "scripts" / "state-server.sh"), str(directory), address], stdout=out, stderr=out, start_new_session=True
+        )
     try:
-        deadline = time.monotonic() + timeout  # the first run builds versitygw
+        deadline = time.monotonic() + timeout
         while True:
             assert server.poll() is None, f"state-server.sh exited {server.returncode}:\n{log.read_text()}"
             try:
@@ -73,5 +82,5 @@ def running_state_server(directory: Path, timeout: float = 120) -> Iterator[Stat
             time.sleep(0.1)
         yield StateServer(directory, _exports((directory / "client.env").read_text()))
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -2,6 +2,7 @@
 `make bench` prints."""
 
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -9,7 +10,9 @@ from devtools.engine_timeline import timeline
 
 
 def log_line(second: float, message: str) -> str:
-    return "I1204 " + json.dumps({"time": f"2026-12-04T20:00:{second:09.6f}Z", "level": "INFO", "msg": message})
+    """A line `second` seconds after 23:59:59 (a run may cross midnight)."""
+    moment = datetime(2026, 12, 4, 23, 59, 59, tzinfo=timezone.utc) + timedelta(seconds=second)
+    return "I1204 " + json.dumps({"time": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "level": "INFO", "msg": message})
 
 
 def test_each_phase_runs_from_one_engine_event_to_the_next(tmp_path):
