@@ -746,6 +746,12 @@ def test_a_stopping_master_hands_over_anyway_when_no_second_replica_comes(pods: 
     assert 5 <= elapsed < 9
 
 
+def sentinel_current_epoch(pod: PodNode) -> int:
+    """The epoch in the pod's Sentinel configuration (Sentinel keeps it there: 0 when absent)."""
+    lines = [line for line in pod.sentinel_config_file.read_text().splitlines() if line.startswith("sentinel current-epoch ")]
+    return int(lines[-1].split()[-1]) if lines else 0
+
+
 def test_a_hand_over_led_by_a_sentinel_just_restarted_is_followed_by_every_sentinel(pods: RedisPods) -> None:
     # A rollout restarts the pods one by one, and the master's preStop asks the next
     # pod's Sentinel first: in reverse ordinal order, that one has just restarted. Its
@@ -759,6 +765,10 @@ def test_a_hand_over_led_by_a_sentinel_just_restarted_is_followed_by_every_senti
     asked_first.stop_sentinel()
     asked_first.start_sentinel()
     wait_for(f"{asked_first}'s Sentinel to answer", lambda: asked_first.sentinel_master() is not None, interval=0.1)
+    # It starts under the epoch its peers are at, as its start script wrote it, before any
+    # of their hellos (one every 2 s) could have told it: on a slow machine the hand-over
+    # below may begin only after one has.
+    assert sentinel_current_epoch(asked_first) == max(sentinel_current_epoch(pod) for pod in pods.pods if pod is not asked_first) > 0
 
     result = master.prestop()
     assert "is the master now" in result.stderr, result.stderr
