@@ -173,21 +173,34 @@ def test_beyond_the_workers_and_their_queue_requests_get_503_with_retry_after(cl
                  redis_port=silent.getsockname()[1]) as api:
             extra = 16
             socks = [connect(api) for _ in range(WORKERS + QUEUED_REQUESTS + extra)]
+            held_workers: list[socket.socket] = []
             try:
+                # Every worker first takes a request and reaches Redis, where it waits 2 s.
+                # Sent all at once, a loaded machine's loop could fill the queue before
+                # every worker had taken its first request off it, and refuse more than
+                # the bound's excess.
+                for sock in socks[:WORKERS]:
+                    sock.sendall(b"GET /api HTTP/1.1\r\nHost: journal\r\n\r\n")
+                silent.settimeout(ANSWER_WITHIN)
+                held_workers.extend(silent.accept()[0] for _ in range(WORKERS))
                 started = time.monotonic()
-                for sock in socks:
+                for sock in socks[WORKERS:]:
                     sock.sendall(b"GET /api HTTP/1.1\r\nHost: journal\r\n\r\n")
                 with concurrent.futures.ThreadPoolExecutor(len(socks)) as pool:
-                    pending = pool.map(lambda sock: (answer_on(sock), time.monotonic() - started), socks)
-                    # Every place still taken (each worker waits 2 s on Redis): the
-                    # kubelet's probe is told the server is alive, not refused.
-                    time.sleep(0.5)
+                    pending = [pool.submit(lambda sock: (answer_on(sock), time.monotonic() - started), sock)
+                               for sock in socks]
+                    # The refusals are the first answers; once they are in, every place is
+                    # taken and the kubelet's probe must be told the server is alive, not
+                    # refused.
+                    refused = concurrent.futures.as_completed(pending, timeout=ANSWER_WITHIN)
+                    for _ in range(extra):
+                        next(refused)
                     with connect(api) as probe:
                         probe.sendall(b"GET /api/healthz HTTP/1.1\r\nHost: journal\r\n\r\n")
                         probed = answer_on(probe)
-                    answers = list(pending)
+                    answers = [future.result() for future in pending]
             finally:
-                for sock in socks:
+                for sock in socks + held_workers:
                     sock.close()
     assert probed.status == 200 and json.loads(probed.body) == {"status": "busy"}, probed.body
     busy = [elapsed for answer, elapsed in answers
