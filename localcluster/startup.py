@@ -186,7 +186,6 @@ def start_addons(startup: Startup) -> None:
         "--enable-ipv6=false",
     ])  # fmt: skip
     spawn("provisioner", [sys.executable, "-m", "localcluster.provisioner", str(PATHS.root)], env={"PYTHONPATH": str(PROJECT_DIR)})
-    spawn("provisioner", [sys.executable, "-m", "localcluster.provisioner", str(PATHS.root)], env={"PYTHONPATH": str(PROJECT_DIR)})
     # The CRDs first: the GatewayClass below is one of their objects, and cert-manager and
     # Traefik watch their kinds from the start.
     for crds in ("cert-manager-crds", "gateway-api-crds"):
