@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := venv
 PYTEST := $(VENV)/bin/python -m pytest
 
-.PHONY: up down preview test unit mutants render bench everything setup pulumi-tools kubernetes-tools scanners state-server load-tools cluster-images system-packages
+.PHONY: up down preview test unit mutants render bench images everything setup pulumi-tools kubernetes-tools scanners state-server image-tools load-tools cluster-images system-packages
 
 # As root: builds what is missing (saying which step, how far), starts the local cluster
 # unless one runs, deploys the dev stack, prints its URL and the CA to trust.
@@ -36,6 +36,12 @@ mutants: setup system-packages
 render: setup pulumi-tools
 	scripts/render.sh $(STACK)
 
+# As root, the cluster running: builds images/*/Containerfile with buildah, tags
+# v<images/VERSION>-<commit>, pushes to the cluster's registry, writes SBOMs; prints each
+# image's reference by digest. A rerun with nothing changed pushes nothing.
+images: image-tools system-packages
+	scripts/images.sh
+
 bench: everything load-tools
 	devtools/benchmark.sh
 	devtools/benchmark-cluster.sh
@@ -46,7 +52,7 @@ bench: everything load-tools
 # Two at a time: a Go build keeps both cores busy only part of the time, and the images
 # mostly wait on downloads; cold, everything is ready in about 30 minutes instead of 45.
 everything:
-	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools scanners state-server system-packages cluster-images
+	$(MAKE) --no-print-directory -j2 setup pulumi-tools kubernetes-tools scanners state-server image-tools system-packages cluster-images
 
 setup: $(VENV)/.installed
 
@@ -80,6 +86,10 @@ scanners:
 state-server:
 	toolchain/install-state-server.sh >/dev/null
 
+# syft, the SBOM writer of `make images` (cold: about 3 minutes).
+image-tools:
+	toolchain/install-image-tools.sh >/dev/null
+
 cluster-images: kubernetes-tools system-packages
 	scripts/cluster.sh images >/dev/null
 
@@ -88,13 +98,15 @@ cluster-images: kubernetes-tools system-packages
 # shellcheck; the file server test runs the real nginx; the local cluster runs containerd,
 # runc and the CNI plugins, programs iptables, ipset and nftables, and builds its images
 # with debootstrap and its pause binary with gcc; the browser test drives Chromium through
-# chromedriver. The journal API runs as in its image: Debian's python3 with python3-redis
-# (a module, so checked by importing it).
+# chromedriver; the cluster's registry is Debian's docker-registry with an htpasswd file,
+# and `make images` builds with buildah and pushes with skopeo. The journal API runs as in
+# its image: Debian's python3 with python3-redis (a module, so checked by importing it).
 SYSTEM_COMMANDS := redis-server redis-cli dash openssl shellcheck nginx containerd runc /usr/lib/cni/bridge \
-	iptables ipset nft conntrack debootstrap gcc chromium chromedriver
+	iptables ipset nft conntrack debootstrap gcc chromium chromedriver docker-registry htpasswd buildah skopeo
 SYSTEM_PYTHON_MODULES := redis
 SYSTEM_PACKAGES := redis-server redis-tools dash openssl shellcheck nginx containerd runc containernetworking-plugins \
-	iptables ipset nftables conntrack debootstrap gcc libc6-dev chromium chromium-driver python3 python3-redis
+	iptables ipset nftables conntrack debootstrap gcc libc6-dev chromium chromium-driver python3 python3-redis \
+	docker-registry apache2-utils buildah skopeo
 
 system-packages:
 	@for command in $(SYSTEM_COMMANDS); do command -v $$command >/dev/null || missing=1; done; \

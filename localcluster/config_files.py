@@ -5,10 +5,11 @@ addons' manifests filled in with the cluster's names and addresses."""
 from __future__ import annotations
 
 import base64
+import secrets
 import string
 from pathlib import Path
 
-from . import images, pki
+from . import commands, images, pki
 from .layout import (
     ACME_HOST,
     ACME_IP,
@@ -25,6 +26,9 @@ from .layout import (
     NODE_NAME,
     PATHS,
     POD_CIDR,
+    REGISTRY_HOST,
+    REGISTRY_LISTEN,
+    REGISTRY_USER,
     SERVER,
 )
 from .provisioner import PROVISIONER, STORAGE_CLASS
@@ -53,6 +57,7 @@ IDENTITIES = (
     pki.Identity("provisioner", "journal-iac:volume-provisioner"),
     # cert-manager's webhook, as the API server calls it through its Service.
     pki.Identity("cert-manager-webhook", "cert-manager-webhook", alt_names=("DNS:cert-manager-webhook.cert-manager.svc",)),
+    pki.Identity("registry", REGISTRY_HOST, alt_names=(f"DNS:{REGISTRY_HOST}",)),
 )
 
 
@@ -100,9 +105,66 @@ disabled_plugins = [
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         Root = "{c / 'runc'}"
+  # Where each registry's hosts.toml is: the cluster's registry and its CA.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{registry_hosts()}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{PATHS.cni_config}"
+''',
+    )
+
+
+def registry_hosts() -> Path:
+    """containerd's certs.d: the cluster's registry by its name (containerd, on the host,
+    reads the name's /etc/hosts line), trusting the cluster's CA. By name and not by
+    address: the kubelet hands containerd a pull secret's credential for the host the
+    secret names, and containerd gives it only to a host of that same name."""
+    hosts = PATHS.containerd / "certs.d"
+    write(
+        hosts / REGISTRY_HOST / "hosts.toml",
+        f'''server = "https://{REGISTRY_HOST}"
+
+[host."https://{REGISTRY_HOST}"]
+  capabilities = ["pull", "resolve"]
+  ca = "{PATHS.pki / 'ca.crt'}"
+''',
+    )
+    return hosts
+
+
+def registry_config() -> Path:
+    """The registry's configuration, its password (made here, owner-only) and the
+    password's bcrypt hash (htpasswd, the only kind of file it reads)."""
+    r = PATHS.registry
+    password = secrets.token_urlsafe(24)
+    write(PATHS.registry_password, password + "\n", mode=0o600)
+    hashed = commands.run("htpasswd", "-niB", REGISTRY_USER, input=password).stdout
+    write(r / "htpasswd", hashed, mode=0o600)
+    return write(
+        r / "config.yml",
+        f'''version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {r / 'storage'}
+  # Pushed manifests are never deleted: a digest, once pushed, stays pullable.
+  delete:
+    enabled: false
+http:
+  addr: {REGISTRY_LISTEN}
+  tls:
+    certificate: {PATHS.pki / 'registry.crt'}
+    key: {PATHS.pki / 'registry.key'}
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: {REGISTRY_HOST}
+    path: {r / 'htpasswd'}
 ''',
     )
 

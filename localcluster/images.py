@@ -29,7 +29,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -182,6 +182,23 @@ IMAGES: tuple[Image, ...] = (
     ),
     ScratchImage(key="pebble", names=(PEBBLE_IMAGE,), binary="pebble", user="65532:65532", entrypoint=("/pebble",), ports=(14000, 15000)),
 )
+
+
+def base_of(image: Image, name: str) -> DebianImage:
+    """`image`'s Debian packages and accounts, without the project's files or a command:
+    the base its Containerfile builds on."""
+    assert isinstance(image, DebianImage)
+    return replace(image, key=f"base-{image.key}", names=(name,), files=(), entrypoint=(), cmd=(), env=(), ports=(), workdir="/")
+
+
+# The bases of the Containerfiles in images/, by directory (localcluster/release.py).
+BASE_IMAGES = {
+    directory: base_of(next(image for image in IMAGES if image.key == directory), name)
+    for directory, name in (
+        ("journal-api", "registry.example.com/journal/python-base:3.11-bookworm"),
+        ("fileserver", "registry.example.com/journal/nginx-base:1.22.1-bookworm"),
+    )
+}
 
 
 class ImageBuildError(RuntimeError):

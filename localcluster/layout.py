@@ -29,6 +29,13 @@ ACME_IP = "10.96.0.14"
 ACME_HOST = "pebble.pebble.svc.cluster.local"
 ACME_DIRECTORY = f"https://{ACME_HOST}:14000/dir"
 ACME_ROOT_URL = f"https://{ACME_IP}:15000/roots/0"
+# The cluster's image registry (Debian's docker-registry, the CNCF distribution
+# registry) on the node's address, under the name the journal's images carry: containerd
+# and the host's builders reach it by that name (an /etc/hosts line while the cluster
+# runs), over TLS from the cluster's CA, with a password.
+REGISTRY_HOST = "registry.example.com"
+REGISTRY_LISTEN = f"{NODE_IP}:443"
+REGISTRY_USER = "journal"
 GATEWAY_CLASS = "traefik"
 CLUSTER_DOMAIN = "cluster.local"
 # How long the cluster DNS answers a name from its cache (record TTL and cache alike):
@@ -60,6 +67,9 @@ class Paths:
         self.kubelet = root / "kubelet"
         self.cni_config = root / "cni" / "net.d"
         self.volumes = root / "volumes"
+        self.registry = root / "registry"
+        # The registry's password, owner-only; what `make images` and a pull secret use.
+        self.registry_password = root / "registry" / "password"
 
     def kubeconfig(self, user: str) -> Path:
         return self.root / "kubeconfigs" / f"{user}.kubeconfig"

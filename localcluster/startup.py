@@ -9,8 +9,11 @@ machine itself: no packet leaves the machine.
 from __future__ import annotations
 
 import os
+import ssl
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,7 +21,15 @@ from typing import Callable
 
 from . import ClusterError, commands, polling
 from .api import Api
-from .config_files import addon_manifests, cni_config, containerd_config, kube_proxy_config, kubelet_config, make_credentials
+from .config_files import (
+    addon_manifests,
+    cni_config,
+    containerd_config,
+    kube_proxy_config,
+    kubelet_config,
+    make_credentials,
+    registry_config,
+)
 from .layout import (
     API_PORT,
     CLUSTER_DOMAIN,
@@ -33,6 +44,7 @@ from .layout import (
     PATHS,
     POD_CIDR,
     PROJECT_DIR,
+    REGISTRY_HOST,
     SERVER,
     SERVICE_CIDR,
 )
@@ -41,13 +53,13 @@ from .processes import log_tail, make_cgroups, spawn
 
 STARTUP_TIMEOUT = float(os.environ.get("JOURNAL_IAC_CLUSTER_TIMEOUT", "240"))
 
-# Images are imported, never pulled. An image that is not on the node would make
-# containerd look its registry up and connect to it; through this proxy, which nothing
-# listens on, a pull fails at once (ErrImagePull naming 127.0.0.1:9) and no name lookup
-# or connection leaves the machine.
+# Images come from the cluster's own registry, or are imported. An image of any other
+# registry would make containerd look that registry up and connect to it; through this
+# proxy, which nothing listens on, such a pull fails at once (ErrImagePull naming
+# 127.0.0.1:9) and no name lookup or connection leaves the machine.
 NO_PULLS = {name: "http://127.0.0.1:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")} | {
-    "NO_PROXY": "",
-    "no_proxy": "",
+    "NO_PROXY": REGISTRY_HOST,
+    "no_proxy": REGISTRY_HOST,
 }
 
 
@@ -151,6 +163,26 @@ def start_control_plane(startup: Startup) -> None:
 
 
 
+def start_registry(startup: Startup) -> None:
+    config = registry_config()
+    # Before anything pulls: containerd and the host's builders find it by this name.
+    add_host_names(NODE_IP, (REGISTRY_HOST,))
+    spawn("registry", ["docker-registry", "serve", str(config)])
+    wait_for("the registry", registry_answers, 30, logs=("registry",))
+
+
+def registry_answers() -> bool:
+    """Its API over TLS from the cluster's CA, asking for credentials (401)."""
+    context = ssl.create_default_context(cafile=str(PATHS.pki / "ca.crt"))
+    try:
+        urllib.request.urlopen(f"https://{REGISTRY_HOST}/v2/", context=context, timeout=2)
+    except urllib.error.HTTPError as error:
+        return error.code == 401
+    except OSError:
+        return False
+    raise ClusterError(f"the registry at {REGISTRY_HOST} answered without asking for credentials")
+
+
 def start_containerd(startup: Startup) -> None:
     config = containerd_config()
     cni_config()
@@ -249,6 +281,7 @@ STEPS = (
     Step("network", network),
     Step("credentials", lambda _: make_credentials()),
     Step("control plane", start_control_plane),
+    Step("registry", start_registry),
     Step("containerd and its images", start_containerd),
     Step("node", start_node),
     Step("addons", start_addons),

@@ -11,15 +11,16 @@
 #   scripts/cluster.sh images      build its images only
 #
 # Needs root on a Debian-like host; installs containerd, runc, the CNI plugins, iptables,
-# ipset, nftables, conntrack and debootstrap from Debian when they are missing, and
-# builds the Kubernetes binaries with toolchain/install-kubernetes.sh.
+# ipset, nftables, conntrack, debootstrap, docker-registry and htpasswd (apache2-utils)
+# from Debian when they are missing, and builds the Kubernetes binaries with
+# toolchain/install-kubernetes.sh.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 # command:package pairs the cluster runs or builds with.
 needed=(containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins
 	iptables:iptables ipset:ipset nft:nftables conntrack:conntrack debootstrap:debootstrap
-	gcc:gcc openssl:openssl)
+	gcc:gcc openssl:openssl docker-registry:docker-registry htpasswd:apache2-utils)
 if [[ ${1:-} == up || ${1:-} == images ]]; then
 	missing=()
 	for pair in "${needed[@]}"; do
