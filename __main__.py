@@ -18,16 +18,32 @@ bound_every_wait(settings.rollout)
 own_every_field()
 labels = JournalLabels.of(settings.instance)
 
-namespace = StackNamespace(
-    "journal", StackNamespaceArgs(name=settings.namespace, labels=labels.namespace, protected=settings.protect_data)
-).name
-redis = RedisCluster("redis", RedisClusterArgs(settings=settings.redis, labels=labels.redis, namespace=namespace))
+stack_namespace = StackNamespace(
+    "journal",
+    StackNamespaceArgs(
+        name=settings.namespace, labels=labels.namespace, protected=settings.protect_data, image_pull=settings.image_pull
+    ),
+)
+namespace, pull_secret = stack_namespace.name, stack_namespace.image_pull_secret
+redis = RedisCluster(
+    "redis",
+    RedisClusterArgs(settings=settings.redis, labels=labels.redis, namespace=namespace, image_pull_secret=pull_secret),
+)
 frontend = Frontend(
     "frontend",
-    FrontendArgs(settings=settings.frontend, labels=labels.frontend, namespace=namespace, redis=redis.connection),
+    FrontendArgs(
+        settings=settings.frontend,
+        labels=labels.frontend,
+        namespace=namespace,
+        redis=redis.connection,
+        image_pull_secret=pull_secret,
+    ),
 )
 fileserver = FileServer(
-    "fileserver", FileServerArgs(settings=settings.fileserver, labels=labels.fileserver, namespace=namespace)
+    "fileserver",
+    FileServerArgs(
+        settings=settings.fileserver, labels=labels.fileserver, namespace=namespace, image_pull_secret=pull_secret
+    ),
 )
 edge = Edge(
     "edge",

@@ -23,7 +23,7 @@ NGINX_USER_ID = 10101
 
 @dataclass(frozen=True)
 class FileServerArgs:
-    """What a FileServer is made of. Every field is required."""
+    """What a FileServer is made of. Every field but `image_pull_secret` is required."""
 
     settings: FileServerSettings
     """Image, replicas and resources, from the stack's config."""
@@ -31,6 +31,8 @@ class FileServerArgs:
     """The file server tier's labels: every object carries them, and they select its pods."""
     namespace: pulumi.Input[str]
     """The namespace every object goes into."""
+    image_pull_secret: pulumi.Input[str] | None = None
+    """The Secret its pods pull their image with. Default None: pulled without one."""
 
 
 class FileServer(pulumi.ComponentResource):
@@ -49,7 +51,8 @@ class FileServer(pulumi.ComponentResource):
             health_path="/",
         )
         tier = stateless_http_tier(
-            name, args.labels, args.namespace, settings.replicas, nginx, SERVICE_PORT, pulumi.ResourceOptions(parent=self)
+            name, args.labels, args.namespace, settings.replicas, nginx, SERVICE_PORT, pulumi.ResourceOptions(parent=self),
+            image_pull_secret=args.image_pull_secret,
         )
 
         self.service_name = tier.service.metadata.name

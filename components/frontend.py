@@ -37,7 +37,7 @@ FRONTEND_USER_ID = 10001
 
 @dataclass(frozen=True)
 class FrontendArgs:
-    """What a Frontend is made of. Every field is required."""
+    """What a Frontend is made of. Every field but `image_pull_secret` is required."""
 
     settings: FrontendSettings
     """Image, replicas, resources and journal size, from the stack's config."""
@@ -47,6 +47,8 @@ class FrontendArgs:
     """The namespace every object goes into."""
     redis: RedisConnection
     """Where the API reads and writes, and the Secret holding the Redis password."""
+    image_pull_secret: pulumi.Input[str] | None = None
+    """The Secret its pods pull their image with. Default None: pulled without one."""
 
 
 def _write_path(redis: RedisConnection) -> list[EnvVar]:
@@ -145,7 +147,9 @@ class Frontend(pulumi.ComponentResource):
                 {"name": "write-credential", "mount_path": WRITE_CREDENTIAL_MOUNT, "read_only": True},
             ],
         )
-        tier = stateless_http_tier(name, labels, namespace, settings.replicas, api, API_PORT, child)
+        tier = stateless_http_tier(
+            name, labels, namespace, settings.replicas, api, API_PORT, child, image_pull_secret=args.image_pull_secret
+        )
 
         self.service_name = tier.service.metadata.name
         self.deployment_name = tier.deployment.metadata.name

@@ -92,8 +92,10 @@ def hardened_pod_template(
     *,
     rollout_aware: bool,
     termination_grace_period_seconds: int | None = None,
+    image_pull_secret: pulumi.Input[str] | None = None,
 ) -> k8s.core.v1.PodTemplateSpecArgsDict:
-    """A pod of hardened containers, as every workload of the stack runs it."""
+    """A pod of hardened containers, as every workload of the stack runs it; its images
+    pulled with the credential in `image_pull_secret`, when it names one."""
     spec: k8s.core.v1.PodSpecArgsDict = {
         "security_context": pod_security_context(user_id),
         # None of the tiers talks to the Kubernetes API: no token to steal.
@@ -108,6 +110,8 @@ def hardened_pod_template(
     }
     if termination_grace_period_seconds is not None:
         spec["termination_grace_period_seconds"] = termination_grace_period_seconds
+    if image_pull_secret is not None:
+        spec["image_pull_secrets"] = [{"name": image_pull_secret}]
     metadata: k8s.meta.v1.ObjectMetaArgsDict = {"labels": pod_labels}
     if len(containers) > 1:
         # `kubectl exec` and `logs` pick the first container when none is named, and warn

@@ -139,7 +139,7 @@ class RedisConnection:
 
 @dataclass(frozen=True)
 class RedisClusterArgs:
-    """What a RedisCluster is made of. Every field is required."""
+    """What a RedisCluster is made of. Every field but `image_pull_secret` is required."""
 
     settings: RedisSettings
     """Image, pod count, resources, storage, password length and protection, from the
@@ -148,6 +148,8 @@ class RedisClusterArgs:
     """The Redis tier's labels: every object carries them, and they select its pods."""
     namespace: pulumi.Input[str]
     """The namespace every object goes into."""
+    image_pull_secret: pulumi.Input[str] | None = None
+    """The Secret its pods pull their image with. Default None: pulled without one."""
 
 
 # Mounted in both containers of a pod.
@@ -207,6 +209,7 @@ class RedisCluster(pulumi.ComponentResource):
         self._settings = args.settings
         self._labels = args.labels
         self._namespace = args.namespace
+        self._image_pull_secret = args.image_pull_secret
         self._child = pulumi.ResourceOptions(parent=self)
 
         # The frontend's password keeps the resource name, and so the value, it had
@@ -371,6 +374,7 @@ class RedisCluster(pulumi.ComponentResource):
                 self._volumes(scripts, secrets),
                 rollout_aware=False,
                 termination_grace_period_seconds=TERMINATION_GRACE_SECONDS,
+                image_pull_secret=self._image_pull_secret,
             ),
             "volume_claim_templates": [self._data_claim()],
         }

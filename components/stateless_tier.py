@@ -73,6 +73,7 @@ def stateless_http_tier(
     container: HttpContainer,
     service_port: int,
     opts: pulumi.ResourceOptions,
+    image_pull_secret: pulumi.Input[str] | None = None,
 ) -> StatelessTier:
     pod_labels = labels.labels_with_version(container.image.version)
     deployment = k8s.apps.v1.Deployment(
@@ -90,6 +91,7 @@ def stateless_http_tier(
                 [container.hardened()],
                 volumes=[*container.volumes, {"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}],
                 rollout_aware=True,
+                image_pull_secret=image_pull_secret,
             ),
         },
         opts=opts,

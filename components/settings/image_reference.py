@@ -15,6 +15,8 @@ _EXACT_VERSION_TAG = re.compile(r"(?=.{1,63}\Z)v?[0-9]+\.[0-9]+\.[0-9]+([-_.][A-
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _REGISTRY = re.compile(r"([A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*(:[0-9]+)?")
+# A registry as a reference names it: a host with a dot or a port, or localhost.
+REGISTRY_HOST = re.compile(rf"(?=[^/]*[.:]|localhost\Z){_REGISTRY.pattern}")
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*")
 
 

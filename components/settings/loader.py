@@ -7,6 +7,7 @@ import re
 
 import pulumi
 
+from .image_reference import REGISTRY_HOST
 from .passphrase import PASSPHRASE_FILE_VARIABLE, passphrase_problems
 from .reader import CONFIG_NAMESPACE, ConfigReader, ConfigSource, SettingsError
 from .tls import read_tls_settings
@@ -15,6 +16,7 @@ from .values import (
     EdgeSettings,
     FileServerSettings,
     FrontendSettings,
+    ImagePullSettings,
     RedisSettings,
     Rollout,
     StackSettings,
@@ -32,6 +34,9 @@ MIN_PASSWORD_LENGTH = 32
 # Long enough for a Redis pod to load its data and replicas to sync; short enough that a
 # typo'd image tag fails `pulumi up` in minutes, not the provider's default ten.
 MIN_ROLLOUT_SECONDS = 30
+# A registry's basic authentication joins them with ':'.
+_USER_NAME = re.compile(r"[^:\s]+")
+_PASSWORD = re.compile(r"\S+")
 MAX_ROLLOUT_SECONDS = 3600
 
 
@@ -133,6 +138,7 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
         ),
     )
     _check_edge_mode(read, edge)
+    image_pull = _read_image_pull(read)
 
     if read.problems:
         raise SettingsError(read.problems)
@@ -146,7 +152,32 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
         redis=redis,
         fileserver=fileserver,
         edge=edge,
+        image_pull=image_pull,
     )
+
+
+IMAGE_PULL_KEYS = ("imagePullRegistry", "imagePullUsername", "imagePullPassword")
+
+
+def _read_image_pull(read: ConfigReader) -> ImagePullSettings | None:
+    """All three keys, or none (Pulumi.yaml declares the password a secret, so the engine
+    refuses one stored in plaintext)."""
+    registry = read.string(
+        "imagePullRegistry", REGISTRY_HOST,
+        "must be a registry host as image references name it ('registry.example.com', 'registry.example.com:5000')",
+        optional=True,
+    )  # fmt: skip
+    username = read.string("imagePullUsername", _USER_NAME, "must be a user name (no ':' or white space)", optional=True)
+    password = read.secret_string("imagePullPassword", _PASSWORD, "must be the registry's password (no white space)")
+    given = [key for key, value in zip(IMAGE_PULL_KEYS, (registry, username, password)) if value is not None or read.refused(key)]
+    if given and len(given) < len(IMAGE_PULL_KEYS):
+        every = ", ".join(f"{CONFIG_NAMESPACE}:{key}" for key in IMAGE_PULL_KEYS)
+        missing = ", ".join(f"{CONFIG_NAMESPACE}:{key}" for key in IMAGE_PULL_KEYS if key not in given)
+        read.problems.append(f"an image pull credential needs all of {every}; not set: {missing}")
+        return None
+    if registry is None or username is None or password is None:
+        return None
+    return ImagePullSettings(registry=registry, username=username, password=password)
 
 
 def _check_edge_mode(read: ConfigReader, edge: EdgeSettings) -> None:

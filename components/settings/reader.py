@@ -96,6 +96,17 @@ class ConfigReader:
             return None
         return raw
 
+    def secret_string(self, key: str, pattern: re.Pattern[str], expectation: str) -> str | None:
+        """An optional secret: a problem with it never shows the value."""
+        raw = self._raw(key)
+        if raw in (None, ""):
+            return None
+        if not pattern.fullmatch(raw):
+            self._refused.add(key)
+            self.problems.append(f"{CONFIG_NAMESPACE}:{key} {expectation} (its value is a secret: not shown here)")
+            return None
+        return raw
+
     def image(self, key: str) -> Image:
         raw = self._raw(key)
         image = parse_image(raw) if raw is not None else None

@@ -2,7 +2,8 @@
 stack's as a whole."""
 
 import base64
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from enum import Enum
 
 import pulumi
@@ -145,6 +146,24 @@ class EdgeSettings:
 
 
 @dataclass(frozen=True)
+class ImagePullSettings:
+    """The credential the kubelet pulls the journal's images with, from a registry that
+    asks for one."""
+
+    registry: str
+    """The registry's host (and port), as the images' references name it."""
+    username: str
+    password: str = field(repr=False)
+    """Held as a secret in the stack's config; the program hands it on only as a secret."""
+
+    def docker_config_json(self) -> str:
+        """A `kubernetes.io/dockerconfigjson` Secret's `.dockerconfigjson`: what the
+        kubelet reads to log in to `registry`."""
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+        return json.dumps({"auths": {self.registry: {"username": self.username, "password": self.password, "auth": token}}})
+
+
+@dataclass(frozen=True)
 class StackSettings:
     rollout: Rollout
     protect_data: bool
@@ -160,3 +179,5 @@ class StackSettings:
     redis: RedisSettings
     fileserver: FileServerSettings
     edge: EdgeSettings
+    image_pull: ImagePullSettings | None
+    """The registry credential every pod of the stack pulls with; None pulls without one."""
