@@ -37,7 +37,8 @@ class Project:
             base["PULUMI_CONFIG_PASSPHRASE"] = PASSPHRASE
         return {**base, "KUBECONFIG": str(self.kubeconfig), **env}
 
-    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    def run(self, stack: str, *args: str, check: bool = True, timeout: float = 600, input: str | None = None,
+            **env: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             args,
             cwd=self.root,
@@ -45,6 +46,7 @@ class Project:
             capture_output=True,
             text=True,
             timeout=timeout,
+            input=input,
         )
         self.transcript += [result.stdout, result.stderr]
         if check:
