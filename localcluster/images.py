@@ -500,12 +500,13 @@ def build(image: Image, bin_dir: Path) -> Path:
     return archive
 
 
-def build_all(bin_dir: Path) -> list[tuple[Image, Path]]:
-    """Every image, built where needed, under a lock (parallel runs build once)."""
+def build_all(bin_dir: Path, which: tuple[Image, ...] = IMAGES) -> list[tuple[Image, Path]]:
+    """Every image (or those named), built where needed, under a lock (parallel runs
+    build once, and none clears another's build as stale)."""
     IMAGES_DIR.mkdir(parents=True, exist_ok=True)
     with open(IMAGES_DIR / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for stale in IMAGES_DIR.glob(".build-*"):
             unmount_below(stale)
             shutil.rmtree(stale, ignore_errors=True)
-        return [(image, build(image, bin_dir)) for image in IMAGES]
+        return [(image, build(image, bin_dir)) for image in which]

@@ -19,6 +19,7 @@ that points a stack at each.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import json
 import os
@@ -81,6 +82,11 @@ def version() -> str:
     return text
 
 
+def source_files(directory: Path) -> list[Path]:
+    """The files of an image's build context, as its .containerignore leaves them."""
+    return sorted(p for p in directory.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+
+
 def release_tag() -> str:
     """v<VERSION>-<commit>; from a tree whose images/ differs from its commit, with
     `-dirty-<hash of those sources>` after it, so the tag still names one content."""
@@ -89,10 +95,12 @@ def release_tag() -> str:
     if commit.returncode != 0:
         raise ReleaseError("the images are tagged with their commit: run this in a git clone")
     tag = f"v{version()}-{commit.stdout.strip()}"
-    changed = subprocess.run([*git, "status", "--porcelain", "--", "images"], capture_output=True, text=True, check=True)
+    changed = subprocess.run([*git, "status", "--porcelain", "--", "images"], capture_output=True, text=True)
+    if changed.returncode != 0:
+        raise ReleaseError(f"git status failed: {changed.stderr.strip()}")
     if changed.stdout.strip():
         digest = hashlib.sha256()
-        for path in sorted(p for p in (PROJECT_DIR / "images").rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in source_files(PROJECT_DIR / "images"):
             digest.update(str(path.relative_to(PROJECT_DIR)).encode() + b"\0" + path.read_bytes())
         tag += f"-dirty-{digest.hexdigest()[:8]}"
     return tag
@@ -103,7 +111,10 @@ class Registry:
     files only root may read (never on a command line)."""
 
     def __init__(self, work: Path):
+        if not PATHS.registry_password.exists():
+            raise ReleaseError("the running cluster has no registry (it was started by an older version): restart it")
         password = PATHS.registry_password.read_text().strip()
+        self.work = work
         self.cert_dir = work / "certs"
         self.cert_dir.mkdir(mode=0o700)
         shutil.copyfile(PATHS.pki / "ca.crt", self.cert_dir / "ca.crt")
@@ -127,11 +138,17 @@ class Registry:
         )
         try:
             with urllib.request.urlopen(request, context=self._context, timeout=10) as response:
-                return response.headers["Docker-Content-Digest"]
+                digest = response.headers["Docker-Content-Digest"]
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return None
             raise ReleaseError(f"the registry answered {error.code} for {repository}:{tag}") from None
+        except OSError as error:
+            raise ReleaseError(f"the registry at {REGISTRY_HOST} did not answer: {error}") from None
+        # Without it, "no such tag" and "a tag we cannot read" would look alike.
+        if not digest:
+            raise ReleaseError(f"the registry named no digest for {repository}:{tag}")
+        return digest
 
 
 def buildah(*args: str) -> subprocess.CompletedProcess[str]:
@@ -150,16 +167,16 @@ def write_layout(image: str, layout: Path) -> str:
     return digest_file.read_text().strip()
 
 
-def push(registry: Registry, layout: Path, digest: str, repository: str, tag: str) -> bool:
+def push(registry: Registry, layout: Path, digest: str, repository: str, tag: str, remedy: str) -> bool:
     """Pushes the layout as `repository:tag`; False when the tag already names it.
-    Refused when the tag names anything else."""
+    Refused, saying `remedy`, when the tag names anything else."""
     current = registry.tagged(repository, tag)
     if current == digest:
         return False
     if current is not None:
         raise ReleaseError(
             f"{REGISTRY_HOST}/{repository}:{tag} already names {current}, and this build is {digest}: "
-            "a tag never moves (commit the change, or raise images/VERSION)"
+            f"a tag never moves ({remedy})"
         )
     pushed_file = layout.with_suffix(".pushed")
     commands.run(
@@ -175,7 +192,7 @@ def push(registry: Registry, layout: Path, digest: str, repository: str, tag: st
 def push_base(registry: Registry, name: str, bin_dir: Path) -> str:
     """The base of images/<name>, pushed; returns its reference by digest."""
     base = images.BASE_IMAGES[name]
-    archive = images.build(base, bin_dir)
+    ((_, archive),) = images.build_all(bin_dir, (base,))
     repository, version_tag = base.names[0].removeprefix(f"{REGISTRY_HOST}/").split(":")
     tag = f"{version_tag}-{images.file_sha256(archive)[:12]}"
     local = f"{REGISTRY_HOST}/{repository}:{tag}"
@@ -184,7 +201,8 @@ def push_base(registry: Registry, name: str, bin_dir: Path) -> str:
         buildah("tag", base.names[0], local)
     layout = OCI_DIR / base.key
     digest = write_layout(local, layout)
-    if push(registry, layout, digest, repository, tag):
+    # The tag names the root file system; the digest also depends on how buildah packs it.
+    if push(registry, layout, digest, repository, tag, "the same base packed anew: a new buildah? start a new cluster"):
         log(f"pushed {local} ({digest})")
     return f"{REGISTRY_HOST}/{repository}@{digest}"
 
@@ -194,19 +212,36 @@ def release(registry: Registry, name: str, base: str, tag: str) -> Pushed:
     if not re.fullmatch(rf"{re.escape(REGISTRY_HOST)}/[a-z0-9/._-]+@sha256:[0-9a-f]{{64}}", base):
         raise ReleaseError(f"the base of {name} must be named by digest, not {base!r}")
     local = f"localhost/journal-build/{name}:{tag}"
+    context = build_context(registry.work / name, PROJECT_DIR / "images" / name)
     buildah(
         "bud", "--quiet", "--timestamp=0", "--layers=false", "--format=oci", "--pull-always", *registry.options,
-        f"--build-arg=BASE={base}", f"--tag={local}", f"--file={PROJECT_DIR / 'images' / name / 'Containerfile'}",
-        str(PROJECT_DIR / "images" / name),
+        f"--build-arg=BASE={base}", f"--tag={local}", f"--file={context / 'Containerfile'}", str(context),
     )  # fmt: skip
     layout = OCI_DIR / name
-    digest = write_layout(local, layout)
-    new = push(registry, layout, digest, repository, tag)
+    try:
+        digest = write_layout(local, layout)
+    finally:
+        # The layout holds it now: buildah's storage keeps only the bases.
+        buildah("rmi", local)
+    new = push(registry, layout, digest, repository, tag, "commit the change, or raise images/VERSION")
     sbom = SBOM_DIR / f"{name}-{digest.removeprefix('sha256:')[:12]}.spdx.json"
     if not sbom.exists():
         sbom.parent.mkdir(parents=True, exist_ok=True)
         write_sbom(layout, sbom)
     return Pushed(name, tag, digest, base, str(sbom), new)
+
+
+def build_context(copy: Path, source: Path) -> Path:
+    """The context as the clone holds it, every file 0644 and directory 0755: COPY keeps
+    modes, and a checkout under another umask would otherwise give another digest."""
+    for path in source_files(source):
+        target = copy / path.relative_to(source)
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        target.chmod(0o644)
+    for directory in [copy, *(p for p in copy.rglob("*") if p.is_dir())]:
+        directory.chmod(0o755)
+    return copy
 
 
 def syft() -> Path:
@@ -226,7 +261,10 @@ def write_sbom(layout: Path, sbom: Path) -> None:
 
 @contextmanager
 def credentials() -> Iterator[Registry]:
-    work = Path(tempfile.mkdtemp(prefix="journal-images-"))
+    """The registry's credential and CA in a work directory beside the registry (root
+    only, and gone with the cluster even if this process is killed)."""
+    PATHS.registry.mkdir(mode=0o700, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".release-", dir=PATHS.registry))
     try:
         yield Registry(work)
     finally:
@@ -240,7 +278,10 @@ def release_all() -> list[Pushed]:
     bin_dir = cluster.tools()
     tag = release_tag()
     pushed = []
-    with credentials() as registry:
+    images.IMAGES_DIR.mkdir(parents=True, exist_ok=True)
+    # One release at a time: two would rewrite each other's layouts.
+    with open(images.IMAGES_DIR / ".release-lock", "w") as lock, credentials() as registry:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         for name in REPOSITORIES:
             base = push_base(registry, name, bin_dir)
             pushed.append(release(registry, name, base, tag))
@@ -253,7 +294,7 @@ def release_all() -> list[Pushed]:
 def main() -> int:
     try:
         pushed = release_all()
-    except (ClusterError, commands.CommandFailed, images.ImageBuildError) as error:
+    except (ClusterError, commands.CommandFailed, images.ImageBuildError, OSError) as error:
         print(f"images: {error}", file=sys.stderr)
         return 1
     for image in pushed:

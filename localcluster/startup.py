@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 from . import ClusterError, commands, polling
 from .api import Api
@@ -50,6 +50,8 @@ from .layout import (
 )
 from .host import add_host_names
 from .processes import log_tail, make_cgroups, spawn
+
+T = TypeVar("T")
 
 STARTUP_TIMEOUT = float(os.environ.get("JOURNAL_IAC_CLUSTER_TIMEOUT", "240"))
 
@@ -87,11 +89,11 @@ class Step:
     run: Callable[[Startup], None]
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, logs: tuple[str, ...] = ()) -> None:
+def wait_for(what: str, check: Callable[[], T | None], timeout: float, logs: tuple[str, ...] = ()) -> T:
     """polling.wait_for at the pace of the cluster's checks (each an API call or a
     command); on timeout, the error ends with the last lines of the named logs."""
     try:
-        polling.wait_for(what, check, timeout, interval=0.25)
+        return polling.wait_for(what, check, timeout, interval=0.25)
     except polling.TimedOut as error:
         tails = "".join(f"\n--- last lines of {name}.log ---\n{log_tail(name)}" for name in logs)
         raise ClusterError(f"{error}{tails}") from error
@@ -168,19 +170,22 @@ def start_registry(startup: Startup) -> None:
     # Before anything pulls: containerd and the host's builders find it by this name.
     add_host_names(NODE_IP, (REGISTRY_HOST,))
     spawn("registry", ["docker-registry", "serve", str(config)])
-    wait_for("the registry", registry_answers, 30, logs=("registry",))
+    status = wait_for("the registry", registry_status, 30, logs=("registry",))
+    if status != 401:
+        raise ClusterError(f"the registry at {REGISTRY_HOST} answered {status} where it must ask for credentials (401)")
 
 
-def registry_answers() -> bool:
-    """Its API over TLS from the cluster's CA, asking for credentials (401)."""
+def registry_status() -> int | None:
+    """The HTTP status of its API over TLS from the cluster's CA, or None while it does
+    not answer."""
     context = ssl.create_default_context(cafile=str(PATHS.pki / "ca.crt"))
     try:
-        urllib.request.urlopen(f"https://{REGISTRY_HOST}/v2/", context=context, timeout=2)
+        with urllib.request.urlopen(f"https://{REGISTRY_HOST}/v2/", context=context, timeout=2) as response:
+            return response.status
     except urllib.error.HTTPError as error:
-        return error.code == 401
+        return error.code
     except OSError:
-        return False
-    raise ClusterError(f"the registry at {REGISTRY_HOST} answered without asking for credentials")
+        return None
 
 
 def start_containerd(startup: Startup) -> None:

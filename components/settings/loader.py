@@ -4,8 +4,10 @@ several keys, and the limits the stack holds its values to."""
 import ipaddress
 import os
 import re
+from collections.abc import Callable
 
 import pulumi
+from pulumi.runtime.config import is_config_secret
 
 from .image_reference import REGISTRY_HOST
 from .passphrase import PASSPHRASE_FILE_VARIABLE, passphrase_problems
@@ -49,11 +51,12 @@ def _is_ip_address(value: str) -> bool:
 
 
 def load_settings(source: ConfigSource, stack: str, kube_context: str | None, rendering: bool = False,
-                  passphrase_file: str | None = None) -> StackSettings:
+                  passphrase_file: str | None = None, is_secret: Callable[[str], bool] = lambda key: False) -> StackSettings:
     """Builds the settings of one stack, or raises SettingsError naming every bad key.
     `kube_context` is the stack's `kubernetes:context`, which the Kubernetes provider
     reads itself; `rendering` says the provider writes manifests to files instead;
-    `passphrase_file` is the engine's PULUMI_CONFIG_PASSPHRASE_FILE."""
+    `passphrase_file` is the engine's PULUMI_CONFIG_PASSPHRASE_FILE; `is_secret` says
+    whether a key's value is stored encrypted (`pulumi config set --secret`)."""
     read = ConfigReader(source)
     read.problems.extend(passphrase_problems(stack, passphrase_file))
     # Without it the provider would deploy to whatever context the kubeconfig has as
@@ -138,7 +141,7 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
         ),
     )
     _check_edge_mode(read, edge)
-    image_pull = _read_image_pull(read)
+    image_pull = _read_image_pull(read, is_secret)
 
     if read.problems:
         raise SettingsError(read.problems)
@@ -159,9 +162,8 @@ def load_settings(source: ConfigSource, stack: str, kube_context: str | None, re
 IMAGE_PULL_KEYS = ("imagePullRegistry", "imagePullUsername", "imagePullPassword")
 
 
-def _read_image_pull(read: ConfigReader) -> ImagePullSettings | None:
-    """All three keys, or none (Pulumi.yaml declares the password a secret, so the engine
-    refuses one stored in plaintext)."""
+def _read_image_pull(read: ConfigReader, is_secret: Callable[[str], bool]) -> ImagePullSettings | None:
+    """All three keys, or none; the password only as a secret."""
     registry = read.string(
         "imagePullRegistry", REGISTRY_HOST,
         "must be a registry host as image references name it ('registry.example.com', 'registry.example.com:5000')",
@@ -169,6 +171,12 @@ def _read_image_pull(read: ConfigReader) -> ImagePullSettings | None:
     )  # fmt: skip
     username = read.string("imagePullUsername", _USER_NAME, "must be a user name (no ':' or white space)", optional=True)
     password = read.secret_string("imagePullPassword", _PASSWORD, "must be the registry's password (no white space)")
+    if password is not None and not is_secret("imagePullPassword"):
+        read.problems.append(
+            f"{CONFIG_NAMESPACE}:imagePullPassword is stored in plaintext: set it with `pulumi config set --secret "
+            f"{CONFIG_NAMESPACE}:imagePullPassword` (and treat the one in the stack file as exposed)"
+        )
+        return None
     given = [key for key, value in zip(IMAGE_PULL_KEYS, (registry, username, password)) if value is not None or read.refused(key)]
     if given and len(given) < len(IMAGE_PULL_KEYS):
         every = ", ".join(f"{CONFIG_NAMESPACE}:{key}" for key in IMAGE_PULL_KEYS)
@@ -202,4 +210,5 @@ def load_stack_settings() -> StackSettings:
         provider.get("context"),
         rendering=bool(provider.get("renderYamlToDirectory")),
         passphrase_file=os.environ.get(PASSPHRASE_FILE_VARIABLE),
+        is_secret=lambda key: is_config_secret(f"{CONFIG_NAMESPACE}:{key}"),
     )

@@ -240,9 +240,10 @@ def test_pods_can_send_nothing_off_the_machine(cluster):
 
 
 def test_an_image_not_on_the_node_is_never_fetched_from_outside(cluster):
-    """The pull goes to the dead local proxy containerd is given, and fails there."""
+    """The pull goes to the dead local proxy containerd is given, and fails there: any
+    registry but the cluster's own (tests/cluster/test_registry.py) is out of reach."""
     namespace = cluster.namespace("pull")
-    missing = hardened_pod("missing", "registry.example.com/journal/api:v0.0.0-missing", SLEEPER)
+    missing = hardened_pod("missing", "docker.io/library/busybox:1.36.1", SLEEPER)
     missing["spec"]["containers"][0]["imagePullPolicy"] = "IfNotPresent"
     cluster.apply(missing, namespace=namespace)
 

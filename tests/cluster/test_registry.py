@@ -25,6 +25,7 @@ import yaml
 
 from support.deployed_stack import failure_output
 from support.local_cluster import LocalCluster
+from components.settings import ImagePullSettings
 from support.program_mocks import PROJECT_DIR
 from support.project_copy import Project, copy_project
 from localcluster import layout, release
@@ -56,8 +57,15 @@ def registry_files() -> dict[str, int]:
     return {str(path.relative_to(storage)): path.stat().st_mtime_ns for path in storage.rglob("*") if path.is_file()}
 
 
-def registry_get(path: str, password: str | None) -> tuple[int, dict[str, str]]:
+def registry_password() -> str:
+    return layout.PATHS.registry_password.read_text().strip()
+
+
+def registry_get(path: str, login: str) -> tuple[int, dict[str, str]]:
+    """GET as `login`: "nobody", "a wrong password" or "the registry's user" (the password
+    is looked up here, so no failed assertion can print it)."""
     headers = {"Accept": release.MANIFEST_TYPES}
+    password = {"nobody": None, "a wrong password": "not-the-password", "the registry's user": registry_password()}[login]
     if password is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{layout.REGISTRY_USER}:{password}".encode()).decode()
     request = urllib.request.Request(f"https://{layout.REGISTRY_HOST}{path}", headers=headers)
@@ -78,11 +86,15 @@ def node_images() -> set[str]:
     return set(listed.stdout.split())
 
 
-def forget_on_node(repository: str) -> None:
-    for reference in node_images():
-        if reference.startswith(f"{layout.REGISTRY_HOST}/{repository}"):
-            subprocess.run(["ctr", f"--address={layout.PATHS.containerd_socket}", "--namespace=k8s.io", "images", "rm",
-                            "--sync", reference], capture_output=True, check=True)
+def forget_on_node(made: MadeImages) -> None:
+    """The pushed images gone from the node, by digest and by release tag (the node's
+    imported images of the same names, which other tests run, stay)."""
+    pushed = {image["reference"] for image in made.pushed.values()} | {
+        f"{layout.REGISTRY_HOST}/{release.REPOSITORIES[name][0]}:{image['tag']}" for name, image in made.pushed.items()
+    }
+    for reference in pushed & node_images():
+        subprocess.run(["ctr", f"--address={layout.PATHS.containerd_socket}", "--namespace=k8s.io", "images", "rm",
+                        "--sync", reference], capture_output=True, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +136,8 @@ def set_password(project: Project, password: str) -> None:
 def pulled(module_cluster: LocalCluster, made: MadeImages, tmp_path_factory) -> Iterator[PulledStack]:
     project = copy_project(tmp_path_factory.mktemp("pulled"), layout.PATHS.admin_kubeconfig)
     pulled_stack_file(project, made)
-    set_password(project, layout.PATHS.registry_password.read_text().strip())
-    for repository in ("journal/api", "journal/static"):
-        forget_on_node(repository)
+    set_password(project, registry_password())
+    forget_on_node(made)
     before = node_images()
     try:
         project.pulumi(STACK, "up", "--yes", "--skip-preview")
@@ -152,26 +163,29 @@ def test_each_image_is_tagged_with_the_version_and_commit_and_the_tag_names_its_
     commit = subprocess.run(["git", "rev-parse", "--short=8", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True,
                             check=True).stdout.strip()
     version = (PROJECT_DIR / "images" / "VERSION").read_text().strip()
-    password = layout.PATHS.registry_password.read_text().strip()
     for name, image in made.pushed.items():
         assert re.fullmatch(rf"v{re.escape(version)}-{commit}(-dirty-[0-9a-f]{{8}})?", image["tag"]), image
         repository = release.REPOSITORIES[name][0]
-        status, headers = registry_get(f"/v2/{repository}/manifests/{image['tag']}", password)
+        status, headers = registry_get(f"/v2/{repository}/manifests/{image['tag']}", "the registry's user")
         assert status == 200 and headers["Docker-Content-Digest"] == image["digest"], (status, headers)
 
 
 def test_the_registry_serves_an_image_only_with_the_password_over_tls_from_the_clusters_ca(made):
     path = f"/v2/journal/api/manifests/{made.pushed['journal-api']['digest']}"
-    assert registry_get(path, None)[0] == 401
-    assert registry_get(path, "not-the-password")[0] == 401
-    assert registry_get(path, layout.PATHS.registry_password.read_text().strip())[0] == 200
+    assert registry_get(path, "nobody")[0] == 401
+    assert registry_get(path, "a wrong password")[0] == 401
+    assert registry_get(path, "the registry's user")[0] == 200
+    # TLS only: a plain HTTP request on its port is turned away.
+    with pytest.raises(urllib.error.HTTPError) as plain:
+        urllib.request.urlopen(f"http://{layout.REGISTRY_HOST}:443/v2/", timeout=10)
+    assert plain.value.code == 400
 
 
 def test_a_tag_that_names_another_digest_is_refused_and_stays_as_it_was(made):
     api, static = made.pushed["journal-api"], made.pushed["fileserver"]
     with release.credentials() as registry:
         with pytest.raises(release.ReleaseError, match="a tag never moves"):
-            release.push(registry, release.OCI_DIR / "fileserver", static["digest"], "journal/api", api["tag"])
+            release.push(registry, release.OCI_DIR / "fileserver", static["digest"], "journal/api", api["tag"], "a test")
         assert registry.tagged("journal/api", api["tag"]) == api["digest"]
 
 
@@ -217,13 +231,26 @@ def test_the_node_had_no_copy_and_pulled_each_image_by_digest_with_the_pull_secr
         assert reference in node_images()
 
 
+def credential_forms() -> list[str]:
+    """The password as the state could hold it: plain, the login's base64, and the whole
+    .dockerconfigjson's base64 (a Secret's `data`)."""
+    password = registry_password()
+    login = ImagePullSettings(layout.REGISTRY_HOST, layout.REGISTRY_USER, password)
+    return [
+        password,
+        base64.b64encode(f"{layout.REGISTRY_USER}:{password}".encode()).decode(),
+        base64.b64encode(login.docker_config_json().encode()).decode(),
+    ]
+
+
 def test_the_pull_secret_is_a_dockerconfigjson_secret_and_never_plain_in_state(pulled):
     secret = pulled.cluster.get("secret", "image-pull", "-n", NAMESPACE)
     assert secret["type"] == "kubernetes.io/dockerconfigjson"
-    password = layout.PATHS.registry_password.read_text().strip()
+    # The control: the cluster's Secret holds the login, in one of the forms looked for.
+    assert base64.b64decode(secret["data"][".dockerconfigjson"]).decode().count(registry_password()) == 1
     exported = pulled.project.pulumi(STACK, "stack", "export").stdout
-    assert password not in exported
-    assert base64.b64encode(password.encode()).decode() not in exported
+    leaked = [index for index, form in enumerate(credential_forms()) if form in exported]
+    assert leaked == []
 
 
 def up_must_fail(pulled: PulledStack, *config: str) -> str:
@@ -271,8 +298,15 @@ def test_a_wrong_password_fails_up_naming_the_workload_and_the_right_one_converg
     with stack_file_restored(pulled):
         set_password(pulled.project, "not-the-password")
         output = up_must_fail(pulled, f"journal:frontendImage={by_tag}")
-    assert pulls_failed(output, "frontend-deployment"), output[-3000:]
-    assert "401 Unauthorized" in output, output[-3000:]
+        assert pulls_failed(output, "frontend-deployment"), output[-3000:]
+        assert "401 Unauthorized" in output, output[-3000:]
+        # The right password, the image still by its tag: the kubelet's next try pulls it.
+        set_password(pulled.project, registry_password())
+        pulled.project.pulumi(STACK, "up", "--yes", "--skip-preview", "--config", "journal:rolloutTimeout=5m")
+        (pod,) = pulled.cluster.pods(NAMESPACE, "frontend")
+        (status,) = pod["status"]["containerStatuses"]
+        assert status["image"] == by_tag and status["imageID"] == api["reference"], status
+        events = pulled.cluster.get("events", "-n", NAMESPACE, "--field-selector",
+                                    f"involvedObject.name={pod['metadata']['name']},reason=Pulled")["items"]
+        assert any(event["message"].startswith(f'Successfully pulled image "{by_tag}"') for event in events), events
     pulled.project.pulumi(STACK, "up", "--yes", "--skip-preview")
-    (pod,) = pulled.cluster.pods(NAMESPACE, "frontend")
-    assert pod["status"]["containerStatuses"][0]["imageID"] == api["reference"]

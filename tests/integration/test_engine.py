@@ -167,6 +167,24 @@ def test_a_bad_config_value_stops_preview_with_the_programs_own_error(project):
     assert "Traceback" not in output
 
 
+def test_a_pull_password_in_plaintext_stops_preview_and_is_never_shown(project):
+    """The engine tells the program which keys are secrets: one that is not is refused."""
+    plain = project.root / "plain-password.yaml"
+    config = yaml.safe_load((project.root / "Pulumi.dev.yaml").read_text())
+    password = "plain-pull-password-5e1c"
+    config["config"] |= {
+        "journal:imagePullRegistry": "registry.example.com",
+        "journal:imagePullUsername": "journal",
+        "journal:imagePullPassword": password,
+    }
+    plain.write_text(yaml.safe_dump(config))
+    result = project.pulumi("dev", "preview", "--config-file", str(plain), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "journal:imagePullPassword is stored in plaintext: set it with `pulumi config set --secret" in output
+    assert password not in output
+
+
 # --- plain `pulumi` in the project root, after `source scripts/env.sh` ---------------------
 
 

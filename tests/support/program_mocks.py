@@ -7,7 +7,7 @@ import string
 import secrets as random_source
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeGuard
+from typing import Any, Callable, Sequence, TypeGuard
 
 import pulumi
 import yaml
@@ -190,14 +190,16 @@ def run_under_mocks(
     config: dict[str, str],
     program: Callable[[], dict[str, Any] | None],
     registered: list[Registered] | None = None,
+    secret_keys: Sequence[str] = (),
 ) -> ProgramRun:
     """Runs `program` under mocks; `registered`, if given, receives every resource as it
-    is registered (and so is filled even when the program fails)."""
+    is registered (and so is filled even when the program fails); `secret_keys` are the
+    config keys stored as secrets."""
     monitor = RecordingMonitor(JournalMocks())
     if registered is not None:
         monitor.registered = registered
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(config)
+    pulumi.runtime.set_all_config(config, list(secret_keys))
     outputs: dict[str, Any] = {}
     secret_outputs: set[str] = set()
 
@@ -221,8 +223,10 @@ def run_under_mocks(
     return ProgramRun(resources=monitor.registered, outputs=outputs, secret_outputs=secret_outputs)
 
 
-def run_program(stack: str, registered: list[Registered] | None = None, **overrides: object) -> ProgramRun:
-    """Runs __main__.py as the engine would for `stack`, with its real stack file."""
+def run_program(stack: str, registered: list[Registered] | None = None, secret_keys: Sequence[str] = (),
+                **overrides: object) -> ProgramRun:
+    """Runs __main__.py as the engine would for `stack`, with its real stack file and the
+    `overrides`, `secret_keys` (`journal:key`) among them stored as secrets."""
 
     def program() -> dict[str, Any]:
         # pulumi.export() records on the root Stack resource, which outlives set_mocks.
@@ -232,4 +236,4 @@ def run_program(stack: str, registered: list[Registered] | None = None, **overri
         runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__main__")
         return dict(root.outputs)
 
-    return run_under_mocks(stack, stack_config(stack, **overrides), program, registered)
+    return run_under_mocks(stack, stack_config(stack, **overrides), program, registered, secret_keys)

@@ -11,16 +11,19 @@ from support.program_mocks import is_secret, journal_keys, run_program, stack_co
 
 PASSWORD = "pull-password-7d3f"
 CREDENTIAL = {"imagePullRegistry": "registry.example.com", "imagePullUsername": "journal", "imagePullPassword": PASSWORD}
+# How `pulumi config set --secret` stores it.
+SECRET_PASSWORD = ("journal:imagePullPassword",)
 
 
-def settings_for(**overrides: object):
+def settings_for(stored_as_secret: bool = True, **overrides: object):
     config = stack_config("dev", **overrides)
-    return load_settings(journal_keys(config), "dev", config["kubernetes:context"])
+    return load_settings(journal_keys(config), "dev", config["kubernetes:context"],
+                         is_secret=lambda key: stored_as_secret and key == "imagePullPassword")
 
 
-def refusal(**overrides: object) -> str:
+def refusal(stored_as_secret: bool = True, **overrides: object) -> str:
     with pytest.raises(SettingsError) as refused:
-        settings_for(**overrides)
+        settings_for(stored_as_secret, **overrides)
     return str(refused.value)
 
 
@@ -66,6 +69,18 @@ def test_a_user_name_with_a_colon_is_refused():
     assert "journal:imagePullUsername must be a user name" in refusal(**CREDENTIAL | {"imagePullUsername": "jour:nal"})
 
 
+def test_a_password_stored_in_plaintext_is_refused_without_showing_it():
+    message = refusal(stored_as_secret=False, **CREDENTIAL)
+    assert "journal:imagePullPassword is stored in plaintext: set it with `pulumi config set --secret" in message
+    assert PASSWORD not in message
+
+
+def test_the_program_asks_the_engine_whether_the_password_is_a_secret():
+    with pytest.raises(SettingsError, match="imagePullPassword is stored in plaintext"):
+        run_program("dev", **CREDENTIAL)
+    assert run_program("dev", secret_keys=SECRET_PASSWORD, **CREDENTIAL).objects("Secret")
+
+
 def test_a_malformed_password_is_refused_without_showing_it():
     bad = "two words"
     message = refusal(**CREDENTIAL | {"imagePullPassword": bad})
@@ -74,7 +89,7 @@ def test_a_malformed_password_is_refused_without_showing_it():
 
 
 def test_every_pod_pulls_with_the_one_secret_the_credential_becomes():
-    run = run_program("dev", **CREDENTIAL)
+    run = run_program("dev", secret_keys=SECRET_PASSWORD, **CREDENTIAL)
     (secret,) = [s for s in run.objects("Secret") if s.get("type") == "kubernetes.io/dockerconfigjson"]
     document = json.loads(secret["stringData"][".dockerconfigjson"])
     login = document["auths"]["registry.example.com"]
@@ -87,7 +102,7 @@ def test_every_pod_pulls_with_the_one_secret_the_credential_becomes():
 
 
 def test_the_credential_is_handed_to_the_engine_only_as_a_secret():
-    run = run_program("dev", **CREDENTIAL)
+    run = run_program("dev", secret_keys=SECRET_PASSWORD, **CREDENTIAL)
     (registered,) = [
         r for r in run.of_type("kubernetes:core/v1:Secret") if r.state.get("type") == "kubernetes.io/dockerconfigjson"
     ]
