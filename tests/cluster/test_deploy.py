@@ -340,10 +340,13 @@ def test_renaming_a_component_with_an_alias_deletes_nothing(journal):
     an alias, every child keeps its identity."""
     program = journal.project.root / "__main__.py"
     original = program.read_text()
-    declared = 'RedisCluster("redis", RedisClusterArgs(settings=settings.redis, labels=labels.redis, namespace=namespace))'
+    declared = (
+        'RedisCluster(\n    "redis",\n    RedisClusterArgs(settings=settings.redis, labels=labels.redis, namespace=namespace, '
+        "image_pull_secret=pull_secret),\n)"
+    )
     assert original.count(declared) == 1, f"__main__.py no longer declares {declared}"
     renamed = declared.replace('"redis"', '"store"', 1)
-    aliased = renamed.removesuffix(")") + ', opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redis")]))'
+    aliased = renamed.removesuffix(")") + '    opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="redis")]),\n)'
     try:
         program.write_text(original.replace(declared, renamed))
         unaliased = preview_operations(journal)
