@@ -51,12 +51,11 @@ def log(message: str) -> None:
     print(f"cluster: {message}", file=sys.stderr, flush=True)
 
 
-def tools() -> Path:
-    result = subprocess.run(
-        [str(PROJECT_DIR / "toolchain" / "install-kubernetes.sh")], stdout=subprocess.PIPE, text=True
-    )
+def tools(installer: str = "install-kubernetes.sh") -> Path:
+    """The bin dir `toolchain/<installer>` prints, once it has built what is missing."""
+    result = subprocess.run([str(PROJECT_DIR / "toolchain" / installer)], stdout=subprocess.PIPE, text=True)
     if result.returncode != 0:
-        raise ClusterError("toolchain/install-kubernetes.sh failed (its output is above)")
+        raise ClusterError(f"toolchain/{installer} failed (its output is above)")
     return Path(result.stdout.strip())
 
 

@@ -207,7 +207,7 @@ def push_base(registry: Registry, name: str, bin_dir: Path) -> str:
     return f"{REGISTRY_HOST}/{repository}@{digest}"
 
 
-def release(registry: Registry, name: str, base: str, tag: str) -> Pushed:
+def release(registry: Registry, name: str, base: str, tag: str, syft: Path) -> Pushed:
     repository, _ = REPOSITORIES[name]
     if not re.fullmatch(rf"{re.escape(REGISTRY_HOST)}/[a-z0-9/._-]+@sha256:[0-9a-f]{{64}}", base):
         raise ReleaseError(f"the base of {name} must be named by digest, not {base!r}")
@@ -227,7 +227,7 @@ def release(registry: Registry, name: str, base: str, tag: str) -> Pushed:
     sbom = SBOM_DIR / f"{name}-{digest.removeprefix('sha256:')[:12]}.spdx.json"
     if not sbom.exists():
         sbom.parent.mkdir(parents=True, exist_ok=True)
-        write_sbom(layout, sbom)
+        write_sbom(syft, layout, sbom)
     return Pushed(name, tag, digest, base, str(sbom), new)
 
 
@@ -244,17 +244,10 @@ def build_context(copy: Path, source: Path) -> Path:
     return copy
 
 
-def syft() -> Path:
-    built = subprocess.run([str(PROJECT_DIR / "toolchain" / "install-image-tools.sh")], stdout=subprocess.PIPE, text=True)
-    if built.returncode != 0:
-        raise ReleaseError("toolchain/install-image-tools.sh failed (its output is above)")
-    return Path(built.stdout.strip()) / "syft"
-
-
-def write_sbom(layout: Path, sbom: Path) -> None:
+def write_sbom(syft: Path, layout: Path, sbom: Path) -> None:
     partial = sbom.with_suffix(".partial")
     # No update check: syft would ask the internet for its latest version.
-    commands.run(str(syft()), "scan", "--quiet", f"oci-dir:{layout}", f"--output=spdx-json={partial}",
+    commands.run(str(syft), "scan", "--quiet", f"oci-dir:{layout}", f"--output=spdx-json={partial}",
                  env={**os.environ, "SYFT_CHECK_FOR_APP_UPDATE": "false"})
     os.replace(partial, sbom)
 
@@ -276,6 +269,7 @@ def release_all() -> list[Pushed]:
     if not cluster.is_running():
         raise ReleaseError("the images are pushed to the local cluster's registry: start it first (make up, or scripts/cluster.sh up)")
     bin_dir = cluster.tools()
+    syft = cluster.tools("install-image-tools.sh") / "syft"
     tag = release_tag()
     pushed = []
     images.IMAGES_DIR.mkdir(parents=True, exist_ok=True)
@@ -284,7 +278,7 @@ def release_all() -> list[Pushed]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for name in REPOSITORIES:
             base = push_base(registry, name, bin_dir)
-            pushed.append(release(registry, name, base, tag))
+            pushed.append(release(registry, name, base, tag, syft))
     staged = RECORD.with_suffix(".partial")
     staged.write_text(json.dumps({p.name: p.__dict__ | {"reference": p.reference} for p in pushed}, indent=2) + "\n")
     os.replace(staged, RECORD)

@@ -17,7 +17,7 @@ import pytest
 from support.background_watch import BackgroundWatch
 from support.browser import Browser, exercise_journal_page
 from support.program_mocks import PROJECT_DIR
-from support.deployed_stack import DeployedStack, failure_output
+from support.deployed_stack import DeployedStack, failure_output, names_a_pull_failure
 from support.kubectl import has_condition
 from support.local_cluster import LocalCluster
 from localcluster import cluster as local_cluster
@@ -288,7 +288,7 @@ def test_a_new_image_tag_rolls_the_pods(journal):
 
 def assert_fails_in_bounded_time_naming(result, started: float, workload: str) -> None:
     output = failure_output(result, started)
-    assert workload in output and ("ErrImagePull" in output or "ImagePullBackOff" in output), output[-3000:]
+    assert names_a_pull_failure(output, workload), output[-3000:]
 
 
 def test_an_image_that_does_not_exist_fails_up_in_bounded_time_naming_the_deployment(journal):

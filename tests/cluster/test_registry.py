@@ -23,7 +23,7 @@ from typing import Iterator
 import pytest
 import yaml
 
-from support.deployed_stack import failure_output
+from support.deployed_stack import failure_output, names_a_pull_failure
 from support.local_cluster import LocalCluster
 from components.settings import ImagePullSettings
 from support.program_mocks import PROJECT_DIR
@@ -273,10 +273,6 @@ def stack_file_restored(pulled: PulledStack) -> Iterator[None]:
         stack_file.write_text(saved)
 
 
-def pulls_failed(output: str, workload: str) -> bool:
-    return workload in output and ("ErrImagePull" in output or "ImagePullBackOff" in output)
-
-
 def test_a_wrong_digest_and_a_registry_that_does_not_answer_fail_up_naming_the_workload(pulled):
     api = pulled.images.reference("journal-api")
     wrong_digest = api.rsplit("@sha256:", 1)[0] + "@sha256:" + "0" * 64
@@ -284,8 +280,8 @@ def test_a_wrong_digest_and_a_registry_that_does_not_answer_fail_up_naming_the_w
     not_answering = pulled.images.reference("fileserver").replace(layout.REGISTRY_HOST, f"{layout.REGISTRY_HOST}:5000")
     with stack_file_restored(pulled):
         output = up_must_fail(pulled, f"journal:frontendImage={wrong_digest}", f"journal:fileserverImage={not_answering}")
-    assert pulls_failed(output, "frontend-deployment"), output[-3000:]
-    assert pulls_failed(output, "fileserver-deployment"), output[-3000:]
+    assert names_a_pull_failure(output, "frontend-deployment"), output[-3000:]
+    assert names_a_pull_failure(output, "fileserver-deployment"), output[-3000:]
     # The stack file's values again: the old pods never went, and up converges.
     pulled.project.pulumi(STACK, "up", "--yes", "--skip-preview")
 
@@ -298,7 +294,7 @@ def test_a_wrong_password_fails_up_naming_the_workload_and_the_right_one_converg
     with stack_file_restored(pulled):
         set_password(pulled.project, "not-the-password")
         output = up_must_fail(pulled, f"journal:frontendImage={by_tag}")
-        assert pulls_failed(output, "frontend-deployment"), output[-3000:]
+        assert names_a_pull_failure(output, "frontend-deployment"), output[-3000:]
         assert "401 Unauthorized" in output, output[-3000:]
         # The right password, the image still by its tag: the kubelet's next try pulls it.
         set_password(pulled.project, registry_password())

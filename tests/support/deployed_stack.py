@@ -24,6 +24,11 @@ def failure_output(result: subprocess.CompletedProcess[str], started: float) -> 
     return result.stdout + result.stderr
 
 
+def names_a_pull_failure(output: str, workload: str) -> bool:
+    """`up`'s failure names the workload and its pods' pull error."""
+    return workload in output and ("ErrImagePull" in output or "ImagePullBackOff" in output)
+
+
 class DeployedStack:
     def __init__(self, project: Project, cluster: LocalCluster, stack: str, namespace: str, host: str):
         self.project, self.cluster, self.namespace = project, cluster, namespace
